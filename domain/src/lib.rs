@@ -1,0 +1,13 @@
+//! qrgate's domain: the types every boundary parses into, and the wire rules of
+//! DESIGN.md that are pure computation. Nothing here does I/O, so the gateway, the
+//! merchant SDK and the simulator share one implementation of each rule.
+
+pub mod currency;
+pub mod emv;
+pub mod ids;
+pub mod money;
+pub mod signing;
+pub mod text;
+
+pub use currency::Currency;
+pub use money::{Money, MoneyError};
