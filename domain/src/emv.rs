@@ -67,11 +67,17 @@ pub fn split_tlv(s: &str) -> Result<Vec<DataObject>, EmvError> {
     let mut objects = Vec::new();
     let mut at = 0;
     while at < chars.len() {
-        let header: String = chars.get(at..at + 4).ok_or(EmvError::Malformed { at })?.iter().collect();
+        let header: String = chars
+            .get(at..at + 4)
+            .ok_or(EmvError::Malformed { at })?
+            .iter()
+            .collect();
         if !header.bytes().all(|b| b.is_ascii_digit()) {
             return Err(EmvError::Malformed { at });
         }
-        let len: usize = header[2..].parse().map_err(|_| EmvError::Malformed { at })?;
+        let len: usize = header[2..]
+            .parse()
+            .map_err(|_| EmvError::Malformed { at })?;
         let value: String = chars
             .get(at + 4..at + 4 + len)
             .ok_or(EmvError::Malformed { at })?
@@ -93,10 +99,15 @@ pub fn parse_payload(payload: &str) -> Result<Vec<DataObject>, EmvError> {
         return Err(EmvError::TooLong);
     }
     let mut objects = split_tlv(payload)?;
-    if objects.first().is_none_or(|o| o.id != "00" || o.value != "01") {
+    if objects
+        .first()
+        .is_none_or(|o| o.id != "00" || o.value != "01")
+    {
         return Err(EmvError::FormatIndicator);
     }
-    let crc = objects.pop().filter(|o| o.id == "63" && is_crc_text(&o.value));
+    let crc = objects
+        .pop()
+        .filter(|o| o.id == "63" && is_crc_text(&o.value));
     let crc = crc.ok_or(EmvError::CrcMissing)?;
     let signed = &payload[..payload.len() - 4];
     let computed = format!("{:04X}", crc16_ccitt_false(signed.as_bytes()));
@@ -171,7 +182,10 @@ fn invalid(tag: &'static str, reason: impl Into<String>) -> EmvError {
 
 fn check_ascii(tag: &'static str, value: &str, max: usize) -> Result<(), EmvError> {
     if value.is_empty() || value.len() > max || !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        return Err(invalid(tag, format!("must be 1 to {max} printable ASCII characters")));
+        return Err(invalid(
+            tag,
+            format!("must be 1 to {max} printable ASCII characters"),
+        ));
     }
     Ok(())
 }
@@ -185,7 +199,10 @@ impl OrderQr {
         push_tlv(&mut template, "01", &self.merchant_id);
         push_tlv(&mut template, "02", &self.order_token);
         if template.chars().count() > TEMPLATE_26_CHARS_MAX {
-            return Err(invalid("26", format!("template over {TEMPLATE_26_CHARS_MAX} characters")));
+            return Err(invalid(
+                "26",
+                format!("template over {TEMPLATE_26_CHARS_MAX} characters"),
+            ));
         }
         let mut additional = String::new();
         push_tlv(&mut additional, "01", &self.bill_number);
@@ -227,12 +244,19 @@ impl OrderQr {
         check_ascii("26", &self.gateway_guid, GATEWAY_GUID_CHARS_MAX)?;
         for (tag, id) in [("26", &self.merchant_id), ("62", &self.order_id)] {
             if !ids::is_gateway_id(id) {
-                return Err(invalid(tag, "ids are at most 25 characters of [A-Za-z0-9_]"));
+                return Err(invalid(
+                    tag,
+                    "ids are at most 25 characters of [A-Za-z0-9_]",
+                ));
             }
         }
         let token = &self.order_token;
-        if token.is_empty() || token.len() > 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(invalid("26", "order token must be 1 to 32 letters or digits"));
+        if token.is_empty() || token.len() > 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                "26",
+                "order token must be 1 to 32 letters or digits",
+            ));
         }
         if self.mcc.len() != 4 || !self.mcc.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("52", "merchant category code must be 4 digits"));
@@ -248,7 +272,8 @@ impl OrderQr {
             check_ascii("62", t, ADDITIONAL_DATA_CHARS_MAX)?;
         }
         if let Some(local) = &self.local {
-            if local.language.len() != 2 || !local.language.bytes().all(|b| b.is_ascii_uppercase()) {
+            if local.language.len() != 2 || !local.language.bytes().all(|b| b.is_ascii_uppercase())
+            {
                 return Err(invalid("64", "language must be ISO 639-1, e.g. ZH"));
             }
         }
@@ -270,13 +295,17 @@ impl OrderQr {
         }
         let template = split_tlv(get("26")?)?;
         let additional = split_tlv(get("62")?)?;
-        let sub = |objs: &[DataObject], id: &str| objs.iter().find(|o| o.id == id).map(|o| o.value.clone());
-        let currency = Currency::from_numeric(get("53")?).ok_or_else(|| invalid("53", "unknown currency"))?;
+        let sub = |objs: &[DataObject], id: &str| {
+            objs.iter().find(|o| o.id == id).map(|o| o.value.clone())
+        };
+        let currency =
+            Currency::from_numeric(get("53")?).ok_or_else(|| invalid("53", "unknown currency"))?;
         let amount_text = get("54")?;
         if amount_text.len() > AMOUNT_CHARS_MAX {
             return Err(invalid("54", "amount over 13 characters"));
         }
-        let amount = Money::parse(amount_text, currency).map_err(|e| invalid("54", e.to_string()))?;
+        let amount =
+            Money::parse(amount_text, currency).map_err(|e| invalid("54", e.to_string()))?;
         let local = match objects.iter().find(|o| o.id == "64") {
             None => None,
             Some(o) => {
@@ -344,15 +373,24 @@ mod tests {
         let expected = concat!(
             "000201",
             "010212",
-            "2672", "0010com.qrgate", "0124mch_abcdefghijklmnopqrst", "0226abcdefghijklmnopqrstuvwxyz",
+            "2672",
+            "0010com.qrgate",
+            "0124mch_abcdefghijklmnopqrst",
+            "0226abcdefghijklmnopqrstuvwxyz",
             "52045812",
             "5303156",
             "540512.34",
             "5802CN",
             "5916Lucky Noodle Bar",
             "6008Shanghai",
-            "6246", "0108INV-0001", "0524ord_abcdefghijklmnopqrst", "0702T1",
-            "6420", "0002ZH", "0104幸运面馆", "0202上海",
+            "6246",
+            "0108INV-0001",
+            "0524ord_abcdefghijklmnopqrst",
+            "0702T1",
+            "6420",
+            "0002ZH",
+            "0104幸运面馆",
+            "0202上海",
             "6304E876",
         );
         assert_eq!(sample().encode().unwrap(), expected);
@@ -374,7 +412,10 @@ mod tests {
     fn rejects_tampering() {
         let payload = sample().encode().unwrap();
         let tampered = payload.replace("12.34", "12.35");
-        assert!(matches!(OrderQr::parse(&tampered), Err(EmvError::CrcMismatch { .. })));
+        assert!(matches!(
+            OrderQr::parse(&tampered),
+            Err(EmvError::CrcMismatch { .. })
+        ));
         assert!(parse_payload(&payload[..payload.len() - 8]).is_err());
         assert!(parse_payload(&payload[4..]).is_err());
         assert_eq!(OrderQr::parse(&"0".repeat(600)), Err(EmvError::TooLong));
@@ -386,24 +427,36 @@ mod tests {
             merchant_name: "N".repeat(26),
             ..sample()
         };
-        assert!(matches!(long_name.encode(), Err(EmvError::InvalidValue { tag: "59", .. })));
+        assert!(matches!(
+            long_name.encode(),
+            Err(EmvError::InvalidValue { tag: "59", .. })
+        ));
         let non_ascii_city = OrderQr {
             merchant_city: "上海".into(),
             ..sample()
         };
-        assert!(matches!(non_ascii_city.encode(), Err(EmvError::InvalidValue { tag: "60", .. })));
+        assert!(matches!(
+            non_ascii_city.encode(),
+            Err(EmvError::InvalidValue { tag: "60", .. })
+        ));
         let long_ref = OrderQr {
             bill_number: "R".repeat(26),
             ..sample()
         };
-        assert!(matches!(long_ref.encode(), Err(EmvError::InvalidValue { tag: "62", .. })));
+        assert!(matches!(
+            long_ref.encode(),
+            Err(EmvError::InvalidValue { tag: "62", .. })
+        ));
         let long_guid = OrderQr {
             gateway_guid: "g".repeat(40),
             merchant_id: "m".repeat(25),
             order_token: "t".repeat(26),
             ..sample()
         };
-        assert!(matches!(long_guid.encode(), Err(EmvError::InvalidValue { tag: "26", .. })));
+        assert!(matches!(
+            long_guid.encode(),
+            Err(EmvError::InvalidValue { tag: "26", .. })
+        ));
     }
 
     #[test]
@@ -442,7 +495,10 @@ mod tests {
         ];
         for (source, payload, tag, value) in examples {
             let objects = parse_payload(payload).unwrap_or_else(|e| panic!("{source}: {e}"));
-            let found = objects.iter().find(|o| o.id == tag).map(|o| o.value.as_str());
+            let found = objects
+                .iter()
+                .find(|o| o.id == tag)
+                .map(|o| o.value.as_str());
             assert_eq!(found, Some(value), "{source}");
             // One changed character breaks the CRC.
             let broken = payload.replacen("5802", "5803", 1);
@@ -454,7 +510,9 @@ mod tests {
 
     /// Deterministic pseudo-random generator so the property test needs no extra crate.
     fn lcg(state: &mut u64) -> u64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *state >> 33
     }
 
@@ -467,7 +525,9 @@ mod tests {
             let minor = 1 + (lcg(&mut state) as i64 % 999_999_999);
             let ascii = |state: &mut u64, max: u64| -> String {
                 let len = 1 + lcg(state) % max;
-                (0..len).map(|_| (0x20 + (lcg(state) % 95) as u8) as char).collect()
+                (0..len)
+                    .map(|_| (0x20 + (lcg(state) % 95) as u8) as char)
+                    .collect()
             };
             let qr = OrderQr {
                 amount: Money::from_minor(minor, currency).unwrap(),

@@ -13,7 +13,10 @@ pub const ID_CHARS_MAX: usize = 25;
 pub fn random_base32(count: usize) -> String {
     let mut bytes = vec![0u8; count];
     rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| BASE32[usize::from(b & 31)] as char).collect()
+    bytes
+        .iter()
+        .map(|b| BASE32[usize::from(b & 31)] as char)
+        .collect()
 }
 
 /// A new id: `prefix_` and 20 base32 characters (100 bits).
@@ -50,8 +53,7 @@ impl ClientId {
     pub fn parse(s: &str) -> Result<Self, InvalidClientId> {
         let ok = !s.is_empty()
             && s.len() <= Self::CHARS_MAX
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| ClientId(s.to_owned())).ok_or(InvalidClientId)
     }

@@ -35,18 +35,7 @@ pub enum MoneyError {
 impl Money {
     /// Parses a wire amount for `currency`. Rejects (never rounds) extra decimal places.
     pub fn parse(amount: &str, currency: Currency) -> Result<Self, MoneyError> {
-        if !is_decimal_string(amount) {
-            return Err(MoneyError::NotADecimal);
-        }
-        let decimals = amount.split_once('.').map_or(0, |(_, frac)| frac.len());
-        if decimals > currency.minor_units() as usize {
-            return Err(MoneyError::TooManyDecimals {
-                currency,
-                minor_units: currency.minor_units(),
-            });
-        }
-        let value = Decimal::from_str(amount).map_err(|_| MoneyError::TooLarge)?;
-        Self::from_decimal(value, currency)
+        Self::from_minor(parse_minor(amount, currency)?, currency)
     }
 
     /// An amount from integer minor units (as stored in the ledger).
@@ -61,21 +50,6 @@ impl Money {
         Ok(money)
     }
 
-    fn from_decimal(value: Decimal, currency: Currency) -> Result<Self, MoneyError> {
-        if value <= Decimal::ZERO {
-            return Err(MoneyError::NotPositive);
-        }
-        let scaled = value * Decimal::from(10_i64.pow(currency.minor_units()));
-        if scaled.fract() != Decimal::ZERO {
-            return Err(MoneyError::TooManyDecimals {
-                currency,
-                minor_units: currency.minor_units(),
-            });
-        }
-        let minor = i64::try_from(scaled).map_err(|_| MoneyError::TooLarge)?;
-        Self::from_minor(minor, currency)
-    }
-
     pub fn minor(self) -> i64 {
         self.minor
     }
@@ -87,6 +61,30 @@ impl Money {
     pub fn to_decimal(self) -> Decimal {
         Decimal::new(self.minor, self.currency.minor_units())
     }
+}
+
+/// Parses a non-negative wire amount (zero allowed: limits, thresholds) into minor
+/// units of `currency`. Rejects (never rounds) extra decimal places.
+pub fn parse_minor(amount: &str, currency: Currency) -> Result<i64, MoneyError> {
+    if !is_decimal_string(amount) {
+        return Err(MoneyError::NotADecimal);
+    }
+    let decimals = amount.split_once('.').map_or(0, |(_, frac)| frac.len());
+    if decimals > currency.minor_units() as usize {
+        return Err(MoneyError::TooManyDecimals {
+            currency,
+            minor_units: currency.minor_units(),
+        });
+    }
+    let value = Decimal::from_str(amount).map_err(|_| MoneyError::TooLarge)?;
+    let scaled = value
+        .checked_mul(Decimal::from(10_i64.pow(currency.minor_units())))
+        .ok_or(MoneyError::TooLarge)?;
+    let minor = i64::try_from(scaled.trunc()).map_err(|_| MoneyError::TooLarge)?;
+    if Decimal::from(minor) != scaled || format_minor(minor, currency).len() > AMOUNT_CHARS_MAX {
+        return Err(MoneyError::TooLarge);
+    }
+    Ok(minor)
 }
 
 /// Formats signed minor units at the currency's scale: `1230` CNY → `"12.30"`.
@@ -125,7 +123,10 @@ fn is_decimal_string(s: &str) -> bool {
 
 /// Rounds `numerator / denominator` half-up, for non-negative operands.
 pub fn div_round_half_up(numerator: i128, denominator: i128) -> i128 {
-    assert!(numerator >= 0 && denominator > 0, "half-up division of negatives");
+    assert!(
+        numerator >= 0 && denominator > 0,
+        "half-up division of negatives"
+    );
     (numerator * 2 + denominator) / (denominator * 2)
 }
 
@@ -147,16 +148,28 @@ mod tests {
         let m = Money::parse("12.3", cur("CNY")).unwrap();
         assert_eq!(m.minor(), 1230);
         assert_eq!(m.to_string(), "12.30");
-        assert_eq!(Money::parse("1500", cur("JPY")).unwrap().to_string(), "1500");
-        assert_eq!(Money::parse("0.005", cur("KWD")).unwrap().to_string(), "0.005");
+        assert_eq!(
+            Money::parse("1500", cur("JPY")).unwrap().to_string(),
+            "1500"
+        );
+        assert_eq!(
+            Money::parse("0.005", cur("KWD")).unwrap().to_string(),
+            "0.005"
+        );
         assert_eq!(Money::parse("0.01", cur("CNY")).unwrap().minor(), 1);
     }
 
     #[test]
     fn rejects_bad_amounts() {
         let cny = cur("CNY");
-        for bad in ["", "-1", "+1", "1.", ".5", "01", "1e3", " 1", "1,00", "abc", "1.2.3"] {
-            assert_eq!(Money::parse(bad, cny), Err(MoneyError::NotADecimal), "{bad}");
+        for bad in [
+            "", "-1", "+1", "1.", ".5", "01", "1e3", " 1", "1,00", "abc", "1.2.3",
+        ] {
+            assert_eq!(
+                Money::parse(bad, cny),
+                Err(MoneyError::NotADecimal),
+                "{bad}"
+            );
         }
         assert_eq!(Money::parse("0", cny), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse("0.00", cny), Err(MoneyError::NotPositive));
@@ -168,13 +181,19 @@ mod tests {
             Money::parse("1.5", cur("JPY")),
             Err(MoneyError::TooManyDecimals { .. })
         ));
-        assert_eq!(Money::parse("9999999999.99", cny).unwrap().minor(), 999_999_999_999);
+        assert_eq!(
+            Money::parse("9999999999.99", cny).unwrap().minor(),
+            999_999_999_999
+        );
         assert_eq!(Money::parse("10000000000", cny), Err(MoneyError::TooLarge));
         assert_eq!(
             Money::parse("99999999999999999999999999999999", cny),
             Err(MoneyError::TooLarge)
         );
-        assert_eq!(Money::parse("9999999999999", cur("JPY")).unwrap().minor(), 9_999_999_999_999);
+        assert_eq!(
+            Money::parse("9999999999999", cur("JPY")).unwrap().minor(),
+            9_999_999_999_999
+        );
     }
 
     #[test]

@@ -156,12 +156,35 @@ mod tests {
         let body = b"{}";
         let sig_b = b.sign("m1", 1000, body);
         let header = format!("v1,AAAA {sig_b}");
-        assert_eq!(verify(&[a.clone(), b.clone()], headers("m1", "1000", &header), body, 1000), Ok(()));
-        assert_eq!(verify(&[a], headers("m1", "1000", &header), body, 1000), Err(SignatureError::Invalid));
-        assert_eq!(verify(&[b.clone()], headers("m1", "1000", &sig_b), b"{ }", 1000), Err(SignatureError::Invalid));
-        assert_eq!(verify(&[b.clone()], headers("m2", "1000", &sig_b), body, 1000), Err(SignatureError::Invalid));
-        assert_eq!(verify(&[b.clone()], headers("m1", "1000", &sig_b), body, 1301), Err(SignatureError::Stale));
-        assert_eq!(verify(&[b], headers("m1", "x", &sig_b), body, 1000), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(
+                &[a.clone(), b.clone()],
+                headers("m1", "1000", &header),
+                body,
+                1000
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&[a], headers("m1", "1000", &header), body, 1000),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&[b.clone()], headers("m1", "1000", &sig_b), b"{ }", 1000),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&[b.clone()], headers("m2", "1000", &sig_b), body, 1000),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&[b.clone()], headers("m1", "1000", &sig_b), body, 1301),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify(&[b], headers("m1", "x", &sig_b), body, 1000),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 
     #[test]
@@ -171,7 +194,10 @@ mod tests {
         assert!(text.starts_with("whsec_"));
         assert_eq!(SigningSecret::parse(&text).unwrap().0, s.0);
         assert!(!format!("{s:?}").contains(&text[6..]));
-        assert_eq!(SigningSecret::parse("whsec_AAAA").unwrap_err(), InvalidSecret);
+        assert_eq!(
+            SigningSecret::parse("whsec_AAAA").unwrap_err(),
+            InvalidSecret
+        );
         assert_eq!(SigningSecret::parse("nope").unwrap_err(), InvalidSecret);
     }
 }

@@ -56,7 +56,13 @@ mod tests {
         assert!(AsciiText::<5>::parse("Shop!").is_ok());
         assert_eq!(AsciiText::<5>::parse("Shops!"), Err(TextError::TooLong(5)));
         assert_eq!(AsciiText::<5>::parse(""), Err(TextError::Empty));
-        assert_eq!(AsciiText::<9>::parse("咖啡"), Err(TextError::NotPrintableAscii));
-        assert_eq!(AsciiText::<9>::parse("a\tb"), Err(TextError::NotPrintableAscii));
+        assert_eq!(
+            AsciiText::<9>::parse("咖啡"),
+            Err(TextError::NotPrintableAscii)
+        );
+        assert_eq!(
+            AsciiText::<9>::parse("a\tb"),
+            Err(TextError::NotPrintableAscii)
+        );
     }
 }

@@ -1,0 +1,538 @@
+//! The operator's API (`/v1/admin/*`): merchants and their API keys, wallets and
+//! their signing secrets and funding limits.
+
+use crate::{
+    auth::{sha256_32, Admin, Scope},
+    error::{ApiError, ApiResult},
+    http::{empty_body, json_body, timestamp},
+    state::AppState,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use qrgate_domain::{
+    emv::{MERCHANT_CITY_CHARS_MAX, MERCHANT_NAME_CHARS_MAX},
+    ids,
+    money::{format_minor, parse_minor},
+    signing::SigningSecret,
+    text::AsciiText,
+    Currency,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/admin/merchants", web::post().to(create_merchant))
+        .route(
+            "/v1/admin/merchants/{id}/api-keys",
+            web::post().to(create_api_key),
+        )
+        .route(
+            "/v1/admin/merchants/{id}/api-keys/{key_id}",
+            web::delete().to(revoke_api_key),
+        )
+        .route("/v1/admin/wallets", web::post().to(create_wallet))
+        .route(
+            "/v1/admin/wallets/{id}/secrets",
+            web::post().to(add_wallet_secret),
+        )
+        .route(
+            "/v1/admin/wallets/{id}/secrets/{secret_id}",
+            web::delete().to(retire_wallet_secret),
+        )
+        .route(
+            "/v1/admin/wallets/{id}/funding-limits",
+            web::post().to(set_funding_limit),
+        );
+}
+
+const DEFAULT_FEE_RATE_BPS: i32 = 38;
+const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+const WEBHOOK_URL_CHARS_MAX: usize = 2048;
+/// EMV tag 64: a local name of at most 25 characters, a local city of at most 15.
+const LOCAL_NAME_CHARS_MAX: usize = 25;
+const LOCAL_CITY_CHARS_MAX: usize = 15;
+/// A wallet signs with at most this many secrets at once (rotation without downtime).
+const WALLET_ACTIVE_SECRETS_MAX: i64 = 2;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMerchantRequest {
+    name: String,
+    city: String,
+    country: String,
+    mcc: String,
+    currency: String,
+    fee_rate_bps: Option<i32>,
+    local_name: Option<String>,
+    local_city: Option<String>,
+    local_language: Option<String>,
+    webhook_url: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// A merchant as the operator asked for it, every field checked.
+struct NewMerchant {
+    name: AsciiText<MERCHANT_NAME_CHARS_MAX>,
+    city: AsciiText<MERCHANT_CITY_CHARS_MAX>,
+    country: String,
+    mcc: String,
+    currency: Currency,
+    fee_rate_bps: i32,
+    local_name: Option<String>,
+    local_city: Option<String>,
+    local_language: Option<String>,
+    webhook_url: Option<String>,
+    time_zone: String,
+}
+
+fn local_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(ApiError::invalid(
+                field,
+                format!("must be 1 to {max} characters without control characters"),
+            ))
+        }
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+impl NewMerchant {
+    fn parse(r: NewMerchantRequest, allow_http_webhooks: bool) -> ApiResult<Self> {
+        let name = AsciiText::parse(&r.name).map_err(|e| ApiError::invalid("name", e))?;
+        let city = AsciiText::parse(&r.city).map_err(|e| ApiError::invalid("city", e))?;
+        if r.country.len() != 2 || !r.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::invalid(
+                "country",
+                "must be an ISO 3166 alpha-2 code such as CN",
+            ));
+        }
+        if r.mcc.len() != 4 || !r.mcc.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                "mcc",
+                "must be a 4-digit merchant category code",
+            ));
+        }
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        let fee_rate_bps = r.fee_rate_bps.unwrap_or(DEFAULT_FEE_RATE_BPS);
+        if !(0..=10_000).contains(&fee_rate_bps) {
+            return Err(ApiError::invalid(
+                "fee_rate_bps",
+                "must be between 0 and 10000",
+            ));
+        }
+        let local_name = local_text("local_name", r.local_name, LOCAL_NAME_CHARS_MAX)?;
+        let local_city = local_text("local_city", r.local_city, LOCAL_CITY_CHARS_MAX)?;
+        if local_name.is_none() && (local_city.is_some() || r.local_language.is_some()) {
+            return Err(ApiError::invalid(
+                "local_name",
+                "is required with local_city or local_language",
+            ));
+        }
+        let local_language = match (&local_name, r.local_language) {
+            (None, _) => None,
+            (Some(_), None) => Some("ZH".to_owned()),
+            (Some(_), Some(l)) if l.len() == 2 && l.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                Some(l.to_ascii_uppercase())
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "local_language",
+                    "must be an ISO 639-1 code such as ZH",
+                ))
+            }
+        };
+        let webhook_url = r
+            .webhook_url
+            .map(|u| check_webhook_url(&u, allow_http_webhooks).map(|_| u))
+            .transpose()?;
+        Ok(NewMerchant {
+            name,
+            city,
+            country: r.country,
+            mcc: r.mcc,
+            currency,
+            fee_rate_bps,
+            local_name,
+            local_city,
+            local_language,
+            webhook_url,
+            time_zone: r.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.into()),
+        })
+    }
+}
+
+/// The shape of a webhook URL; where it resolves is checked when connecting.
+fn check_webhook_url(url: &str, allow_http: bool) -> ApiResult<()> {
+    let rest = url.strip_prefix("https://").or_else(|| {
+        if allow_http {
+            url.strip_prefix("http://")
+        } else {
+            None
+        }
+    });
+    let host = rest
+        .and_then(|r| r.split(['/', '?', '#']).next())
+        .unwrap_or("");
+    let well_formed = !host.is_empty()
+        && url.len() <= WEBHOOK_URL_CHARS_MAX
+        && url.bytes().all(|b| b.is_ascii_graphic())
+        && !host.contains('@');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "webhook_url",
+            "must be an https:// URL (at most 2048 characters, no credentials)",
+        ))
+    }
+}
+
+async fn create_merchant(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let body: NewMerchantRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let m = NewMerchant::parse(body, state.settings.allow_private_webhooks)?;
+    let mut client = state.pool.get().await?;
+    let known_zone: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)",
+            &[&m.time_zone],
+        )
+        .await?
+        .get(0);
+    if !known_zone {
+        return Err(ApiError::invalid(
+            "time_zone",
+            "must be an IANA time zone such as Asia/Shanghai",
+        ));
+    }
+    let id = ids::mint("mch");
+    let account_id = ids::mint("acc");
+    let secret = SigningSecret::generate();
+    let limits = &state.settings.limits;
+    let tx = client.transaction().await?;
+    let created_at: chrono::DateTime<chrono::Utc> = tx
+        .query_one(
+            "INSERT INTO merchants (id, name, city, country, mcc, currency, fee_rate_bps, local_name, local_city,
+                                    local_language, webhook_url, webhook_secret, time_zone, account_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING created_at",
+            &[
+                &id, &m.name.as_str(), &m.city.as_str(), &m.country, &m.mcc, &m.currency.code(), &m.fee_rate_bps,
+                &m.local_name, &m.local_city, &m.local_language, &m.webhook_url, &secret.expose(), &m.time_zone,
+                &account_id,
+            ],
+        )
+        .await?
+        .get(0);
+    tx.execute(
+        "SELECT ledger_open_account($1, 'merchant', $2, NULL, $3, NULL, $4)",
+        &[
+            &account_id,
+            &m.currency.code(),
+            &id,
+            &limits.merchant_balance_shards,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "SELECT ledger_platform_account('fee', $1, $2)",
+        &[&m.currency.code(), &limits.fee_balance_shards],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(merchant_id = %id, "merchant created");
+    Ok(HttpResponse::Created().json(json!({
+        "id": id,
+        "account_id": account_id,
+        "webhook_secret": secret.expose(),
+        "name": m.name.as_str(),
+        "city": m.city.as_str(),
+        "country": m.country,
+        "mcc": m.mcc,
+        "currency": m.currency,
+        "fee_rate_bps": m.fee_rate_bps,
+        "local_name": m.local_name,
+        "local_city": m.local_city,
+        "local_language": m.local_language,
+        "webhook_url": m.webhook_url,
+        "time_zone": m.time_zone,
+        "created_at": timestamp(created_at),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApiKeyRequest {
+    scopes: Vec<String>,
+}
+
+async fn create_api_key(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let merchant_id = path.into_inner();
+    let body: NewApiKeyRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let mut scopes = Vec::new();
+    for s in &body.scopes {
+        let scope = Scope::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "scopes",
+                format!("unknown scope `{s}`: use orders, refunds, reports"),
+            )
+        })?;
+        if !scopes.contains(&scope.as_str()) {
+            scopes.push(scope.as_str());
+        }
+    }
+    if scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes",
+            "at least one scope is required",
+        ));
+    }
+    let key_id = ids::mint("key");
+    // 32 base32 characters: 160 bits from the CSPRNG. Only its hash is stored.
+    let secret = ids::random_base32(32);
+    let client = state.pool.get().await?;
+    let inserted = client
+        .query_opt(
+            "INSERT INTO api_keys (id, merchant_id, secret_sha256, scopes)
+             SELECT $1, id, $3, $4 FROM merchants WHERE id = $2 RETURNING created_at",
+            &[
+                &key_id,
+                &merchant_id,
+                &sha256_32(secret.as_bytes()).as_slice(),
+                &scopes,
+            ],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    let created_at: chrono::DateTime<chrono::Utc> = inserted.get(0);
+    tracing::info!(%merchant_id, %key_id, "API key issued");
+    Ok(HttpResponse::Created().json(json!({
+        "id": key_id,
+        "key": format!("{key_id}.{secret}"),
+        "merchant_id": merchant_id,
+        "scopes": scopes,
+        "created_at": timestamp(created_at),
+    })))
+}
+
+async fn revoke_api_key(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (merchant_id, key_id) = path.into_inner();
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+             WHERE id = $1 AND merchant_id = $2 RETURNING revoked_at",
+            &[&key_id, &merchant_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    tracing::info!(%merchant_id, %key_id, "API key revoked");
+    Ok(HttpResponse::Ok().json(json!({
+        "id": key_id,
+        "revoked_at": timestamp(row.get(0)),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWalletRequest {
+    name: String,
+}
+
+async fn create_wallet(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let body: NewWalletRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    if body.name.trim().is_empty() || body.name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    let id = ids::mint("wal");
+    let secret_id = ids::mint("sec");
+    let secret = SigningSecret::generate();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO wallets (id, name) VALUES ($1, $2)",
+        &[&id, &body.name],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO wallet_secrets (id, wallet_id, secret) VALUES ($1, $2, $3)",
+        &[&secret_id, &id, &secret.expose()],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(wallet_id = %id, "wallet registered");
+    Ok(HttpResponse::Created().json(json!({
+        "id": id,
+        "name": body.name,
+        "secret_id": secret_id,
+        "secret": secret.expose(),
+    })))
+}
+
+async fn add_wallet_secret(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let wallet_id = path.into_inner();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    // Lock the wallet so two concurrent additions cannot both pass the count.
+    tx.query_opt(
+        "SELECT 1 FROM wallets WHERE id = $1 FOR UPDATE",
+        &[&wallet_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("wallet"))?;
+    let active: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",
+            &[&wallet_id],
+        )
+        .await?
+        .get(0);
+    if active >= WALLET_ACTIVE_SECRETS_MAX {
+        return Err(ApiError::invalid(
+            "wallet",
+            "already has two active secrets; retire one first",
+        ));
+    }
+    let secret_id = ids::mint("sec");
+    let secret = SigningSecret::generate();
+    tx.execute(
+        "INSERT INTO wallet_secrets (id, wallet_id, secret) VALUES ($1, $2, $3)",
+        &[&secret_id, &wallet_id, &secret.expose()],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%wallet_id, %secret_id, "wallet secret added");
+    Ok(HttpResponse::Created().json(json!({"secret_id": secret_id, "secret": secret.expose()})))
+}
+
+async fn retire_wallet_secret(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (wallet_id, secret_id) = path.into_inner();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.query_opt(
+        "SELECT 1 FROM wallets WHERE id = $1 FOR UPDATE",
+        &[&wallet_id],
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("wallet"))?;
+    let row = tx
+        .query_opt(
+            "SELECT retired_at IS NULL FROM wallet_secrets WHERE id = $1 AND wallet_id = $2",
+            &[&secret_id, &wallet_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet secret"))?;
+    let active: bool = row.get(0);
+    if active {
+        let others: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL AND id <> $2",
+                &[&wallet_id, &secret_id],
+            )
+            .await?
+            .get(0);
+        if others == 0 {
+            return Err(ApiError::invalid(
+                "secret_id",
+                "is the wallet's only active secret; add another first",
+            ));
+        }
+        tx.execute(
+            "UPDATE wallet_secrets SET retired_at = now() WHERE id = $1",
+            &[&secret_id],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(%wallet_id, %secret_id, "wallet secret retired");
+    Ok(HttpResponse::Ok().json(json!({"secret_id": secret_id, "retired": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundingLimitRequest {
+    currency: String,
+    limit: String,
+}
+
+async fn set_funding_limit(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let wallet_id = path.into_inner();
+    let body: FundingLimitRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let currency = Currency::parse(&body.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let limit_minor =
+        parse_minor(&body.limit, currency).map_err(|e| ApiError::invalid("limit", e))?;
+    let funding_account = ids::mint("acc");
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.query_opt("SELECT 1 FROM wallets WHERE id = $1", &[&wallet_id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet"))?;
+    tx.execute(
+        "INSERT INTO funding_limits (wallet_id, currency, limit_minor) VALUES ($1, $2, $3)
+         ON CONFLICT (wallet_id, currency) DO UPDATE SET limit_minor = EXCLUDED.limit_minor, updated_at = now()",
+        &[&wallet_id, &currency.code(), &limit_minor],
+    )
+    .await?;
+    let has_account: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = $2)",
+            &[&wallet_id, &currency.code()],
+        )
+        .await?
+        .get(0);
+    if !has_account {
+        tx.execute(
+            "SELECT ledger_open_account($1, 'funding', $2, $3, NULL, NULL, 1::smallint)",
+            &[&funding_account, &currency.code(), &wallet_id],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(%wallet_id, currency = %currency, limit_minor, "funding limit set");
+    Ok(HttpResponse::Created().json(json!({
+        "wallet_id": wallet_id,
+        "currency": currency,
+        "limit": format_minor(limit_minor, currency),
+    })))
+}

@@ -1,0 +1,15 @@
+//! The HTTP API, one module per caller (DESIGN.md §2, §6).
+
+pub mod admin;
+pub mod health;
+pub mod orders;
+pub mod wallet;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::routes)
+        .configure(admin::routes)
+        .configure(orders::routes)
+        .configure(wallet::routes);
+}

@@ -1,0 +1,563 @@
+//! The wallet providers' API (`/v1/wallets/{wallet_id}/*`), every call signed with
+//! Standard Webhooks. Checks run in the order of DESIGN.md §6: body size and content
+//! type → signature and timestamp → webhook-id → JSON schema → wallet_txn_id → QR →
+//! order → amount and currency → funds → settle. From the webhook-id on, a money call
+//! is one database function (pay_order, top_up): one round trip, one commit.
+
+use crate::{
+    api::orders::account_json,
+    auth::{verify_wallet, WalletCall},
+    db::is_retryable,
+    error::{ApiError, ApiResult, ErrorCode},
+    http::{parse_json, read_body, require_json_content_type, sha256, timestamp},
+    state::AppState,
+};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use deadpool_postgres::GenericClient;
+use qrgate_domain::{
+    emv::OrderQr,
+    ids::{self, ClientId},
+    money::{format_minor, parse_minor},
+    text::AsciiText,
+    Currency, Money,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_postgres::Row;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1/wallets/{wallet_id}/customers",
+        web::post().to(open_customer),
+    )
+    .route("/v1/wallets/{wallet_id}/top-ups", web::post().to(top_up))
+    .route("/v1/wallets/{wallet_id}/payments", web::post().to(pay))
+    .route(
+        "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}",
+        web::get().to(get_payment),
+    )
+    .route(
+        "/v1/wallets/{wallet_id}/accounts/{id}",
+        web::get().to(get_account),
+    );
+}
+
+const CUSTOMER_REFERENCE_CHARS_MAX: usize = 64;
+const REFERRAL_CODE_CHARS: usize = 10;
+
+/// A signed POST: its raw body, its caller, and the digest that identifies the
+/// message (method, path and body) for webhook-id replay detection.
+struct SignedPost {
+    call: WalletCall,
+    body: web::Bytes,
+    message_sha256: Vec<u8>,
+}
+
+async fn signed_post(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    wallet_id: &str,
+) -> ApiResult<SignedPost> {
+    let body = read_body(payload, req, state.settings.limits.body_bytes_max).await?;
+    require_json_content_type(req)?;
+    let call = verify_wallet(state, req, wallet_id, &body).await?;
+    let message_sha256 = sha256(&[b"POST", req.path().as_bytes(), &body]);
+    Ok(SignedPost {
+        call,
+        body,
+        message_sha256,
+    })
+}
+
+/// Records the webhook-id of a message answered outside the money functions. Returns
+/// the stored answer when the very same message was answered before.
+async fn claim_message(
+    client: &impl GenericClient,
+    call: &WalletCall,
+    sha: &[u8],
+    is_get: bool,
+) -> ApiResult<Option<HttpResponse>> {
+    let inserted = client
+        .execute(
+            "INSERT INTO wallet_messages (wallet_id, message_id, request_sha256) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&call.wallet_id, &call.message_id, &sha],
+        )
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let replayed = || {
+        ApiError::new(
+            ErrorCode::ReplayedMessage,
+            "this webhook-id was already used",
+        )
+    };
+    if is_get {
+        return Err(replayed());
+    }
+    let row = client
+        .query_one(
+            "SELECT request_sha256, http_status, response FROM wallet_messages WHERE wallet_id = $1 AND message_id = $2",
+            &[&call.wallet_id, &call.message_id],
+        )
+        .await?;
+    let stored_sha: Vec<u8> = row.get(0);
+    let status: Option<i16> = row.get(1);
+    let response: Option<Value> = row.get(2);
+    match (stored_sha == sha, status, response) {
+        (true, Some(status), Some(body)) => Ok(Some(stored_answer(status, body))),
+        _ => Err(replayed()),
+    }
+}
+
+fn stored_answer(status: i16, body: Value) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK)).json(body)
+}
+
+/// A signed message whose body is not a valid request: its webhook-id is still spent.
+async fn reject_malformed(
+    state: &AppState,
+    post: &SignedPost,
+    error: ApiError,
+) -> ApiResult<HttpResponse> {
+    let client = state.pool.get().await?;
+    claim_message(&client, &post.call, &post.message_sha256, false).await?;
+    Err(error)
+}
+
+fn parse_request<T: serde::de::DeserializeOwned>(post: &SignedPost) -> Result<T, ApiError> {
+    parse_json(&post.body)
+}
+
+/// The canonical digest of a parsed request: equal for equal requests however the
+/// JSON was formatted.
+fn request_sha256<T: Serialize>(kind: &str, request: &T) -> Vec<u8> {
+    let canonical =
+        serde_json::to_vec(&serde_json::to_value(request).expect("a request serializes"))
+            .expect("a value serializes");
+    sha256(&[kind.as_bytes(), &canonical])
+}
+
+fn wallet_txn_id(s: &str) -> ApiResult<ClientId> {
+    ClientId::parse(s).map_err(|e| ApiError::invalid("wallet_txn_id", e))
+}
+
+fn account_id(field: &str, s: &str) -> ApiResult<String> {
+    if ids::is_gateway_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(ApiError::invalid(field, "is not an account id"))
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct OpenCustomerRequest {
+    customer_reference: String,
+    currency: String,
+    referral_code: Option<String>,
+}
+
+/// Opens a customer's account in a currency. Opening the same customer's account in
+/// the same currency again answers that account (201, idempotent).
+async fn open_customer(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let post = signed_post(&state, &req, payload, &path).await?;
+    let request: OpenCustomerRequest = match parse_request(&post) {
+        Ok(r) => r,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    let parsed = (|| {
+        let reference =
+            AsciiText::<CUSTOMER_REFERENCE_CHARS_MAX>::parse(&request.customer_reference)
+                .map_err(|e| ApiError::invalid("customer_reference", e))?;
+        let currency =
+            Currency::parse(&request.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        Ok::<_, ApiError>((reference, currency))
+    })();
+    let (reference, currency) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(stored) = claim_message(&tx, &post.call, &post.message_sha256, false).await? {
+        return Ok(stored);
+    }
+    let wallet_id = &post.call.wallet_id;
+    let existing = tx
+        .query_opt(
+            "SELECT id, referral_code FROM accounts
+             WHERE kind = 'customer' AND wallet_id = $1 AND customer_reference = $2 AND currency = $3",
+            &[wallet_id, &reference.as_str(), &currency.code()],
+        )
+        .await?;
+    let (account_id, referral_code) = match existing {
+        Some(row) => (row.get::<_, String>(0), row.get::<_, String>(1)),
+        None => {
+            open_account(
+                &tx,
+                wallet_id,
+                reference.as_str(),
+                currency,
+                request.referral_code.as_deref(),
+            )
+            .await?
+        }
+    };
+    let body = json!({
+        "account_id": account_id,
+        "customer_reference": reference.as_str(),
+        "currency": currency,
+        "referral_code": referral_code,
+    });
+    tx.execute(
+        "UPDATE wallet_messages SET http_status = 201, response = $3 WHERE wallet_id = $1 AND message_id = $2",
+        &[wallet_id, &post.call.message_id, &body],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(body))
+}
+
+async fn open_account(
+    tx: &deadpool_postgres::Transaction<'_>,
+    wallet_id: &str,
+    reference: &str,
+    currency: Currency,
+    referred_by: Option<&str>,
+) -> ApiResult<(String, String)> {
+    if let Some(code) = referred_by {
+        let known: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE kind = 'customer' AND wallet_id = $1 AND referral_code = $2
+                                AND customer_reference <> $3)",
+                &[&wallet_id, &code, &reference],
+            )
+            .await?
+            .get(0);
+        if !known {
+            return Err(ApiError::invalid(
+                "referral_code",
+                "is not another customer's code in this wallet",
+            ));
+        }
+    }
+    // One referral code per customer, shared by all their accounts.
+    let own_code: Option<String> = tx
+        .query_opt(
+            "SELECT referral_code FROM accounts WHERE kind = 'customer' AND wallet_id = $1 AND customer_reference = $2 LIMIT 1",
+            &[&wallet_id, &reference],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let referral_code =
+        own_code.unwrap_or_else(|| ids::random_base32(REFERRAL_CODE_CHARS).to_uppercase());
+    let account_id = ids::mint("acc");
+    tx.execute(
+        "SELECT ledger_open_account($1, 'customer', $2, $3, NULL, $4, 1::smallint)",
+        &[&account_id, &currency.code(), &wallet_id, &reference],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE accounts SET referral_code = $2, referred_by_code = $3 WHERE id = $1",
+        &[&account_id, &referral_code, &referred_by],
+    )
+    .await?;
+    Ok((account_id, referral_code))
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TopUpRequest {
+    wallet_txn_id: String,
+    account_id: String,
+    amount: String,
+    currency: String,
+}
+
+async fn top_up(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let post = signed_post(&state, &req, payload, &path).await?;
+    let parsed = parse_request::<TopUpRequest>(&post).and_then(|r| {
+        let txn = wallet_txn_id(&r.wallet_txn_id)?;
+        let account = account_id("account_id", &r.account_id)?;
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        let amount =
+            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+        Ok((request_sha256("top_up", &r), txn, account, amount))
+    });
+    let (request_sha, txn, account, amount) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    let row = call_with_retry(
+        &state,
+        "SELECT (top_up($1, $2, $3, $4, $5, $6, $7, $8)).*",
+        &[
+            &post.call.wallet_id,
+            &post.call.message_id,
+            &post.message_sha256,
+            &txn.as_str(),
+            &request_sha,
+            &account,
+            &amount.minor(),
+            &amount.currency().code(),
+        ],
+    )
+    .await?;
+    answer(&row, |_| {
+        json!({
+            "status": "succeeded",
+            "wallet_txn_id": txn.as_str(),
+            "account_id": account,
+            "amount": amount.to_string(),
+            "currency": amount.currency(),
+        })
+    })
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    wallet_txn_id: String,
+    qr_payload: String,
+    customer_account_id: String,
+    amount: String,
+    currency: String,
+    quote_id: Option<String>,
+    max_charged: Option<String>,
+    use_points: Option<i64>,
+    customer_authentication: Option<CustomerAuthentication>,
+}
+
+/// How the wallet verified its customer for this payment.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum CustomerAuthentication {
+    None,
+    Pin,
+    Mfa,
+}
+
+/// A payment request with every field parsed.
+struct Payment {
+    txn: ClientId,
+    qr_payload: String,
+    customer_account_id: String,
+    amount: Money,
+    max_charged_minor: Option<i64>,
+}
+
+impl Payment {
+    fn parse(r: &PayRequest) -> ApiResult<Self> {
+        let txn = wallet_txn_id(&r.wallet_txn_id)?;
+        let customer_account_id = account_id("customer_account_id", &r.customer_account_id)?;
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        let amount =
+            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+        // max_charged is in the paying account's currency; without FX that is the order's.
+        let max_charged_minor = r
+            .max_charged
+            .as_deref()
+            .map(|m| parse_minor(m, currency))
+            .transpose()
+            .map_err(|e| ApiError::invalid("max_charged", e))?;
+        if r.use_points.is_some_and(|p| p < 0) {
+            return Err(ApiError::invalid(
+                "use_points",
+                "must be a whole number of points, zero or more",
+            ));
+        }
+        if r.qr_payload.is_empty() {
+            return Err(ApiError::invalid("qr_payload", "must not be empty"));
+        }
+        Ok(Payment {
+            txn,
+            qr_payload: r.qr_payload.clone(),
+            customer_account_id,
+            amount,
+            max_charged_minor,
+        })
+    }
+}
+
+async fn pay(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let post = signed_post(&state, &req, payload, &path).await?;
+    let parsed = parse_request::<PayRequest>(&post).and_then(|r| Ok((Payment::parse(&r)?, r)));
+    let (payment, request) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    // Features that arrive with promotions and FX (DESIGN.md §6): until then a quote
+    // cannot exist and there are no points to spend. Answered before any state changes.
+    if request.quote_id.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::QuoteExpired,
+            "no such quote: quotes are not offered yet",
+        ));
+    }
+    if request.use_points.is_some_and(|p| p > 0) {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientFunds,
+            "the customer has no points to use",
+        ));
+    }
+    // The QR is only parsed here; whether we issued it is decided against the stored
+    // payload inside pay_order, after the wallet_txn_id check.
+    let order_id = OrderQr::parse(&payment.qr_payload)
+        .ok()
+        .filter(|qr| qr.gateway_guid == state.settings.gateway_guid)
+        .map(|qr| qr.order_id);
+    let payment_id = ids::mint("pay");
+    let shard_seed = i32::from(rand::random::<u16>());
+    let row = call_with_retry(
+        &state,
+        "SELECT (pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)).*",
+        &[
+            &post.call.wallet_id,
+            &post.call.message_id,
+            &post.message_sha256,
+            &payment.txn.as_str(),
+            &request_sha256("payment", &request),
+            &payment_id,
+            &order_id,
+            &payment.qr_payload,
+            &payment.customer_account_id,
+            &payment.amount.minor(),
+            &payment.amount.currency().code(),
+            &payment.max_charged_minor,
+            &shard_seed,
+            &state.settings.limits.timeline_entries_per_order_max,
+        ],
+    )
+    .await?;
+    if row.get::<_, &str>("outcome") == "succeeded" {
+        let _ = state.order_settled.send(row.get("order_id"));
+    }
+    answer(&row, payment_json)
+}
+
+/// Runs one ledger function in its own transaction, again (a bounded number of
+/// times) when it lost a race to a concurrent request.
+async fn call_with_retry(
+    state: &AppState,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> ApiResult<Row> {
+    let client = state.pool.get().await?;
+    let stmt = client.prepare_cached(sql).await?;
+    let mut attempt = 0;
+    loop {
+        match client.query_one(&stmt, params).await {
+            Err(e) if is_retryable(&e) && attempt < state.settings.limits.db_retry_max => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %e, "ledger call lost a race; retrying");
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Turns a `wallet_outcome` row into the response: `render` for success, else the
+/// stored error with this request's id.
+fn answer(row: &Row, render: impl FnOnce(&Row) -> Value) -> ApiResult<HttpResponse> {
+    let outcome: &str = row.get("outcome");
+    if outcome == "succeeded" {
+        return Ok(HttpResponse::Ok().json(render(row)));
+    }
+    let code = ErrorCode::parse(outcome).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("ledger returned unknown outcome {outcome}"))
+    })?;
+    let message: Option<String> = row.get("message");
+    Err(ApiError::new(code, message.unwrap_or_default()))
+}
+
+fn payment_json(row: &Row) -> Value {
+    let currency = Currency::parse(row.get("currency")).expect("stored currencies are known");
+    let charged_currency =
+        Currency::parse(row.get("charged_currency")).expect("stored currencies are known");
+    json!({
+        "payment_id": row.get::<_, &str>("payment_id"),
+        "order_id": row.get::<_, &str>("order_id"),
+        "status": "succeeded",
+        "amount": format_minor(row.get("amount_minor"), currency),
+        "currency": currency,
+        "discount": format_minor(row.get("discount_minor"), currency),
+        "points_used": row.get::<_, i64>("points_used").to_string(),
+        "charged": format_minor(row.get("charged_minor"), charged_currency),
+        "charged_currency": charged_currency,
+        "fee": format_minor(row.get("fee_minor"), currency),
+        "points_earned": row.get::<_, i64>("points_earned").to_string(),
+        "paid_at": timestamp(row.get("paid_at")),
+    })
+}
+
+/// A signed GET: the signature covers the request target exactly as sent.
+async fn signed_get(
+    state: &AppState,
+    req: &HttpRequest,
+    wallet_id: &str,
+) -> ApiResult<(WalletCall, deadpool_postgres::Object)> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or(req.path())
+        .to_owned();
+    let call = verify_wallet(state, req, wallet_id, target.as_bytes()).await?;
+    let client = state.pool.get().await?;
+    claim_message(&client, &call, &sha256(&[b"GET", target.as_bytes()]), true).await?;
+    Ok((call, client))
+}
+
+async fn get_payment(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (wallet_id, txn) = path.into_inner();
+    let (call, client) = signed_get(&state, &req, &wallet_id).await?;
+    let row = client
+        .query_opt(
+            "SELECT a.* FROM wallet_txns t, LATERAL wallet_txn_answer(t.wallet_id, t.wallet_txn_id) a
+             WHERE t.wallet_id = $1 AND t.wallet_txn_id = $2 AND t.kind = 'payment'",
+            &[&call.wallet_id, &txn],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("payment with that wallet_txn_id"))?;
+    answer(&row, payment_json)
+}
+
+async fn get_account(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (wallet_id, account_id) = path.into_inner();
+    let (call, client) = signed_get(&state, &req, &wallet_id).await?;
+    let account = account_json(
+        &client,
+        &account_id,
+        "a.kind = 'customer' AND a.wallet_id",
+        &call.wallet_id,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(account))
+}

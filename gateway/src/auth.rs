@@ -1,0 +1,195 @@
+//! Who is calling (DESIGN.md §2): the operator's admin token, a merchant's API key
+//! with scopes, or a wallet's Standard Webhooks signature.
+
+use crate::{
+    error::{ApiError, ApiResult, ErrorCode},
+    http::header_str,
+    state::AppState,
+};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use qrgate_domain::signing::{self, SignatureError, SignedHeaders, SigningSecret};
+use std::{future::Future, pin::Pin};
+
+pub fn sha256_32(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
+}
+
+/// Equality of two digests in time independent of where they differ.
+pub fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    header_str(req, "authorization")?.strip_prefix("Bearer ")
+}
+
+fn unauthenticated(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        format!("a valid {what} is required: Authorization: Bearer <token>"),
+    )
+}
+
+fn state(req: &HttpRequest) -> &web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered")
+}
+
+/// The operator, proven by the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<ApiResult<Self>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let presented = bearer(req).map(|t| sha256_32(t.as_bytes()));
+        let ok = presented.is_some_and(|p| digests_equal(&p, state(req).admin_token_sha256()));
+        std::future::ready(if ok {
+            Ok(Admin)
+        } else {
+            Err(unauthenticated("admin token"))
+        })
+    }
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Orders,
+    Refunds,
+    Reports,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Orders => "orders",
+            Scope::Refunds => "refunds",
+            Scope::Reports => "reports",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Scope::Orders, Scope::Refunds, Scope::Reports]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// A merchant, proven by one of its unrevoked API keys (`<key id>.<secret>`).
+#[derive(Debug)]
+pub struct Merchant {
+    pub merchant_id: String,
+    pub key_id: String,
+    scopes: Vec<String>,
+}
+
+impl Merchant {
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        if self.scopes.iter().any(|s| s == scope.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this API key lacks the `{}` scope", scope.as_str()),
+            ))
+        }
+    }
+}
+
+impl FromRequest for Merchant {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req).clone();
+        let key = bearer(req).map(str::to_owned);
+        Box::pin(async move {
+            let key = key.ok_or_else(|| unauthenticated("merchant API key"))?;
+            let (key_id, secret) = key
+                .split_once('.')
+                .ok_or_else(|| unauthenticated("merchant API key"))?;
+            if !qrgate_domain::ids::is_gateway_id(key_id) {
+                return Err(unauthenticated("merchant API key"));
+            }
+            let client = state.pool.get().await?;
+            let stmt = client
+                .prepare_cached("SELECT merchant_id, secret_sha256, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .await?;
+            let row = client.query_opt(&stmt, &[&key_id]).await?;
+            let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
+            let stored: Vec<u8> = row.get(1);
+            let stored: [u8; 32] = stored
+                .try_into()
+                .map_err(|_| unauthenticated("merchant API key"))?;
+            if !digests_equal(&sha256_32(secret.as_bytes()), &stored) {
+                return Err(unauthenticated("merchant API key"));
+            }
+            Ok(Merchant {
+                merchant_id: row.get(0),
+                key_id: key_id.to_owned(),
+                scopes: row.get(2),
+            })
+        })
+    }
+}
+
+/// A verified wallet request: whose it is and its webhook-id.
+#[derive(Debug)]
+pub struct WalletCall {
+    pub wallet_id: String,
+    pub message_id: String,
+}
+
+/// Verifies a wallet's Standard Webhooks signature over `content` (the raw body of a
+/// POST, the request target of a GET) with the wallet's active secrets.
+pub async fn verify_wallet(
+    state: &AppState,
+    req: &HttpRequest,
+    wallet_id: &str,
+    content: &[u8],
+) -> ApiResult<WalletCall> {
+    let headers = SignedHeaders {
+        id: header_str(req, "webhook-id").unwrap_or(""),
+        timestamp: header_str(req, "webhook-timestamp").unwrap_or(""),
+        signature: header_str(req, "webhook-signature").unwrap_or(""),
+    };
+    if headers.id.is_empty() || headers.timestamp.is_empty() || headers.signature.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSignature,
+            SignatureError::MissingHeaders.to_string(),
+        ));
+    }
+    let message_id = qrgate_domain::ids::ClientId::parse(headers.id)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidSignature, format!("webhook-id {e}")))?;
+    let secrets = if qrgate_domain::ids::is_gateway_id(wallet_id) {
+        active_wallet_secrets(state, wallet_id).await?
+    } else {
+        Vec::new()
+    };
+    let now = chrono::Utc::now().timestamp();
+    signing::verify(&secrets, headers, content, now).map_err(|e| match e {
+        SignatureError::Stale => ApiError::new(ErrorCode::StaleTimestamp, e.to_string()),
+        _ => ApiError::new(ErrorCode::InvalidSignature, e.to_string()),
+    })?;
+    Ok(WalletCall {
+        wallet_id: wallet_id.to_owned(),
+        message_id: message_id.as_str().to_owned(),
+    })
+}
+
+async fn active_wallet_secrets(state: &AppState, wallet_id: &str) -> ApiResult<Vec<SigningSecret>> {
+    let client = state.pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&wallet_id]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| SigningSecret::parse(r.get::<_, &str>(0)).ok())
+        .collect())
+}

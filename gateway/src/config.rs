@@ -1,0 +1,174 @@
+//! Configuration from the environment (and an optional `KEY=VALUE` file named by
+//! `QRGATE_CONFIG_FILE`; the environment wins). Every limit the gateway enforces is
+//! in [`Limits`], with its default, and is passed explicitly to the libraries.
+
+use anyhow::{bail, Context};
+use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+
+/// A secret from the configuration. Never printed.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: Secret,
+    pub admin_token: Secret,
+    pub listen: SocketAddr,
+    pub metrics_token: Option<Secret>,
+    pub allow_private_webhooks: bool,
+    /// EMV template 26, sub-field 00.
+    pub gateway_guid: String,
+    /// `json` for production log lines, `text` for people.
+    pub log_format: String,
+    pub limits: Limits,
+}
+
+macro_rules! limits {
+    ($($(#[doc = $doc:literal])* $name:ident: $ty:ty = $default:expr;)*) => {
+        /// Every bound the gateway enforces. Each may be set as `QRGATE_<NAME>`
+        /// (upper case), e.g. `QRGATE_BODY_BYTES_MAX=65536`.
+        #[derive(Clone, Debug)]
+        pub struct Limits { $($(#[doc = $doc])* pub $name: $ty,)* }
+
+        impl Default for Limits {
+            fn default() -> Self { Limits { $($name: $default,)* } }
+        }
+
+        impl Limits {
+            fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+                let mut limits = Limits::default();
+                $(
+                    let key = concat!("QRGATE_", stringify!($name)).to_uppercase();
+                    if let Some(v) = vars.get(&key) {
+                        limits.$name = v.parse().with_context(|| format!("{key}={v} is not a valid number"))?;
+                    }
+                )*
+                Ok(limits)
+            }
+
+            /// `(name, value)` of every limit, for docs and start-up logs.
+            pub fn describe(&self) -> Vec<(&'static str, String)> {
+                vec![$((stringify!($name), self.$name.to_string()),)*]
+            }
+        }
+    };
+}
+
+limits! {
+    /// Largest request body accepted (413 above).
+    body_bytes_max: usize = 64 * 1024;
+    /// Largest page a list or statement returns.
+    page_size_max: i64 = 200;
+    /// Page size when the caller gives none.
+    page_size_default: i64 = 50;
+    /// Database connections per gateway process.
+    pool_size_max: usize = 16;
+    /// How long a request waits for a pool connection before 503.
+    pool_wait_timeout_ms: u64 = 2_000;
+    /// Connecting to PostgreSQL.
+    db_connect_timeout_ms: u64 = 5_000;
+    /// PostgreSQL statement_timeout on every connection.
+    statement_timeout_ms: u64 = 5_000;
+    /// Largest `wait_seconds` of the order long-poll.
+    long_poll_seconds_max: u64 = 30;
+    /// How often a long-poll re-reads an order settled by another replica.
+    long_poll_recheck_ms: u64 = 200;
+    /// Failed payment attempts kept on one order's timeline.
+    timeline_entries_per_order_max: i32 = 100;
+    /// Retries of a transaction after a serialization failure, deadlock or lost race.
+    db_retry_max: u32 = 3;
+    /// How long a duplicate merchant request waits for the first before idempotency_in_progress.
+    idempotency_wait_ms: u64 = 2_000;
+    /// How often the sweeper expires due orders and prunes old records.
+    sweeper_interval_ms: u64 = 1_000;
+    /// Orders expired per sweeper round (the rest wait for the next round).
+    sweeper_batch_max: i32 = 1_000;
+    /// Balance shards of each merchant settlement account (hot merchants).
+    merchant_balance_shards: i16 = 8;
+    /// Balance shards of each platform fee account (credited by every payment).
+    fee_balance_shards: i16 = 32;
+    /// How long a wallet webhook-id is remembered (at least 600).
+    wallet_message_retention_seconds: i64 = 3_600;
+    /// How long a merchant Idempotency-Key answer is kept.
+    idempotency_retention_seconds: i64 = 24 * 3_600;
+    /// In-flight requests get this long to finish on shutdown.
+    shutdown_grace_seconds: u64 = 10;
+}
+
+impl Limits {
+    pub fn pool_wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_wait_timeout_ms)
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (and `QRGATE_CONFIG_FILE`).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(path) = std::env::var("QRGATE_CONFIG_FILE") {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                let (k, v) = line
+                    .split_once('=')
+                    .with_context(|| format!("{path}: `{line}` is not KEY=VALUE"))?;
+                vars.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+        vars.extend(
+            std::env::vars().filter(|(k, _)| k.starts_with("QRGATE_") || k == "DATABASE_URL"),
+        );
+        Self::from_vars(&vars)
+    }
+
+    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+        let database_url = get("DATABASE_URL").context("DATABASE_URL is required")?;
+        let admin_token = get("QRGATE_ADMIN_TOKEN").context("QRGATE_ADMIN_TOKEN is required")?;
+        if admin_token.len() < 16 {
+            bail!("QRGATE_ADMIN_TOKEN must be at least 16 characters");
+        }
+        let listen = get("QRGATE_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let limits = Limits::from_vars(vars)?;
+        if limits.wallet_message_retention_seconds < 600 {
+            bail!("QRGATE_WALLET_MESSAGE_RETENTION_SECONDS must be at least 600");
+        }
+        if limits.page_size_default > limits.page_size_max || limits.page_size_max < 1 {
+            bail!("page sizes: need 1 <= QRGATE_PAGE_SIZE_DEFAULT <= QRGATE_PAGE_SIZE_MAX");
+        }
+        let gateway_guid = get("QRGATE_GATEWAY_GUID").unwrap_or_else(|| "com.qrgate".into());
+        if gateway_guid.len() > qrgate_domain::emv::GATEWAY_GUID_CHARS_MAX {
+            bail!("QRGATE_GATEWAY_GUID is too long for EMV template 26");
+        }
+        Ok(Settings {
+            database_url: Secret(database_url),
+            admin_token: Secret(admin_token),
+            listen: listen
+                .parse()
+                .with_context(|| format!("QRGATE_LISTEN={listen} is not host:port"))?,
+            metrics_token: get("QRGATE_METRICS_TOKEN").map(Secret),
+            allow_private_webhooks: get("QRGATE_ALLOW_PRIVATE_WEBHOOKS").as_deref() == Some("1"),
+            gateway_guid,
+            log_format: get("QRGATE_LOG_FORMAT").unwrap_or_else(|| "text".into()),
+            limits,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! PostgreSQL: the connection pool, the migrations, and the retry of transactions
+//! that lost a race.
+
+use crate::config::Settings;
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::{error::SqlState, NoTls};
+
+/// The migrations, in order. Each is applied once, in its own transaction, and
+/// recorded with its checksum; a changed applied migration stops the start.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_core", include_str!("../../migrations/0001_core.sql")),
+    (
+        "0002_ledger",
+        include_str!("../../migrations/0002_ledger.sql"),
+    ),
+];
+
+pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
+    let mut config: tokio_postgres::Config = settings
+        .database_url
+        .expose()
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let limits = &settings.limits;
+    config.connect_timeout(Duration::from_millis(limits.db_connect_timeout_ms));
+    config.options(format!(
+        "-c statement_timeout={}",
+        limits.statement_timeout_ms
+    ));
+    config.application_name("qrgate-gateway");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(limits.pool_size_max)
+        .wait_timeout(Some(limits.pool_wait_timeout()))
+        .create_timeout(Some(Duration::from_millis(limits.db_connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_millis(limits.db_connect_timeout_ms)))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies pending migrations. Safe to run from several replicas at once: an
+/// advisory lock lets one apply while the others wait.
+pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting to PostgreSQL to migrate")?;
+    let tx = client.transaction().await?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(7242501);
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let checksum = checksum(sql);
+        let row = tx
+            .query_opt(
+                "SELECT checksum FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?;
+        match row {
+            Some(row) if row.get::<_, String>(0) == checksum => continue,
+            Some(_) => anyhow::bail!("migration {version} was changed after it was applied"),
+            None => {
+                tx.batch_execute(sql)
+                    .await
+                    .with_context(|| format!("applying migration {version}"))?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                    &[version, &checksum],
+                )
+                .await?;
+                applied.push(*version);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+fn checksum(sql: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(sql.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a failed transaction may simply be run again: it lost a race (a
+/// serialization failure, a deadlock, or a concurrent insert of the same key).
+pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::UNIQUE_VIOLATION,
+        ]
+        .contains(c)
+    })
+}

@@ -1,0 +1,304 @@
+//! The one error shape every endpoint answers with (DESIGN.md §6):
+//! `{"error": {"code", "message", "request_id"}}`, with a stable code per failure.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use std::fmt;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or `-` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// The public catalogue of error codes. The string form is the wire contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthenticated,
+    InvalidSignature,
+    StaleTimestamp,
+    Forbidden,
+    NotFound,
+    OrderNotPayable,
+    AlreadyPaid,
+    OrderNotRefundable,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    ReplayedMessage,
+    DuplicateReference,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidQr,
+    InsufficientFunds,
+    AmountMismatch,
+    CurrencyMismatch,
+    OrderExpired,
+    ChargeExceedsMax,
+    LimitExceeded,
+    QuoteExpired,
+    MerchantInsufficientFunds,
+    RiskDeclined,
+    AuthenticationRequired,
+    AccountBlocked,
+    RefundExceedsPayment,
+    TooManyRefunds,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 32] = [
+        Self::InvalidRequest,
+        Self::Unauthenticated,
+        Self::InvalidSignature,
+        Self::StaleTimestamp,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::OrderNotPayable,
+        Self::AlreadyPaid,
+        Self::OrderNotRefundable,
+        Self::IdempotencyConflict,
+        Self::IdempotencyInProgress,
+        Self::ReplayedMessage,
+        Self::DuplicateReference,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidQr,
+        Self::InsufficientFunds,
+        Self::AmountMismatch,
+        Self::CurrencyMismatch,
+        Self::OrderExpired,
+        Self::ChargeExceedsMax,
+        Self::LimitExceeded,
+        Self::QuoteExpired,
+        Self::MerchantInsufficientFunds,
+        Self::RiskDeclined,
+        Self::AuthenticationRequired,
+        Self::AccountBlocked,
+        Self::RefundExceedsPayment,
+        Self::TooManyRefunds,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidSignature => "invalid_signature",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::OrderNotPayable => "order_not_payable",
+            Self::AlreadyPaid => "already_paid",
+            Self::OrderNotRefundable => "order_not_refundable",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::ReplayedMessage => "replayed_message",
+            Self::DuplicateReference => "duplicate_reference",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidQr => "invalid_qr",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::CurrencyMismatch => "currency_mismatch",
+            Self::OrderExpired => "order_expired",
+            Self::ChargeExceedsMax => "charge_exceeds_max",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::QuoteExpired => "quote_expired",
+            Self::MerchantInsufficientFunds => "merchant_insufficient_funds",
+            Self::RiskDeclined => "risk_declined",
+            Self::AuthenticationRequired => "authentication_required",
+            Self::AccountBlocked => "account_blocked",
+            Self::RefundExceedsPayment => "refund_exceeds_payment",
+            Self::TooManyRefunds => "too_many_refunds",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidSignature | Self::StaleTimestamp => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::OrderNotPayable
+            | Self::AlreadyPaid
+            | Self::OrderNotRefundable
+            | Self::IdempotencyConflict
+            | Self::IdempotencyInProgress
+            | Self::ReplayedMessage
+            | Self::DuplicateReference => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidQr
+            | Self::InsufficientFunds
+            | Self::AmountMismatch
+            | Self::CurrencyMismatch
+            | Self::OrderExpired
+            | Self::ChargeExceedsMax
+            | Self::LimitExceeded
+            | Self::QuoteExpired
+            | Self::MerchantInsufficientFunds
+            | Self::RiskDeclined
+            | Self::AuthenticationRequired
+            | Self::AccountBlocked
+            | Self::RefundExceedsPayment
+            | Self::TooManyRefunds => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer. Unexpected failures keep their cause for the log, never the body.
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    pub fn invalid(field: &str, problem: impl fmt::Display) -> Self {
+        Self::new(ErrorCode::InvalidRequest, format!("{field}: {problem}"))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("no such {what}"))
+    }
+
+    /// A failure of ours: 500 to the caller, the whole chain to the log.
+    pub fn internal(cause: anyhow::Error) -> Self {
+        ApiError {
+            code: ErrorCode::Internal,
+            message: "internal error; the request id identifies it in our logs".into(),
+            cause: Some(cause),
+        }
+    }
+
+    /// The database or pool could not be reached in time: retry later.
+    pub fn unavailable(cause: anyhow::Error) -> Self {
+        ApiError {
+            code: ErrorCode::Unavailable,
+            message: "the service is temporarily unavailable; retry with backoff".into(),
+            cause: Some(cause),
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {
+            "code": self.code.as_str(),
+            "message": self.message,
+            "request_id": current_request_id(),
+        }})
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " ({cause:#})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            tracing::error!(
+                code = self.code.as_str(),
+                error = format!("{cause:#}"),
+                "request failed"
+            );
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if self.code == ErrorCode::Unavailable {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Database errors: pool exhaustion and timeouts are transient (503); the rest are ours.
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::unavailable(anyhow::Error::new(e).context("acquiring a database connection"))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let transient = e.is_closed()
+            || e.code().is_some_and(|c| {
+                [
+                    tokio_postgres::error::SqlState::QUERY_CANCELED,
+                    tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE,
+                    tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED,
+                    tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE,
+                    tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS,
+                ]
+                .contains(c)
+            });
+        let cause = anyhow::Error::new(e).context("querying the database");
+        if transient {
+            ApiError::unavailable(cause)
+        } else {
+            ApiError::internal(cause)
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+}

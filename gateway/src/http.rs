@@ -1,0 +1,192 @@
+//! HTTP plumbing shared by every endpoint: bounded body reading, strict JSON parsing,
+//! the request id, timestamps and cursors on the wire.
+
+use crate::error::{ApiError, ApiResult, ErrorCode, REQUEST_ID};
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderValue},
+    middleware::Next,
+    web, HttpRequest,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::time::Instant;
+
+/// Gives every request an id (`x-request-id` on the response, `request_id` in every
+/// error body and on every log line of the request) and logs one line when it ends.
+pub async fn request_id_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = qrgate_domain::ids::mint("req");
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
+    let _enter = span.enter();
+    let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
+    let status = response.status().as_u16();
+    tracing::info!(
+        status,
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        "request served"
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond; never buffers more).
+pub async fn read_body(
+    mut payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> ApiResult<web::Bytes> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is over {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid("body", format!("could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// 415 unless the request says its body is JSON.
+pub fn require_json_content_type(req: &HttpRequest) -> ApiResult<()> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        ))
+    }
+}
+
+/// Parses a JSON body into `T`, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        let inner = e.into_inner();
+        let problem = inner.to_string();
+        // serde_json appends " at line L column C": keep the message about the field.
+        let problem = problem
+            .split(" at line ")
+            .next()
+            .unwrap_or(&problem)
+            .to_owned();
+        ApiError::invalid(&field, problem)
+    })
+}
+
+/// Reads and parses a JSON request body: content type, size, then schema.
+pub async fn json_body<T: DeserializeOwned>(
+    payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> ApiResult<T> {
+    require_json_content_type(req)?;
+    let body = read_body(payload, req, limit).await?;
+    parse_json(&body)
+}
+
+/// For POSTs that take no fields: an empty body or `{}`.
+pub async fn empty_body(payload: web::Payload, req: &HttpRequest, limit: usize) -> ApiResult<()> {
+    let body = read_body(payload, req, limit).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    require_json_content_type(req)?;
+    parse_json::<NoFields>(&body).map(|_| ())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+/// RFC 3339 in UTC with microseconds, as every timestamp is written.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_timestamp(field: &str, s: &str) -> ApiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::invalid(
+                field,
+                "must be an RFC 3339 timestamp such as 2026-01-31T08:00:00Z",
+            )
+        })
+}
+
+/// An opaque page cursor: the position (time, id) of the last item returned.
+pub fn encode_cursor(at: DateTime<Utc>, id: &str) -> String {
+    B64URL.encode(format!("{}|{id}", at.timestamp_micros()))
+}
+
+pub fn decode_cursor(s: &str) -> ApiResult<(DateTime<Utc>, String)> {
+    let bad = || ApiError::invalid("cursor", "is not a cursor this API returned");
+    let text = String::from_utf8(B64URL.decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (micros, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((at, id.to_owned()))
+}
+
+/// The page size asked for, within the configured bounds.
+pub fn page_limit(asked: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+    match asked {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        )),
+    }
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().to_vec()
+}

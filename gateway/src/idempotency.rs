@@ -1,0 +1,154 @@
+//! Merchant `Idempotency-Key` (DESIGN.md §6): the first definitive answer (2xx, 409,
+//! 422) to a key is stored and given again for the same request; the same key with
+//! another request is `idempotency_conflict`; a duplicate that waits too long for the
+//! first is `idempotency_in_progress`. Transient answers are not stored.
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use actix_web::{http::StatusCode, HttpRequest, HttpResponse};
+use deadpool_postgres::Transaction;
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+
+const KEY_CHARS_MAX: usize = 255;
+
+/// A validated `Idempotency-Key` header and what it guards.
+pub struct Idempotency {
+    pub merchant_id: String,
+    pub endpoint: &'static str,
+    pub key: String,
+    pub request_sha256: Vec<u8>,
+}
+
+impl Idempotency {
+    /// `None` when the request carries no key. `request` is the parsed request (path
+    /// parameters included), so formatting differences in the body do not matter.
+    pub fn from_request(
+        req: &HttpRequest,
+        merchant_id: &str,
+        endpoint: &'static str,
+        request: &Value,
+    ) -> ApiResult<Option<Self>> {
+        let Some(value) = req.headers().get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| {
+                !k.is_empty() && k.len() <= KEY_CHARS_MAX && k.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                )
+            })?;
+        let canonical = serde_json::to_vec(request).expect("a JSON value serializes");
+        Ok(Some(Idempotency {
+            merchant_id: merchant_id.to_owned(),
+            endpoint,
+            key: key.to_owned(),
+            request_sha256: crate::http::sha256(&[endpoint.as_bytes(), &canonical]),
+        }))
+    }
+
+    /// Claims the key inside `tx`, or returns the stored answer of an earlier request.
+    /// Waits at most `wait_ms` for a concurrent request with the same key.
+    pub async fn claim(
+        &self,
+        tx: &Transaction<'_>,
+        wait_ms: u64,
+    ) -> ApiResult<Option<HttpResponse>> {
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {wait_ms}"))
+            .await?;
+        let claimed = tx
+            .execute(
+                "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&self.merchant_id, &self.endpoint, &self.key, &self.request_sha256],
+            )
+            .await
+            .map_err(|e| match e.code() {
+                Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => ApiError::new(
+                    ErrorCode::IdempotencyInProgress,
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                ),
+                _ => e.into(),
+            })?;
+        tx.batch_execute("SET LOCAL lock_timeout = 0").await?;
+        if claimed == 1 {
+            return Ok(None);
+        }
+        let row = tx
+            .query_one(
+                "SELECT request_sha256, http_status, response FROM merchant_idempotency
+                 WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
+                &[&self.merchant_id, &self.endpoint, &self.key],
+            )
+            .await?;
+        let stored_sha: Vec<u8> = row.get(0);
+        if stored_sha != self.request_sha256 {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyConflict,
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        let status: i16 = row.get(1);
+        let response: Value = row.get(2);
+        Ok(Some(replay(status, response)))
+    }
+}
+
+/// Stores a definitive answer under the key (if any) in `tx` and commits; anything
+/// else is rolled back, claim included, so a retry runs afresh.
+pub async fn finish(
+    idem: Option<Idempotency>,
+    tx: Transaction<'_>,
+    outcome: ApiResult<(StatusCode, Value)>,
+) -> ApiResult<HttpResponse> {
+    let (status, body) = match outcome {
+        Ok((status, body)) => (status, body),
+        Err(e) if is_definitive(e.code.status()) => (e.code.status(), error_record(&e)),
+        Err(e) => return Err(e), // dropping tx rolls the claim back
+    };
+    if let Some(this) = idem {
+        tx.execute(
+            "UPDATE merchant_idempotency SET http_status = $4, response = $5
+                 WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
+            &[
+                &this.merchant_id,
+                &this.endpoint,
+                &this.key,
+                &(status.as_u16() as i16),
+                &body,
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(replay(status.as_u16() as i16, body))
+}
+
+fn is_definitive(status: StatusCode) -> bool {
+    status.is_success()
+        || status == StatusCode::CONFLICT
+        || status == StatusCode::UNPROCESSABLE_ENTITY
+}
+
+/// What is stored of an error: its code and message (the request id is each answer's own).
+fn error_record(e: &ApiError) -> Value {
+    serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}})
+}
+
+/// Turns a stored answer back into a response.
+fn replay(status: i16, body: Value) -> HttpResponse {
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    let error = body.get("error").and_then(|e| {
+        let code = ErrorCode::parse(e.get("code")?.as_str()?)?;
+        Some(ApiError::new(code, e.get("message")?.as_str()?.to_owned()))
+    });
+    match error {
+        Some(e) => HttpResponse::build(status).json(e.body()),
+        None => HttpResponse::build(status).json(body),
+    }
+}

@@ -1,0 +1,75 @@
+//! Building and running the application: the pool, the migrations, the HTTP server
+//! on its listener (port 0 in tests), and the sweeper.
+
+use crate::{api, config::Settings, db, http::request_id_middleware, state::AppState, sweeper};
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+/// Concurrent connections per worker before new ones wait in the backlog.
+const CONNECTIONS_PER_WORKER_MAX: usize = 10_000;
+/// A client must send its request head within this long.
+const CLIENT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Idle keep-alive connections are closed after this long.
+const KEEP_ALIVE_SECONDS: u64 = 30;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects, migrates and binds; the server runs once `run_until_stopped` is awaited.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings)?;
+        let applied = db::migrate(&pool).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        let listener = TcpListener::bind(settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(AppState::new(pool, settings));
+        let data = web::Data::from(state.clone());
+        let limits = state.settings.limits.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::error::ApiError::invalid("query", e.to_string()).into()
+                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|_, _| crate::error::ApiError::not_found("resource").into()),
+                )
+                .wrap(from_fn(request_id_middleware))
+                .configure(api::routes)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(crate::error::ApiError::not_found("route"))
+                }))
+        })
+        .listen(listener)?
+        .max_connections(CONNECTIONS_PER_WORKER_MAX)
+        .client_request_timeout(Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
+        .keep_alive(Duration::from_secs(KEEP_ALIVE_SECONDS))
+        .shutdown_timeout(limits.shutdown_grace_seconds)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM: stop accepting, let
+    /// in-flight requests finish within the grace period).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweeper::run(self.state.clone()));
+        let result = self.server.await;
+        sweeper.abort();
+        result
+    }
+}

@@ -1,0 +1,48 @@
+//! Background upkeep, safe to run on every replica at once: expires due orders (so
+//! nothing reads `pending` past `expires_at` for long), and prunes webhook-ids and
+//! Idempotency-Key answers past their retention.
+
+use crate::state::AppState;
+use std::{sync::Arc, time::Duration};
+
+/// Rows pruned per table per round.
+const PRUNE_BATCH_MAX: i64 = 5_000;
+
+pub async fn run(state: Arc<AppState>) {
+    let limits = state.settings.limits.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(limits.sweeper_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_once(&state).await {
+            tracing::warn!(error = %format!("{e:#}"), "sweeper round failed; will retry");
+        }
+    }
+}
+
+pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
+    let limits = &state.settings.limits;
+    let client = state.pool.get().await?;
+    let expired: i32 = client
+        .query_one("SELECT expire_due_orders($1)", &[&limits.sweeper_batch_max])
+        .await?
+        .get(0);
+    if expired > 0 {
+        tracing::info!(expired, "orders expired");
+    }
+    client
+        .execute(
+            "DELETE FROM wallet_messages WHERE ctid = ANY (ARRAY(
+                 SELECT ctid FROM wallet_messages WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
+            &[&(limits.wallet_message_retention_seconds as f64), &PRUNE_BATCH_MAX],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM merchant_idempotency WHERE ctid = ANY (ARRAY(
+                 SELECT ctid FROM merchant_idempotency WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
+            &[&(limits.idempotency_retention_seconds as f64), &PRUNE_BATCH_MAX],
+        )
+        .await?;
+    Ok(())
+}
