@@ -240,7 +240,7 @@ BEGIN
         RETURN wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
     END IF;
     v_answer := wallet_txn_repeat(p_wallet_id, p_txn_id, 'payment', p_request_sha256);
-    IF v_answer IS NOT NULL THEN
+    IF v_answer.outcome IS NOT NULL THEN  -- (a composite IS NOT NULL only when every field is)
         RETURN v_answer;
     END IF;
     SELECT currency INTO v_account_currency FROM accounts
@@ -325,7 +325,7 @@ BEGIN
         RETURN wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
     END IF;
     v_answer := wallet_txn_repeat(p_wallet_id, p_txn_id, 'top_up', p_request_sha256);
-    IF v_answer IS NOT NULL THEN
+    IF v_answer.outcome IS NOT NULL THEN  -- (a composite IS NOT NULL only when every field is)
         RETURN v_answer;
     END IF;
     SELECT currency INTO v_account_currency FROM accounts

@@ -303,7 +303,7 @@ async fn top_up(
     };
     let row = call_with_retry(
         &state,
-        "SELECT (top_up($1, $2, $3, $4, $5, $6, $7, $8)).*",
+        "SELECT * FROM top_up($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -429,7 +429,7 @@ async fn pay(
     let shard_seed = i32::from(rand::random::<u16>());
     let row = call_with_retry(
         &state,
-        "SELECT (pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)).*",
+        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,

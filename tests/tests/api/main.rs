@@ -1,1 +1,11 @@
+//! Black-box integration tests: the real gateway on a real port, a fresh PostgreSQL
+//! database per test, real signatures. Every test ends with the ledger invariants
+//! checked (`TestApp`'s `Drop`).
 
+mod admin;
+mod concurrency;
+mod helpers;
+mod idempotency;
+mod orders;
+mod payments;
+mod wallet_security;

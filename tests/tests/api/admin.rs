@@ -1,0 +1,218 @@
+//! The operator's API and the unauthenticated endpoints.
+
+use crate::helpers::{assert_error, json_ok, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_and_readiness_need_no_auth() {
+    let app = spawn_app().await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(ready.headers().contains_key("x-request-id"));
+    let missing = app
+        .http
+        .get(app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn admin_calls_need_the_admin_token() {
+    let app = spawn_app().await;
+    let body = json!({"name": "Shop", "city": "Shanghai", "country": "CN", "mcc": "5812", "currency": "CNY"});
+    let none = app
+        .http
+        .post(app.url("/v1/admin/merchants"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(none, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let wrong = app
+        .http
+        .post(app.url("/v1/admin/merchants"))
+        .bearer_auth("x".repeat(32))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(wrong, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // A merchant key is not an admin token.
+    let merchant = app.create_merchant().await;
+    let as_merchant = app
+        .http
+        .post(app.url("/v1/admin/wallets"))
+        .bearer_auth(&merchant.manager_key)
+        .json(&json!({"name": "w"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(as_merchant, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    assert_eq!(app.count("SELECT count(*) FROM merchants").await, 1);
+}
+
+#[tokio::test]
+async fn a_merchant_is_created_with_its_account_and_webhook_secret() {
+    let app = spawn_app().await;
+    let body = json!({"name": "Shop", "city": "Shanghai", "country": "CN", "mcc": "5812", "currency": "CNY", "time_zone": "Asia/Hong_Kong"});
+    let merchant = json_ok(
+        app.admin_post("/v1/admin/merchants", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(merchant["id"].as_str().unwrap().starts_with("mch_"));
+    assert!(merchant["account_id"].as_str().unwrap().starts_with("acc_"));
+    assert!(merchant["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    assert_eq!(merchant["fee_rate_bps"], 38);
+    assert_eq!(merchant["time_zone"], "Asia/Hong_Kong");
+    let key = json_ok(
+        app.admin_post(
+            &format!(
+                "/v1/admin/merchants/{}/api-keys",
+                merchant["id"].as_str().unwrap()
+            ),
+            &json!({"scopes": ["reports"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let account = json_ok(
+        app.http
+            .get(app.url(&format!(
+                "/v1/accounts/{}",
+                merchant["account_id"].as_str().unwrap()
+            )))
+            .bearer_auth(key["key"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        account,
+        json!({"id": merchant["account_id"], "currency": "CNY", "balance": "0.00"})
+    );
+    // The key's secret is stored only as its SHA-256.
+    let (key_id, secret) = key["key"].as_str().unwrap().split_once('.').unwrap();
+    let hashed: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM api_keys WHERE id = $1 AND secret_sha256 = sha256(convert_to($2, 'UTF8'))", &[&key_id, &secret])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hashed, 1);
+}
+
+#[tokio::test]
+async fn merchant_fields_are_checked_for_the_emv_limits() {
+    let app = spawn_app().await;
+    let base = json!({"name": "Shop", "city": "Shanghai", "country": "CN", "mcc": "5812", "currency": "CNY"});
+    for (field, value) in [
+        ("name", json!("N".repeat(26))),
+        ("name", json!("咖啡店")),
+        ("name", json!("")),
+        ("city", json!("C".repeat(16))),
+        ("city", json!("上海")),
+        ("country", json!("China")),
+        ("mcc", json!("58")),
+        ("currency", json!("XYZ")),
+        ("fee_rate_bps", json!(10_001)),
+        ("local_name", json!("店".repeat(26))),
+        ("local_language", json!("chinese")),
+        ("webhook_url", json!("ftp://example.com/hook")),
+        ("time_zone", json!("Mars/Olympus")),
+    ] {
+        let mut body = base.clone();
+        body[field] = value;
+        if field == "local_language" {
+            body["local_name"] = json!("店");
+        }
+        let error = assert_error(
+            app.admin_post("/v1/admin/merchants", &body).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{field}: {error}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM merchants").await, 0);
+}
+
+#[tokio::test]
+async fn api_key_scopes_are_checked() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let path = format!("/v1/admin/merchants/{}/api-keys", merchant.id);
+    assert_error(
+        app.admin_post(&path, &json!({"scopes": ["admin"]})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        app.admin_post(&path, &json!({"scopes": []})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let unknown = app
+        .admin_post(
+            "/v1/admin/merchants/mch_nope/api-keys",
+            &json!({"scopes": ["orders"]}),
+        )
+        .await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn funding_limits_are_set_per_currency() {
+    let app = spawn_app().await;
+    let wallet = app.create_wallet().await;
+    let path = format!("/v1/admin/wallets/{}/funding-limits", wallet.wallet_id);
+    let set = json_ok(
+        app.admin_post(&path, &json!({"currency": "JPY", "limit": "500000"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(set["limit"], "500000");
+    assert_eq!(set["currency"], "JPY");
+    assert_error(
+        app.admin_post(&path, &json!({"currency": "JPY", "limit": "1.5"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        app.admin_post(&path, &json!({"currency": "JPY", "limit": "-1"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let unknown = app
+        .admin_post(
+            "/v1/admin/wallets/wal_nope/funding-limits",
+            &json!({"currency": "CNY", "limit": "1"}),
+        )
+        .await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+}

@@ -1,0 +1,396 @@
+//! `spawn_app()`: a fresh database, the real gateway on a random port, and one method
+//! per thing a test does. Dropping a `TestApp` checks the ledger invariants of
+//! DESIGN.md §4 — after every test, whatever it did.
+
+use gateway::{Application, Settings};
+use qrgate_domain::signing::SigningSecret;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use simulator::wallet::WalletClient;
+use std::collections::HashMap;
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    pub db_url: String,
+}
+
+/// A merchant with a manager key (all scopes) and a cashier key (`orders`).
+pub struct TestMerchant {
+    pub id: String,
+    pub account_id: String,
+    pub manager_key: String,
+    pub cashier_key: String,
+}
+
+fn base_database_url() -> String {
+    std::env::var("QRGATE_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The same server, another database.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
+    match query {
+        Some(q) => format!("{server}/{db}?{q}"),
+        None => format!("{server}/{db}"),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the gateway with extra configuration (`QRGATE_*` variables).
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    // TEST_LOG=1 shows the gateway's logs (filtered by RUST_LOG) for a failing test.
+    if std::env::var_os("TEST_LOG").is_some() {
+        gateway::init_logging("text");
+    }
+    let base = base_database_url();
+    let db_name = format!("qrgate_test_{}", qrgate_domain::ids::random_base32(16));
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL answers (./dev test starts one)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {db_name}"))
+        .await
+        .expect("creating the test database");
+    let db_url = with_database(&base, &db_name);
+    let admin_token = qrgate_domain::ids::random_base32(32);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db_url.clone()),
+        ("QRGATE_ADMIN_TOKEN".into(), admin_token.clone()),
+        ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
+        ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
+        ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert((*k).into(), (*v).into());
+    }
+    let settings = Settings::from_vars(&vars).expect("test settings are valid");
+    let app = Application::build(settings)
+        .await
+        .expect("the gateway starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        admin_token,
+        http: reqwest::Client::new(),
+        db_url,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let db_url = self.db_url.clone();
+        let violations = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(ledger_violations(&db_url))
+        })
+        .join()
+        .expect("the invariant check ran");
+        assert!(
+            violations.is_empty(),
+            "ledger invariants broken:\n{}",
+            violations.join("\n")
+        );
+    }
+}
+
+/// Every violation of DESIGN.md §4 in the database, as text.
+pub async fn ledger_violations(db_url: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT invariant, detail FROM ledger_invariant_violations()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "invariant {}: {}",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1)
+            )
+        })
+        .collect()
+}
+
+/// Asserts the one error shape with `code`, and returns the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let body: Value = response.json().await.expect("an error body is JSON");
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("req_")),
+        "{body}"
+    );
+    body
+}
+
+pub async fn json_ok(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "body: {text}");
+    serde_json::from_str(&text).expect("a JSON body")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A raw database connection, for assertions the API does not expose.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_merchant_with(&self, fields: Value) -> TestMerchant {
+        let mut body = json!({
+            "name": "Lucky Noodle Bar", "city": "Shanghai", "country": "CN", "mcc": "5812", "currency": "CNY",
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let merchant = json_ok(
+            self.admin_post("/v1/admin/merchants", &body).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = merchant["id"].as_str().unwrap().to_owned();
+        let manager_key = self
+            .create_api_key(&id, &["orders", "refunds", "reports"])
+            .await;
+        let cashier_key = self.create_api_key(&id, &["orders"]).await;
+        TestMerchant {
+            account_id: merchant["account_id"].as_str().unwrap().to_owned(),
+            id,
+            manager_key,
+            cashier_key,
+        }
+    }
+
+    pub async fn create_merchant(&self) -> TestMerchant {
+        self.create_merchant_with(json!({})).await
+    }
+
+    pub async fn create_api_key(&self, merchant_id: &str, scopes: &[&str]) -> String {
+        let key = json_ok(
+            self.admin_post(
+                &format!("/v1/admin/merchants/{merchant_id}/api-keys"),
+                &json!({"scopes": scopes}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        key["key"].as_str().unwrap().to_owned()
+    }
+
+    /// A registered wallet with a funding limit of 1,000,000 CNY.
+    pub async fn create_wallet(&self) -> WalletClient {
+        let wallet = json_ok(
+            self.admin_post("/v1/admin/wallets", &json!({"name": "Test Pay"}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = wallet["id"].as_str().unwrap();
+        let secret = SigningSecret::parse(wallet["secret"].as_str().unwrap()).unwrap();
+        self.set_funding_limit(id, "CNY", "1000000").await;
+        WalletClient::new(&self.address, id, secret, self.http.clone())
+    }
+
+    pub async fn set_funding_limit(&self, wallet_id: &str, currency: &str, limit: &str) {
+        json_ok(
+            self.admin_post(
+                &format!("/v1/admin/wallets/{wallet_id}/funding-limits"),
+                &json!({"currency": currency, "limit": limit}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
+    /// A customer account of `wallet` in CNY holding `balance`.
+    pub async fn funded_customer(&self, wallet: &WalletClient, balance: &str) -> String {
+        let reference = format!("cust-{}", qrgate_domain::ids::random_base32(8));
+        let customer = json_ok(
+            wallet
+                .post(
+                    "customers",
+                    &json!({"customer_reference": reference, "currency": "CNY"}),
+                )
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let account = customer["account_id"].as_str().unwrap().to_owned();
+        if balance != "0" {
+            let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": balance, "currency": "CNY"});
+            json_ok(
+                wallet.post("top-ups", &top_up).await.unwrap(),
+                StatusCode::OK,
+            )
+            .await;
+        }
+        account
+    }
+
+    pub async fn create_order_raw(&self, key: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url("/v1/orders"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A pending CNY order for `amount`.
+    pub async fn create_order(&self, key: &str, amount: &str) -> Value {
+        let reference = format!("INV-{}", qrgate_domain::ids::random_base32(10));
+        let body = json!({"amount": amount, "currency": "CNY", "merchant_reference": reference});
+        json_ok(self.create_order_raw(key, &body).await, StatusCode::CREATED).await
+    }
+
+    pub async fn merchant_get(&self, key: &str, path: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn merchant_post(&self, key: &str, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn order(&self, key: &str, order_id: &str) -> Value {
+        json_ok(
+            self.merchant_get(key, &format!("/v1/orders/{order_id}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// The payment request a wallet sends for a scanned order.
+    pub fn pay_body(order: &Value, account_id: &str) -> Value {
+        json!({
+            "wallet_txn_id": qrgate_domain::ids::mint("txn"),
+            "qr_payload": order["qr_payload"],
+            "customer_account_id": account_id,
+            "amount": order["amount"],
+            "currency": order["currency"],
+        })
+    }
+
+    pub async fn pay(&self, wallet: &WalletClient, order: &Value, account_id: &str) -> Response {
+        wallet
+            .post("payments", &Self::pay_body(order, account_id))
+            .await
+            .unwrap()
+    }
+
+    /// A balance as the wallet API reports it.
+    pub async fn customer_balance(&self, wallet: &WalletClient, account_id: &str) -> String {
+        let account = json_ok(
+            wallet.get(&format!("accounts/{account_id}")).await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        account["balance"].as_str().unwrap().to_owned()
+    }
+
+    /// A balance as the merchant API reports it.
+    pub async fn merchant_balance(&self, merchant: &TestMerchant) -> String {
+        let account = json_ok(
+            self.merchant_get(
+                &merchant.manager_key,
+                &format!("/v1/accounts/{}", merchant.account_id),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        account["balance"].as_str().unwrap().to_owned()
+    }
+
+    /// The platform fee account's balance in minor units.
+    pub async fn fee_balance_minor(&self, currency: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT coalesce(sum(balance_minor), 0)::bigint FROM account_balances WHERE account_id = $1",
+                &[&format!("acc_fee_{}", currency.to_lowercase())],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}

@@ -1,0 +1,130 @@
+//! Merchant Idempotency-Key: stored first answers, conflicts, transient answers.
+
+use crate::helpers::{assert_error, json_ok, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_same_key_and_request_returns_the_first_answer() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let body = json!({"amount": "8.00", "currency": "CNY", "merchant_reference": "R-1"});
+    let send = |body: serde_json::Value, key: &'static str| {
+        app.http
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let first = json_ok(
+        send(body.clone(), "key-1").await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    // Same parsed request, formatted differently (field order, "8.00" stays a string).
+    let reordered = json!({"merchant_reference": "R-1", "currency": "CNY", "amount": "8.00"});
+    let again = json_ok(send(reordered, "key-1").await.unwrap(), StatusCode::CREATED).await;
+    assert_eq!(again, first);
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 1);
+
+    let different = json!({"amount": "9.00", "currency": "CNY", "merchant_reference": "R-1"});
+    assert_error(
+        send(different, "key-1").await.unwrap(),
+        StatusCode::CONFLICT,
+        "idempotency_conflict",
+    )
+    .await;
+    // A stored 409 is given again with its code.
+    let dup = send(body.clone(), "key-2").await.unwrap();
+    assert_error(dup, StatusCode::CONFLICT, "duplicate_reference").await;
+    let dup_again = send(body, "key-2").await.unwrap();
+    assert_error(dup_again, StatusCode::CONFLICT, "duplicate_reference").await;
+}
+
+#[tokio::test]
+async fn a_bad_request_is_not_stored_and_a_retry_runs_afresh() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let send = |body: serde_json::Value| {
+        app.http
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", "k")
+            .json(&body)
+            .send()
+    };
+    let bad = json!({"amount": "-1", "currency": "CNY", "merchant_reference": "R"});
+    assert_error(
+        send(bad).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let good = json!({"amount": "1.00", "currency": "CNY", "merchant_reference": "R"});
+    json_ok(send(good).await.unwrap(), StatusCode::CREATED).await;
+}
+
+#[tokio::test]
+async fn keys_are_per_merchant_and_endpoint() {
+    let app = spawn_app().await;
+    let a = app.create_merchant().await;
+    let b = app.create_merchant().await;
+    let body = json!({"amount": "1.00", "currency": "CNY", "merchant_reference": "R"});
+    for merchant in [&a, &b] {
+        let response = app
+            .http
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", "same")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        json_ok(response, StatusCode::CREATED).await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 2);
+    let too_long = app
+        .http
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&a.cashier_key)
+        .header("Idempotency-Key", "k".repeat(256))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(too_long, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_create_one_order() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-C"});
+    let requests = (0..10).map(|_| {
+        app.http
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", "burst")
+            .json(&body)
+            .send()
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let mut ids = std::collections::HashSet::new();
+    for response in responses {
+        let response = response.unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => {
+                ids.insert(body["id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error"]["code"], "idempotency_in_progress", "{body}")
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 1);
+}
