@@ -534,8 +534,10 @@ mod tests {
                 merchant_name: ascii(&mut state, 25),
                 merchant_city: ascii(&mut state, 15),
                 bill_number: ascii(&mut state, 25),
-                terminal_id: (lcg(&mut state) % 2 == 0).then(|| ascii(&mut state, 25)),
-                local: (lcg(&mut state) % 2 == 0).then(|| LocalName {
+                terminal_id: lcg(&mut state)
+                    .is_multiple_of(2)
+                    .then(|| ascii(&mut state, 25)),
+                local: lcg(&mut state).is_multiple_of(2).then(|| LocalName {
                     language: "ZH".into(),
                     name: "店".repeat(1 + (lcg(&mut state) % 20) as usize),
                     city: None,

@@ -170,15 +170,30 @@ mod tests {
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            verify(&[b.clone()], headers("m1", "1000", &sig_b), b"{ }", 1000),
+            verify(
+                std::slice::from_ref(&b),
+                headers("m1", "1000", &sig_b),
+                b"{ }",
+                1000
+            ),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            verify(&[b.clone()], headers("m2", "1000", &sig_b), body, 1000),
+            verify(
+                std::slice::from_ref(&b),
+                headers("m2", "1000", &sig_b),
+                body,
+                1000
+            ),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            verify(&[b.clone()], headers("m1", "1000", &sig_b), body, 1301),
+            verify(
+                std::slice::from_ref(&b),
+                headers("m1", "1000", &sig_b),
+                body,
+                1301
+            ),
             Err(SignatureError::Stale)
         );
         assert_eq!(

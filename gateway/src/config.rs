@@ -172,3 +172,60 @@ impl Settings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let settings = Settings::from_vars(&vars(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:db-password-123@127.0.0.1/qrgate",
+            ),
+            ("QRGATE_ADMIN_TOKEN", "admin-token-abcdefghijkl"),
+            ("QRGATE_METRICS_TOKEN", "metrics-token-xyz"),
+        ]))
+        .unwrap();
+        let printed = format!("{settings:?}");
+        for secret in [
+            "db-password-123",
+            "admin-token-abcdefghijkl",
+            "metrics-token-xyz",
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_environment_with_defaults() {
+        let settings = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://localhost/q"),
+            ("QRGATE_ADMIN_TOKEN", "0123456789abcdef"),
+            ("QRGATE_BODY_BYTES_MAX", "1024"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.limits.body_bytes_max, 1024);
+        assert_eq!(settings.limits.page_size_max, 200);
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        let bad = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://localhost/q"),
+            ("QRGATE_ADMIN_TOKEN", "0123456789abcdef"),
+            ("QRGATE_POOL_SIZE_MAX", "lots"),
+        ]));
+        assert!(bad.is_err());
+        let short_token = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://localhost/q"),
+            ("QRGATE_ADMIN_TOKEN", "short"),
+        ]));
+        assert!(short_token.is_err());
+    }
+}
