@@ -195,6 +195,31 @@ BEGIN
     RETURN wallet_txn_answer(p_wallet_id, p_txn_id);
 END $$;
 
+-- The opening checks every wallet_txn call shares, in DESIGN.md §6 order: the
+-- webhook-id, a repeated wallet_txn_id, then the customer account belonging to the
+-- wallet. Returns a final answer, or (when answer is NULL) the account's currency.
+CREATE FUNCTION wallet_call_begin(
+    p_wallet_id text, p_message_id text, p_message_sha256 bytea,
+    p_txn_id text, p_kind text, p_request_sha256 bytea, p_account_id text,
+    OUT answer wallet_outcome, OUT account_currency text
+) LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id) THEN
+        answer := wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
+        RETURN;
+    END IF;
+    answer := wallet_txn_repeat(p_wallet_id, p_txn_id, p_kind, p_request_sha256);
+    IF answer.outcome IS NOT NULL THEN  -- (a composite IS NOT NULL only when every field is)
+        RETURN;
+    END IF;
+    answer := NULL;
+    SELECT currency INTO account_currency FROM accounts
+    WHERE id = p_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
+    IF NOT FOUND THEN
+        answer := wallet_answer('not_found', 404, 'no customer account ' || p_account_id || ' in this wallet');
+    END IF;
+END $$;
+
 -- Stores a definitive failure of a wallet_txn call, and puts a payment attempt on its
 -- order's timeline (at most p_timeline_max entries per order). Moves no money.
 CREATE FUNCTION wallet_txn_fail(
@@ -227,7 +252,7 @@ CREATE FUNCTION pay_order(
     p_shard_seed integer, p_timeline_max integer
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
-    v_answer wallet_outcome;
+    v_begin record;
     v_account_currency text;
     v_order orders%ROWTYPE;
     v_merchant_account text;
@@ -236,18 +261,12 @@ DECLARE
     v_ltx bigint;
     v_now timestamptz := now();
 BEGIN
-    IF NOT wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id) THEN
-        RETURN wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
+    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
+                                 p_request_sha256, p_customer_account_id);
+    IF (v_begin.answer).outcome IS NOT NULL THEN
+        RETURN v_begin.answer;
     END IF;
-    v_answer := wallet_txn_repeat(p_wallet_id, p_txn_id, 'payment', p_request_sha256);
-    IF v_answer.outcome IS NOT NULL THEN  -- (a composite IS NOT NULL only when every field is)
-        RETURN v_answer;
-    END IF;
-    SELECT currency INTO v_account_currency FROM accounts
-    WHERE id = p_customer_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
-    IF NOT FOUND THEN
-        RETURN wallet_answer('not_found', 404, 'no customer account ' || p_customer_account_id || ' in this wallet');
-    END IF;
+    v_account_currency := v_begin.account_currency;
 
     IF p_order_id IS NOT NULL THEN
         SELECT * INTO v_order FROM orders WHERE id = p_order_id FOR UPDATE;
@@ -316,23 +335,17 @@ CREATE FUNCTION top_up(
     p_account_id text, p_amount_minor bigint, p_currency text
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
-    v_answer wallet_outcome;
+    v_begin record;
     v_account_currency text;
     v_funding text;
     v_limit bigint;
 BEGIN
-    IF NOT wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id) THEN
-        RETURN wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
+    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'top_up',
+                                 p_request_sha256, p_account_id);
+    IF (v_begin.answer).outcome IS NOT NULL THEN
+        RETURN v_begin.answer;
     END IF;
-    v_answer := wallet_txn_repeat(p_wallet_id, p_txn_id, 'top_up', p_request_sha256);
-    IF v_answer.outcome IS NOT NULL THEN  -- (a composite IS NOT NULL only when every field is)
-        RETURN v_answer;
-    END IF;
-    SELECT currency INTO v_account_currency FROM accounts
-    WHERE id = p_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
-    IF NOT FOUND THEN
-        RETURN wallet_answer('not_found', 404, 'no customer account ' || p_account_id || ' in this wallet');
-    END IF;
+    v_account_currency := v_begin.account_currency;
     IF v_account_currency <> p_currency THEN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'top_up', p_request_sha256, 'currency_mismatch', 422,
             'the account holds ' || v_account_currency, NULL, NULL, 0);

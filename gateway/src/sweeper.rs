@@ -30,19 +30,33 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     if expired > 0 {
         tracing::info!(expired, "orders expired");
     }
+    prune(
+        &client,
+        "wallet_messages",
+        limits.wallet_message_retention_seconds,
+    )
+    .await?;
+    prune(
+        &client,
+        "merchant_idempotency",
+        limits.idempotency_retention_seconds,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes at most `PRUNE_BATCH_MAX` rows of `table` older than `retention_seconds`.
+async fn prune(
+    client: &deadpool_postgres::Client,
+    table: &str,
+    retention_seconds: i64,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM {table} WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))"
+    );
     client
-        .execute(
-            "DELETE FROM wallet_messages WHERE ctid = ANY (ARRAY(
-                 SELECT ctid FROM wallet_messages WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
-            &[&(limits.wallet_message_retention_seconds as f64), &PRUNE_BATCH_MAX],
-        )
-        .await?;
-    client
-        .execute(
-            "DELETE FROM merchant_idempotency WHERE ctid = ANY (ARRAY(
-                 SELECT ctid FROM merchant_idempotency WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
-            &[&(limits.idempotency_retention_seconds as f64), &PRUNE_BATCH_MAX],
-        )
+        .execute(&sql, &[&(retention_seconds as f64), &PRUNE_BATCH_MAX])
         .await?;
     Ok(())
 }
