@@ -576,3 +576,37 @@ async fn orders_must_be_in_the_merchants_currency() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_timeline_keeps_a_bounded_number_of_failed_attempts() {
+    let app =
+        crate::helpers::spawn_app_with(&[("QRGATE_TIMELINE_ENTRIES_PER_ORDER_MAX", "3")]).await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let poor = app.funded_customer(&wallet, "1.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    for _ in 0..5 {
+        assert_error(
+            app.pay(&wallet, &order, &poor).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+        )
+        .await;
+    }
+    let events = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/orders/{}/events", order["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let failed = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "payment_failed")
+        .count();
+    assert_eq!(failed, 3);
+}
