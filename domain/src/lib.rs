@@ -4,6 +4,7 @@
 
 pub mod currency;
 pub mod emv;
+pub mod emv_lint;
 pub mod ids;
 pub mod money;
 pub mod signing;
