@@ -93,6 +93,13 @@ impl Currency {
     }
 }
 
+impl std::str::FromStr for Currency {
+    type Err = UnknownCurrency;
+    fn from_str(s: &str) -> Result<Self, UnknownCurrency> {
+        Currency::parse(s)
+    }
+}
+
 impl fmt::Debug for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.code)

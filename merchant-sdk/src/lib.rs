@@ -1,8 +1,41 @@
-//! Rust client for qrgate's merchant API (orders, QR codes, accounts). It depends on
-//! `qrgate-domain` for the shared wire rules and never on the gateway itself.
+//! Rust client for qrgate's merchant API: what a shop's till or server uses to charge
+//! customers by QR code.
 //!
-//! The typed client and the `cashier` CLI are built in their own issue; the domain
-//! types (money, currencies, EMV payloads, webhook signatures) are re-exported here so
-//! merchant servers can already verify the gateway's webhooks and parse payloads.
+//! ```no_run
+//! use merchant_sdk::{Client, NewOrder, OrderStatus};
+//! use rust_decimal::Decimal;
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), merchant_sdk::Error> {
+//! let client = Client::builder("https://gateway.example", "key_….secret").build()?;
+//! let order = client
+//!     .create_order(&NewOrder::new(Decimal::new(1234, 2), "CNY".parse()?, "TABLE-7"))
+//!     .await?;
+//! println!("show this QR: {}", order.qr_payload);
+//! let done = client.wait_for_payment(&order.id, Duration::from_secs(120)).await?;
+//! assert!(matches!(done.status, OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Pending));
+//! # Ok(()) }
+//! ```
+//!
+//! - Money is `rust_decimal::Decimal` with a [`Currency`], never a float.
+//! - Every mutating call carries an `Idempotency-Key` made once per call and reused on
+//!   its retries, so retrying is always safe ([`RetryPolicy`]).
+//! - Errors are one enum ([`Error`]) whose [`ErrorKind`] mirrors the gateway's codes.
+//! - [`webhooks`] verifies the gateway's signed deliveries; [`lint`] explains a bad QR.
+//!
+//! This crate depends on `qrgate-domain` for the shared wire rules, never on the gateway.
 
-pub use qrgate_domain::{emv, money, signing, Currency, Money};
+mod client;
+mod error;
+mod retry;
+pub mod terminal;
+mod types;
+pub mod webhooks;
+
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, ErrorKind};
+pub use qrgate_domain::emv::{parse_payload, DataObject, OrderQr};
+pub use qrgate_domain::emv_lint::{lint, Problem};
+pub use qrgate_domain::{Currency, Money};
+pub use retry::RetryPolicy;
+pub use types::{Account, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page};

@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/orders/{id}/qr.png", web::get().to(qr_png))
         .route("/v1/orders/{id}/close", web::post().to(close_order))
         .route("/v1/orders/{id}/events", web::get().to(order_events))
+        .route("/v1/accounts", web::get().to(list_accounts))
         .route("/v1/accounts/{id}", web::get().to(get_account));
 }
 
@@ -573,6 +574,26 @@ pub async fn account_json(
         "currency": currency,
         "balance": format_minor(row.get(2), currency),
     }))
+}
+
+/// The merchant's own accounts (today: its settlement account).
+async fn list_accounts(merchant: Merchant, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    let client = state.pool.get().await?;
+    let ids: Vec<String> = client
+        .query(
+            "SELECT id FROM accounts WHERE merchant_id = $1 ORDER BY created_at, id",
+            &[&merchant.merchant_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut items = Vec::with_capacity(ids.len());
+    for id in &ids {
+        items.push(account_json(&client, id, "a.merchant_id", &merchant.merchant_id).await?);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
 async fn get_account(

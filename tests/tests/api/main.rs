@@ -3,9 +3,11 @@
 //! checked (`TestApp`'s `Drop`).
 
 mod admin;
+mod cashier;
 mod concurrency;
 mod helpers;
 mod idempotency;
 mod orders;
 mod payments;
+mod sdk;
 mod wallet_security;

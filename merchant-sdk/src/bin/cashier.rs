@@ -1,0 +1,323 @@
+//! `cashier`: a shop's till on the command line. Charges by QR code and waits for the
+//! customer's wallet to pay; shows, lists and closes orders; shows the balance.
+//!
+//! Exit codes: 0 paid (or the command succeeded), 1 error, 2 usage, 3 the order
+//! expired, 4 the order was closed, 130 interrupted (Ctrl-C; a pending charge is closed).
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use merchant_sdk::{terminal, Client, Error, ErrorKind, ListOrders, NewOrder, Order, OrderStatus};
+use rust_decimal::Decimal;
+use std::{io::Write, process::ExitCode, str::FromStr, time::Duration};
+
+const EXIT_ERROR: u8 = 1;
+const EXIT_EXPIRED: u8 = 3;
+const EXIT_CLOSED: u8 = 4;
+const EXIT_INTERRUPTED: u8 = 130;
+/// How long past `expires_at` to keep waiting for the gateway to report the outcome.
+const EXPIRY_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser)]
+#[command(
+    name = "cashier",
+    version,
+    about = "qrgate's command-line till: charge by QR code and wait for payment.",
+    after_help = "Exit codes: 0 paid / success, 1 error, 2 usage, 3 expired, 4 closed, 130 interrupted."
+)]
+struct Cli {
+    /// Gateway base URL.
+    #[arg(long, env = "QRGATE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Merchant API key (`key_….secret`); charging needs the `orders` scope, `balance` needs `reports`.
+    #[arg(long, env = "QRGATE_API_KEY", hide_env_values = true)]
+    api_key: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an order, draw its QR code, and wait until it is paid, expires or is closed.
+    Charge {
+        /// Amount, e.g. 12.34 (at most the currency's decimal places).
+        amount: String,
+        /// Currency: the merchant's own (ISO 4217).
+        #[arg(long, env = "QRGATE_CURRENCY", default_value = "CNY")]
+        currency: String,
+        /// The shop's reference for the bill (1–25 ASCII characters); generated when omitted.
+        #[arg(long)]
+        reference: Option<String>,
+        /// Till or terminal id printed on the code (1–25 ASCII characters).
+        #[arg(long)]
+        terminal: Option<String>,
+        /// What is being paid for.
+        #[arg(long)]
+        description: Option<String>,
+        /// How long the code stays payable (30..86400, default 300).
+        #[arg(long)]
+        expires_in_seconds: Option<u32>,
+        /// Also write the QR code as a PNG image to this file.
+        #[arg(long)]
+        png: Option<std::path::PathBuf>,
+    },
+    /// Show an order.
+    Status { order_id: String },
+    /// Stop a pending order from being paid.
+    Close { order_id: String },
+    /// List recent orders as a table, newest first.
+    Orders {
+        /// Only orders in this status (pending, paid, expired, closed, partially_refunded, refunded).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only orders created at or after this time (RFC 3339, e.g. 2026-11-25T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many orders (1..200).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show the merchant's balances (needs an API key with the `reports` scope).
+    Balance,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = match Client::builder(&cli.url, &cli.api_key).build() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let result = match cli.command {
+        Command::Charge {
+            amount,
+            currency,
+            reference,
+            terminal,
+            description,
+            expires_in_seconds,
+            png,
+        } => {
+            let order = match new_order(
+                &amount,
+                &currency,
+                reference,
+                terminal,
+                description,
+                expires_in_seconds,
+            ) {
+                Ok(o) => o,
+                Err(e) => return fail(&e),
+            };
+            charge(&client, order, png).await
+        }
+        Command::Status { order_id } => client.get_order(&order_id).await.map(|o| {
+            print_order(&o);
+            ExitCode::SUCCESS
+        }),
+        Command::Close { order_id } => client.close_order(&order_id).await.map(|o| {
+            print_order(&o);
+            ExitCode::SUCCESS
+        }),
+        Command::Orders {
+            status,
+            since,
+            limit,
+        } => orders(&client, status, since, limit).await,
+        Command::Balance => balance(&client).await,
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("cashier: {e}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+fn new_order(
+    amount: &str,
+    currency: &str,
+    reference: Option<String>,
+    terminal: Option<String>,
+    description: Option<String>,
+    expires_in_seconds: Option<u32>,
+) -> Result<NewOrder, Error> {
+    let amount = Decimal::from_str(amount).map_err(|_| {
+        Error::InvalidInput(format!("amount {amount:?} is not a number like 12.34"))
+    })?;
+    let currency = currency.parse()?;
+    let reference =
+        reference.unwrap_or_else(|| format!("POS-{}", Utc::now().format("%Y%m%d-%H%M%S%3f")));
+    Ok(NewOrder {
+        terminal_id: terminal,
+        description,
+        expires_in_seconds,
+        ..NewOrder::new(amount, currency, reference)
+    })
+}
+
+async fn charge(
+    client: &Client,
+    order: NewOrder,
+    png: Option<std::path::PathBuf>,
+) -> Result<ExitCode, Error> {
+    let order = client.create_order(&order).await?;
+    println!(
+        "Order {} — {} {} (ref {})",
+        order.id, order.amount, order.currency, order.merchant_reference
+    );
+    match terminal::encode(&order.qr_payload) {
+        Some(code) => print!("{}", terminal::render(&code)),
+        None => println!("(the payload does not fit a QR code)"),
+    }
+    if let Some(path) = png {
+        let image = client.order_qr_png(&order.id).await?;
+        std::fs::write(&path, image)
+            .map_err(|e| Error::InvalidInput(format!("writing {}: {e}", path.display())))?;
+        println!("QR image written to {}", path.display());
+    }
+    println!("Scan to pay.");
+    let outcome = wait_with_countdown(client, &order).await?;
+    Ok(report(&outcome))
+}
+
+/// Waits for the outcome, redrawing a countdown each second; Ctrl-C closes the order.
+async fn wait_with_countdown(client: &Client, order: &Order) -> Result<Order, Error> {
+    let until_expiry = (order.expires_at - Utc::now()).to_std().unwrap_or_default();
+    let wait = client.wait_for_payment(&order.id, until_expiry + EXPIRY_GRACE);
+    tokio::pin!(wait);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            outcome = &mut wait => {
+                eprintln!();
+                let outcome = outcome?;
+                // Past the wait with the order still pending: ask once more for the final word.
+                return if outcome.status == OrderStatus::Pending { client.get_order(&order.id).await } else { Ok(outcome) };
+            }
+            _ = tick.tick() => countdown(order.expires_at),
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ninterrupted: closing the order so it cannot be paid");
+                let closed = client.close_order(&order.id).await?;
+                print_order(&closed);
+                std::process::exit(if closed.status.is_paid() { 0 } else { i32::from(EXIT_INTERRUPTED) });
+            }
+        }
+    }
+}
+
+fn countdown(expires_at: DateTime<Utc>) {
+    let left = (expires_at - Utc::now()).num_seconds().max(0);
+    eprint!(
+        "\rwaiting for payment… {:02}:{:02} left ",
+        left / 60,
+        left % 60
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn report(order: &Order) -> ExitCode {
+    match order.status {
+        status if status.is_paid() => {
+            let at = order.paid_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+            println!(
+                "PAID {} {} — payment {} at {at}",
+                order.amount,
+                order.currency,
+                order.payment_id.as_deref().unwrap_or("-")
+            );
+            ExitCode::SUCCESS
+        }
+        OrderStatus::Expired => {
+            println!(
+                "EXPIRED — order {} was not paid in time; charge again for a new code",
+                order.id
+            );
+            ExitCode::from(EXIT_EXPIRED)
+        }
+        OrderStatus::Closed => {
+            println!("CLOSED — order {} was closed before it was paid", order.id);
+            ExitCode::from(EXIT_CLOSED)
+        }
+        status => {
+            println!("order {} is still {status}", order.id);
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn print_order(o: &Order) {
+    println!(
+        "{}  {}  {} {}  ref {}",
+        o.id, o.status, o.amount, o.currency, o.merchant_reference
+    );
+    println!(
+        "  created {}  expires {}",
+        o.created_at.to_rfc3339(),
+        o.expires_at.to_rfc3339()
+    );
+    if let (Some(paid_at), Some(payment)) = (o.paid_at, &o.payment_id) {
+        println!("  paid {} (payment {payment})", paid_at.to_rfc3339());
+    }
+}
+
+async fn orders(
+    client: &Client,
+    status: Option<String>,
+    since: Option<String>,
+    limit: u32,
+) -> Result<ExitCode, Error> {
+    let status = status.map(|s| s.parse::<OrderStatus>()).transpose()?;
+    let from = since
+        .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
+        .transpose()
+        .map_err(|_| {
+            Error::InvalidInput("--since must be RFC 3339, e.g. 2026-11-25T00:00:00Z".into())
+        })?;
+    let page = client
+        .list_orders(&ListOrders {
+            status,
+            from,
+            limit: Some(limit),
+            ..Default::default()
+        })
+        .await?;
+    let header = ["ORDER", "STATUS", "AMOUNT", "CUR", "REFERENCE", "CREATED"];
+    println!(
+        "{:<25} {:<18} {:>14} {:<4} {:<25} {}",
+        header[0], header[1], header[2], header[3], header[4], header[5]
+    );
+    for o in &page.items {
+        println!(
+            "{:<25} {:<18} {:>14} {:<4} {:<25} {}",
+            o.id,
+            o.status.as_str(),
+            o.amount.to_string(),
+            o.currency.code(),
+            o.merchant_reference,
+            o.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    if page.items.is_empty() {
+        println!("(no orders)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn balance(client: &Client) -> Result<ExitCode, Error> {
+    match client.accounts().await {
+        Ok(accounts) => {
+            for a in accounts {
+                println!("{}  {} {}", a.id, a.balance, a.currency);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Error::Api {
+            kind: ErrorKind::Forbidden,
+            ..
+        }) => {
+            eprintln!("cashier: this API key cannot see balances (it lacks the `reports` scope); ask the shop owner for a manager key");
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,203 @@
+//! One error type for every call: the gateway's stable codes as variants of
+//! [`ErrorKind`], plus what can go wrong on the way.
+
+use std::fmt;
+
+/// The gateway's error codes (DESIGN.md §6). Codes added later arrive as `Other`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    InvalidRequest,
+    Unauthenticated,
+    InvalidSignature,
+    StaleTimestamp,
+    Forbidden,
+    NotFound,
+    OrderNotPayable,
+    AlreadyPaid,
+    OrderNotRefundable,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    ReplayedMessage,
+    DuplicateReference,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidQr,
+    InsufficientFunds,
+    MerchantInsufficientFunds,
+    AmountMismatch,
+    CurrencyMismatch,
+    OrderExpired,
+    QuoteExpired,
+    ChargeExceedsMax,
+    LimitExceeded,
+    RiskDeclined,
+    AuthenticationRequired,
+    AccountBlocked,
+    RefundExceedsPayment,
+    TooManyRefunds,
+    RateLimited,
+    Unavailable,
+    Internal,
+    Other(String),
+}
+
+const CODES: &[(&str, ErrorKind)] = &[
+    ("invalid_request", ErrorKind::InvalidRequest),
+    ("unauthenticated", ErrorKind::Unauthenticated),
+    ("invalid_signature", ErrorKind::InvalidSignature),
+    ("stale_timestamp", ErrorKind::StaleTimestamp),
+    ("forbidden", ErrorKind::Forbidden),
+    ("not_found", ErrorKind::NotFound),
+    ("order_not_payable", ErrorKind::OrderNotPayable),
+    ("already_paid", ErrorKind::AlreadyPaid),
+    ("order_not_refundable", ErrorKind::OrderNotRefundable),
+    ("idempotency_conflict", ErrorKind::IdempotencyConflict),
+    ("idempotency_in_progress", ErrorKind::IdempotencyInProgress),
+    ("replayed_message", ErrorKind::ReplayedMessage),
+    ("duplicate_reference", ErrorKind::DuplicateReference),
+    ("payload_too_large", ErrorKind::PayloadTooLarge),
+    ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
+    ("invalid_qr", ErrorKind::InvalidQr),
+    ("insufficient_funds", ErrorKind::InsufficientFunds),
+    (
+        "merchant_insufficient_funds",
+        ErrorKind::MerchantInsufficientFunds,
+    ),
+    ("amount_mismatch", ErrorKind::AmountMismatch),
+    ("currency_mismatch", ErrorKind::CurrencyMismatch),
+    ("order_expired", ErrorKind::OrderExpired),
+    ("quote_expired", ErrorKind::QuoteExpired),
+    ("charge_exceeds_max", ErrorKind::ChargeExceedsMax),
+    ("limit_exceeded", ErrorKind::LimitExceeded),
+    ("risk_declined", ErrorKind::RiskDeclined),
+    ("authentication_required", ErrorKind::AuthenticationRequired),
+    ("account_blocked", ErrorKind::AccountBlocked),
+    ("refund_exceeds_payment", ErrorKind::RefundExceedsPayment),
+    ("too_many_refunds", ErrorKind::TooManyRefunds),
+    ("rate_limited", ErrorKind::RateLimited),
+    ("unavailable", ErrorKind::Unavailable),
+    ("internal_error", ErrorKind::Internal),
+];
+
+impl ErrorKind {
+    pub fn from_code(code: &str) -> Self {
+        CODES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_else(|| ErrorKind::Other(code.to_owned()))
+    }
+
+    /// The gateway's code for this kind.
+    pub fn code(&self) -> &str {
+        match self {
+            ErrorKind::Other(code) => code,
+            kind => CODES
+                .iter()
+                .find(|(_, k)| k == kind)
+                .map(|(c, _)| *c)
+                .expect("every kind has a code"),
+        }
+    }
+
+    /// What the caller should do about it.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "fix the request; the message names the field",
+            ErrorKind::Unauthenticated => "check the API key (QRGATE_API_KEY): it is missing, mistyped or revoked",
+            ErrorKind::Forbidden => "this API key lacks the scope for this call; ask the shop owner for a key that has it",
+            ErrorKind::NotFound => "check the id; objects of other merchants are not visible",
+            ErrorKind::OrderNotPayable => "the order was closed; create a new one",
+            ErrorKind::AlreadyPaid => "the order is already paid; nothing more to do",
+            ErrorKind::OrderExpired => "the order expired; create a new one",
+            ErrorKind::DuplicateReference => "that reference is in use by a live order; close it or use another reference",
+            ErrorKind::IdempotencyConflict => "this Idempotency-Key was used for a different request; use a new key",
+            ErrorKind::IdempotencyInProgress => "the same request is still being processed; retry shortly",
+            ErrorKind::CurrencyMismatch => "use the merchant's own currency",
+            ErrorKind::RateLimited => "slow down and retry after the indicated time",
+            ErrorKind::Unavailable | ErrorKind::Internal => "the gateway is having trouble; retry later (the request id helps support)",
+            ErrorKind::PayloadTooLarge => "send a smaller request",
+            _ => "see the message; docs/api.md lists every code",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Everything a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The gateway answered with an error.
+    #[error("{message} [{kind}; request {request_id}] — {}", kind.advice())]
+    Api {
+        kind: ErrorKind,
+        status: u16,
+        message: String,
+        request_id: String,
+    },
+    /// The gateway could not be reached (after the retries the policy allows).
+    #[error("could not reach the gateway: {0} — check QRGATE_URL and the network, then retry")]
+    Transport(String),
+    /// The gateway answered something this SDK does not understand.
+    #[error("unexpected answer from the gateway: {0} — is QRGATE_URL a qrgate gateway?")]
+    UnexpectedResponse(String),
+    /// The input was refused before anything was sent.
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+impl Error {
+    /// The gateway's error kind, if the gateway answered with one.
+    pub fn kind(&self) -> Option<&ErrorKind> {
+        match self {
+            Error::Api { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+impl From<qrgate_domain::currency::UnknownCurrency> for Error {
+    fn from(e: qrgate_domain::currency::UnknownCurrency) -> Self {
+        Error::InvalidInput(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_both_ways() {
+        for (code, kind) in CODES {
+            assert_eq!(&ErrorKind::from_code(code), kind);
+            assert_eq!(kind.code(), *code);
+        }
+        assert_eq!(
+            ErrorKind::from_code("brand_new"),
+            ErrorKind::Other("brand_new".into())
+        );
+        assert_eq!(ErrorKind::from_code("brand_new").code(), "brand_new");
+    }
+
+    #[test]
+    fn display_says_what_to_do() {
+        let e = Error::Api {
+            kind: ErrorKind::Forbidden,
+            status: 403,
+            message: "this API key lacks the `reports` scope".into(),
+            request_id: "req_1".into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("reports")
+                && text.contains("ask the shop owner")
+                && text.contains("req_1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! The merchant API's objects, with money as `Decimal` + [`Currency`].
+
+use crate::Error;
+use chrono::{DateTime, Utc};
+use qrgate_domain::{Currency, Money};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::{fmt, str::FromStr};
+
+/// Where an order is in its life: `pending` → `paid` | `expired` | `closed`;
+/// `paid` → `partially_refunded` → `refunded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    Pending,
+    Paid,
+    Expired,
+    Closed,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Closed => "closed",
+            OrderStatus::PartiallyRefunded => "partially_refunded",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+
+    /// Whether the order was paid (refunded or not).
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded
+        )
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        [
+            OrderStatus::Pending,
+            OrderStatus::Paid,
+            OrderStatus::Expired,
+            OrderStatus::Closed,
+            OrderStatus::PartiallyRefunded,
+            OrderStatus::Refunded,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| Error::InvalidInput(format!("unknown order status `{s}`")))
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An order as the gateway reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub id: String,
+    pub status: OrderStatus,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub merchant_reference: String,
+    pub description: Option<String>,
+    pub terminal_id: Option<String>,
+    /// The EMV payload to show as a QR code.
+    pub qr_payload: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub payment_id: Option<String>,
+}
+
+/// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
+fn decimal(amount: &str, currency: Currency) -> Result<Decimal, Error> {
+    Money::parse(amount, currency)
+        .map(Money::to_decimal)
+        .map_err(|e| Error::UnexpectedResponse(format!("amount {amount:?}: {e}")))
+}
+
+fn status(s: &str) -> Result<OrderStatus, Error> {
+    s.parse()
+        .map_err(|_| Error::UnexpectedResponse(format!("order status {s:?}")))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OrderWire {
+    id: String,
+    status: String,
+    amount: String,
+    currency: Currency,
+    merchant_reference: String,
+    description: Option<String>,
+    terminal_id: Option<String>,
+    qr_payload: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+    payment_id: Option<String>,
+}
+
+impl TryFrom<OrderWire> for Order {
+    type Error = Error;
+    fn try_from(w: OrderWire) -> Result<Self, Error> {
+        Ok(Order {
+            status: status(&w.status)?,
+            amount: decimal(&w.amount, w.currency)?,
+            id: w.id,
+            currency: w.currency,
+            merchant_reference: w.merchant_reference,
+            description: w.description,
+            terminal_id: w.terminal_id,
+            qr_payload: w.qr_payload,
+            expires_at: w.expires_at,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            paid_at: w.paid_at,
+            payment_id: w.payment_id,
+        })
+    }
+}
+
+/// What a cashier asks for. Checked locally (amount scale, lengths) before sending.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub amount: Decimal,
+    pub currency: Currency,
+    /// 1–25 printable ASCII characters, unique among the merchant's live orders.
+    pub merchant_reference: String,
+    pub description: Option<String>,
+    pub terminal_id: Option<String>,
+    /// 30..86400; the gateway's default is 300.
+    pub expires_in_seconds: Option<u32>,
+}
+
+impl NewOrder {
+    pub fn new(amount: Decimal, currency: Currency, merchant_reference: impl Into<String>) -> Self {
+        NewOrder {
+            amount,
+            currency,
+            merchant_reference: merchant_reference.into(),
+            description: None,
+            terminal_id: None,
+            expires_in_seconds: None,
+        }
+    }
+
+    /// The request body, amount in canonical form. Refuses amounts the currency
+    /// cannot hold (too many decimals, zero, negative, too long).
+    pub(crate) fn body(&self) -> Result<serde_json::Value, Error> {
+        let text = self.amount.normalize().to_string();
+        let money = Money::parse(&text, self.currency)
+            .map_err(|e| Error::InvalidInput(format!("amount {text}: {e}")))?;
+        Ok(serde_json::json!({
+            "amount": money.to_string(),
+            "currency": self.currency,
+            "merchant_reference": self.merchant_reference,
+            "description": self.description,
+            "terminal_id": self.terminal_id,
+            "expires_in_seconds": self.expires_in_seconds,
+        }))
+    }
+}
+
+/// Filters for [`crate::Client::list_orders`].
+#[derive(Clone, Debug, Default)]
+pub struct ListOrders {
+    pub status: Option<OrderStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    /// 1..200 (gateway default 50).
+    pub limit: Option<u32>,
+}
+
+/// One page of a list; pass `next_cursor` back to get the next.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A merchant account and its balance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub currency: Currency,
+    pub balance: Decimal,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccountWire {
+    id: String,
+    currency: Currency,
+    balance: String,
+}
+
+impl TryFrom<AccountWire> for Account {
+    type Error = Error;
+    fn try_from(w: AccountWire) -> Result<Self, Error> {
+        // A balance may be zero, which `Money` (strictly positive) refuses.
+        let minor = qrgate_domain::money::parse_minor(&w.balance, w.currency)
+            .map_err(|e| Error::UnexpectedResponse(format!("balance {:?}: {e}", w.balance)))?;
+        Ok(Account {
+            id: w.id,
+            currency: w.currency,
+            balance: Decimal::new(minor, w.currency.minor_units()),
+        })
+    }
+}
+
+/// One entry of an order's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct OrderEvent {
+    pub at: DateTime<Utc>,
+    /// `created`, `payment_failed`, `paid`, `closed`, `expired`.
+    pub kind: String,
+    /// The reason code of a failed attempt.
+    pub code: Option<String>,
+    /// The paying account, masked.
+    pub customer_account: Option<String>,
+}

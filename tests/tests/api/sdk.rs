@@ -1,0 +1,177 @@
+//! The merchant SDK against the real gateway.
+
+use crate::helpers::{json_ok, spawn_app, TestApp};
+use merchant_sdk::{Client, Error, ErrorKind, ListOrders, NewOrder, OrderStatus};
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use std::time::Duration;
+
+fn sdk(app: &TestApp, key: &str) -> Client {
+    Client::builder(&app.address, key).build().unwrap()
+}
+
+fn cny(minor: i64) -> Decimal {
+    Decimal::new(minor, 2)
+}
+
+#[tokio::test]
+async fn a_cashier_charges_and_sees_the_payment_through_the_sdk() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let cashier = sdk(&app, &merchant.cashier_key);
+
+    let order = cashier
+        .create_order(&NewOrder::new(cny(1234), "CNY".parse().unwrap(), "SDK-1"))
+        .await
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Pending);
+    assert_eq!(order.amount, cny(1234));
+    assert_eq!(cashier.get_order(&order.id).await.unwrap(), order);
+
+    let wire_order =
+        serde_json::json!({"qr_payload": order.qr_payload, "amount": "12.34", "currency": "CNY"});
+    let (waited, paid) = tokio::join!(
+        cashier.wait_for_payment(&order.id, Duration::from_secs(20)),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            app.pay(&wallet, &wire_order, &customer).await
+        }
+    );
+    json_ok(paid, StatusCode::OK).await;
+    let waited = waited.unwrap();
+    assert_eq!(waited.status, OrderStatus::Paid);
+    assert!(waited.payment_id.is_some());
+
+    let close = cashier.close_order(&order.id).await.unwrap_err();
+    assert_eq!(close.kind(), Some(&ErrorKind::AlreadyPaid));
+    let events = cashier.order_events(&order.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["created", "paid"]
+    );
+}
+
+#[tokio::test]
+async fn the_sdk_closes_lists_and_renders_orders() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let cashier = sdk(&app, &merchant.cashier_key);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            cashier
+                .create_order(&NewOrder::new(
+                    cny(100 + i),
+                    "CNY".parse().unwrap(),
+                    format!("L-{i}"),
+                ))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let closed = cashier.close_order(&ids[0]).await.unwrap();
+    assert_eq!(closed.status, OrderStatus::Closed);
+
+    let first = cashier
+        .list_orders(&ListOrders {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let rest = cashier
+        .list_orders(&ListOrders {
+            limit: Some(2),
+            cursor: first.next_cursor.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next_cursor.is_none());
+    let only_closed = cashier
+        .list_orders(&ListOrders {
+            status: Some(OrderStatus::Closed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        only_closed
+            .items
+            .iter()
+            .map(|o| o.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[0].clone()]
+    );
+
+    assert!(cashier
+        .order_qr_svg(&ids[1])
+        .await
+        .unwrap()
+        .contains("<svg"));
+    assert_eq!(
+        &cashier.order_qr_png(&ids[1]).await.unwrap()[..4],
+        b"\x89PNG"
+    );
+}
+
+#[tokio::test]
+async fn the_sdk_reports_balances_with_the_reports_scope_only() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let accounts = sdk(&app, &merchant.manager_key).accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, merchant.account_id);
+    assert_eq!(accounts[0].balance, Decimal::ZERO);
+    assert_eq!(
+        sdk(&app, &merchant.manager_key)
+            .account(&merchant.account_id)
+            .await
+            .unwrap(),
+        accounts[0]
+    );
+
+    let err = sdk(&app, &merchant.cashier_key)
+        .accounts()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(&ErrorKind::Forbidden));
+    assert!(err.to_string().contains("reports"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sdk_maps_the_gateways_errors() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let cashier = sdk(&app, &merchant.cashier_key);
+    let order = NewOrder::new(cny(100), "CNY".parse().unwrap(), "DUP");
+    cashier.create_order(&order).await.unwrap();
+
+    let dup = cashier.create_order(&order).await.unwrap_err();
+    assert_eq!(dup.kind(), Some(&ErrorKind::DuplicateReference));
+    let wrong_currency = cashier
+        .create_order(&NewOrder::new(cny(100), "HKD".parse().unwrap(), "HK"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_currency.kind(), Some(&ErrorKind::CurrencyMismatch));
+    let missing = cashier.get_order("ord_doesnotexist").await.unwrap_err();
+    assert_eq!(missing.kind(), Some(&ErrorKind::NotFound));
+    let stranger = sdk(&app, "key_nope.nope")
+        .get_order("ord_x")
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.kind(), Some(&ErrorKind::Unauthenticated));
+    let unreachable = Client::builder("http://127.0.0.1:9", "k.k")
+        .retry_policy(merchant_sdk::RetryPolicy::none())
+        .build()
+        .unwrap()
+        .get_order("ord_x")
+        .await
+        .unwrap_err();
+    assert!(matches!(unreachable, Error::Transport(_)));
+}
