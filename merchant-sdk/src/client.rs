@@ -41,6 +41,7 @@ impl ClientBuilder {
         self
     }
 
+    /// The client; refuses a URL that is not http(s) or an empty key.
     pub fn build(self) -> Result<Client, Error> {
         if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
             return Err(Error::InvalidInput(format!(
@@ -111,6 +112,7 @@ impl Client {
         wire.try_into()
     }
 
+    /// The order as it is now.
     pub async fn get_order(&self, order_id: &str) -> Result<Order, Error> {
         let wire: OrderWire = self
             .call(Method::GET, &order_path(order_id, ""), None, self.timeout)

@@ -7,38 +7,71 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// `invalid_request` (400): a field is missing or malformed; the message names it.
     InvalidRequest,
+    /// `unauthenticated` (401): the API key is missing, wrong or revoked.
     Unauthenticated,
+    /// `invalid_signature` (401): a signed request did not verify.
     InvalidSignature,
+    /// `stale_timestamp` (401): a signed request's timestamp is over 300 s off.
     StaleTimestamp,
+    /// `forbidden` (403): the API key lacks the scope.
     Forbidden,
+    /// `not_found` (404): no such object (or another merchant's).
     NotFound,
+    /// `order_not_payable` (409): the order was closed.
     OrderNotPayable,
+    /// `already_paid` (409): the order is paid or refunded.
     AlreadyPaid,
+    /// `order_not_refundable` (409): the order was never paid.
     OrderNotRefundable,
+    /// `idempotency_conflict` (409): the key was used for another request.
     IdempotencyConflict,
+    /// `idempotency_in_progress` (409): the same request is still running.
     IdempotencyInProgress,
+    /// `replayed_message` (409): a signed message id was reused.
     ReplayedMessage,
+    /// `duplicate_reference` (409): the reference is held by a live order.
     DuplicateReference,
+    /// `payload_too_large` (413).
     PayloadTooLarge,
+    /// `unsupported_media_type` (415).
     UnsupportedMediaType,
+    /// `invalid_qr` (422): the payload is not one the gateway issued.
     InvalidQr,
+    /// `insufficient_funds` (422): the customer cannot pay.
     InsufficientFunds,
+    /// `merchant_insufficient_funds` (422): the merchant balance is too low (refunds, payouts).
     MerchantInsufficientFunds,
+    /// `amount_mismatch` (422).
     AmountMismatch,
+    /// `currency_mismatch` (422): not the merchant's or the order's currency.
     CurrencyMismatch,
+    /// `order_expired` (422).
     OrderExpired,
+    /// `quote_expired` (422).
     QuoteExpired,
+    /// `charge_exceeds_max` (422).
     ChargeExceedsMax,
+    /// `limit_exceeded` (422): a risk or funding limit.
     LimitExceeded,
+    /// `risk_declined` (422).
     RiskDeclined,
+    /// `authentication_required` (422): strong customer authentication needed.
     AuthenticationRequired,
+    /// `account_blocked` (422).
     AccountBlocked,
+    /// `refund_exceeds_payment` (422).
     RefundExceedsPayment,
+    /// `too_many_refunds` (422).
     TooManyRefunds,
+    /// `rate_limited` (429): slow down (`Retry-After`).
     RateLimited,
+    /// `unavailable` (503): retry later.
     Unavailable,
+    /// `internal_error` (500): the gateway failed; the request id helps support.
     Internal,
+    /// A code this SDK version does not know yet.
     Other(String),
 }
 
@@ -81,6 +114,7 @@ const CODES: &[(&str, ErrorKind)] = &[
 ];
 
 impl ErrorKind {
+    /// The kind for a gateway error code.
     pub fn from_code(code: &str) -> Self {
         CODES
             .iter()
@@ -135,9 +169,13 @@ pub enum Error {
     /// The gateway answered with an error.
     #[error("{message} [{kind}; request {request_id}] — {}", kind.advice())]
     Api {
+        /// Which error, by the gateway's stable code.
         kind: ErrorKind,
+        /// The HTTP status.
         status: u16,
+        /// For a person.
         message: String,
+        /// Identifies the request in the gateway's logs.
         request_id: String,
     },
     /// The gateway could not be reached (after the retries the policy allows).

@@ -24,6 +24,7 @@
 //! - [`webhooks`] verifies the gateway's signed deliveries; [`lint`] explains a bad QR.
 //!
 //! This crate depends on `qrgate-domain` for the shared wire rules, never on the gateway.
+#![warn(missing_docs)]
 
 mod client;
 mod error;

@@ -11,15 +11,22 @@ use std::{fmt, str::FromStr};
 /// `paid` → `partially_refunded` → `refunded`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OrderStatus {
+    /// Waiting to be paid.
     Pending,
+    /// Paid in full.
     Paid,
+    /// Not paid before `expires_at`.
     Expired,
+    /// Closed by the merchant before it was paid.
     Closed,
+    /// Paid, and part of it refunded.
     PartiallyRefunded,
+    /// Paid, and all of it refunded.
     Refunded,
 }
 
 impl OrderStatus {
+    /// The wire name (`pending`, `paid`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
@@ -66,19 +73,31 @@ impl fmt::Display for OrderStatus {
 /// An order as the gateway reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
+    /// `ord_…`.
     pub id: String,
+    /// Where the order is in its life.
     pub status: OrderStatus,
+    /// What the customer is asked to pay, at the currency's scale.
     pub amount: Decimal,
+    /// The merchant's currency.
     pub currency: Currency,
+    /// The shop's reference for the bill.
     pub merchant_reference: String,
+    /// What is being paid for.
     pub description: Option<String>,
+    /// The till that made the order.
     pub terminal_id: Option<String>,
     /// The EMV payload to show as a QR code.
     pub qr_payload: String,
+    /// When the code stops being payable.
     pub expires_at: DateTime<Utc>,
+    /// When the order was made.
     pub created_at: DateTime<Utc>,
+    /// When it last changed (orders webhook events).
     pub updated_at: DateTime<Utc>,
+    /// When it was paid.
     pub paid_at: Option<DateTime<Utc>>,
+    /// The payment that settled it.
     pub payment_id: Option<String>,
 }
 
@@ -135,17 +154,22 @@ impl TryFrom<OrderWire> for Order {
 /// What a cashier asks for. Checked locally (amount scale, lengths) before sending.
 #[derive(Clone, Debug)]
 pub struct NewOrder {
+    /// What to charge; at most the currency's decimal places.
     pub amount: Decimal,
+    /// The merchant's own currency.
     pub currency: Currency,
     /// 1–25 printable ASCII characters, unique among the merchant's live orders.
     pub merchant_reference: String,
+    /// What is being paid for (≤ 500 characters).
     pub description: Option<String>,
+    /// The till (1–25 printable ASCII), printed in the QR's additional data.
     pub terminal_id: Option<String>,
     /// 30..86400; the gateway's default is 300.
     pub expires_in_seconds: Option<u32>,
 }
 
 impl NewOrder {
+    /// An order for `amount` with the gateway's defaults for everything optional.
     pub fn new(amount: Decimal, currency: Currency, merchant_reference: impl Into<String>) -> Self {
         NewOrder {
             amount,
@@ -177,9 +201,13 @@ impl NewOrder {
 /// Filters for [`crate::Client::list_orders`].
 #[derive(Clone, Debug, Default)]
 pub struct ListOrders {
+    /// Only orders in this status.
     pub status: Option<OrderStatus>,
+    /// Only orders created at or after this time.
     pub from: Option<DateTime<Utc>>,
+    /// Only orders created before this time.
     pub to: Option<DateTime<Utc>>,
+    /// Where the previous page ended (its `next_cursor`).
     pub cursor: Option<String>,
     /// 1..200 (gateway default 50).
     pub limit: Option<u32>,
@@ -188,15 +216,20 @@ pub struct ListOrders {
 /// One page of a list; pass `next_cursor` back to get the next.
 #[derive(Clone, Debug)]
 pub struct Page<T> {
+    /// This page's items.
     pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last.
     pub next_cursor: Option<String>,
 }
 
 /// A merchant account and its balance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Account {
+    /// `acc_…`.
     pub id: String,
+    /// The account's currency.
     pub currency: Currency,
+    /// The balance (the sum of the account's ledger postings).
     pub balance: Decimal,
 }
 
@@ -224,6 +257,7 @@ impl TryFrom<AccountWire> for Account {
 /// One entry of an order's timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct OrderEvent {
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// `created`, `payment_failed`, `paid`, `closed`, `expired`.
     pub kind: String,

@@ -8,8 +8,10 @@ use reqwest::header::HeaderMap;
 /// Why a delivery was not accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WebhookError {
+    /// The secret given is not `whsec_` and base64.
     #[error("the webhook secret is not a `whsec_…` secret")]
     InvalidSecret,
+    /// The headers are missing, the timestamp too old, or no signature matches.
     #[error(transparent)]
     Signature(#[from] SignatureError),
 }
