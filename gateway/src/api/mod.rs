@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod health;
 pub mod orders;
+pub mod reconciliation;
 pub mod wallet;
 
 use actix_web::web;
@@ -11,5 +12,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(admin::routes)
         .configure(orders::routes)
-        .configure(wallet::routes);
+        .configure(wallet::routes)
+        .configure(reconciliation::routes);
 }

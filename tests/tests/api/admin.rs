@@ -216,3 +216,59 @@ async fn funding_limits_are_set_per_currency() {
         .await;
     assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn operators_can_reconcile_the_ledger_and_payments() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    let paid = json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+
+    let invariants = json_ok(
+        app.http
+            .get(app.url("/v1/admin/ledger/invariants"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(invariants["ok"], true, "{invariants}");
+    let check = json!({"payment_ids": [paid["payment_id"], "pay_neverhappened"]});
+    let reconciled = json_ok(
+        app.admin_post("/v1/admin/reconciliation/payments", &check)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(reconciled["checked"], 2);
+    assert_eq!(reconciled["settled_once"], 1);
+    assert_eq!(reconciled["problems"][0]["payment_id"], "pay_neverhappened");
+
+    // A broken ledger is reported, not hidden.
+    app.db().await.execute("UPDATE account_balances SET balance_minor = balance_minor + 1 WHERE account_id = $1 AND shard = 0", &[&customer]).await.unwrap();
+    let broken = json_ok(
+        app.http
+            .get(app.url("/v1/admin/ledger/invariants"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(broken["ok"], false);
+    assert!(
+        broken["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["invariant"] == 2),
+        "{broken}"
+    );
+    // Mend it so the after-test check sees a whole ledger again.
+    app.db().await.execute("UPDATE account_balances SET balance_minor = balance_minor - 1 WHERE account_id = $1 AND shard = 0", &[&customer]).await.unwrap();
+}
