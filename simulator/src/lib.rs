@@ -1,6 +1,17 @@
-//! The simulator plays both sides of the counter against a running gateway. This
-//! library part is the wallet side: a client that signs every request the way a
-//! wallet provider must (Standard Webhooks, DESIGN.md §2). The integration tests use
-//! it too, so the signing rules are exercised against the real server.
+//! The simulator plays both sides of the counter against a running gateway: cashiers
+//! (through the merchant SDK) and customers' wallets (signing every request). It is the
+//! demo and the load test, and it ends every load run by proving the ledger whole.
+//!
+//! - [`wallet`]: the signing wallet client (the integration tests use it too).
+//! - [`scenario`]: the seeded, deterministic plan of visits.
+//! - [`setup`]: merchants, wallets and funded customers, through the API.
+//! - [`load`]: open-loop load, expected answers checked, reconciliation at the end.
+//! - [`report`]: the JSON report and the latency plot.
+//! - [`demo`]: the narrated walk-through.
 
+pub mod demo;
+pub mod load;
+pub mod report;
+pub mod scenario;
+pub mod setup;
 pub mod wallet;

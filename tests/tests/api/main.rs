@@ -10,4 +10,5 @@ mod idempotency;
 mod orders;
 mod payments;
 mod sdk;
+mod simulator;
 mod wallet_security;
