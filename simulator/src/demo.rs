@@ -30,7 +30,7 @@ pub async fn run(gateway: &str, admin_token: &str) -> anyhow::Result<()> {
             StatusCode::OK,
         )
         .await?;
-        Ok::<_, anyhow::Error>(setup::text(&body, "balance")?)
+        setup::text(&body, "balance")
     };
     say(&format!(
         "2. The wallet topped the customer up: balance {} CNY.",
