@@ -10,18 +10,15 @@
 \set amount random(100, 20000)
 \set n random(1, 1000000000000)
 \set shard random(0, 65535)
--- POST /v1/orders: API key, then one transaction.
-SELECT merchant_id, secret_sha256, scopes FROM api_keys WHERE id = 'key_b' || :merchant AND revoked_at IS NULL;
+-- POST /v1/orders: the API key with the merchant's profile, then one transaction.
+SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency, m.fee_rate_bps, m.local_name, m.local_city, m.local_language FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = 'key_b' || :merchant AND k.revoked_at IS NULL;
 BEGIN;
-SET LOCAL lock_timeout = 2000;
 INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256) VALUES ('mch_b' || :merchant, 'POST /v1/orders', 'k' || :client_id || '_' || :n, '\x00') ON CONFLICT DO NOTHING;
-SET LOCAL lock_timeout = 0;
-SELECT name, city, country, mcc, currency, fee_rate_bps, local_name, local_city, local_language FROM merchants WHERE id = 'mch_b' || :merchant;
 INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description, terminal_id, qr_payload, fee_rate_bps, expires_at) VALUES ('ord_' || :client_id || '_' || :n, 'mch_b' || :merchant, 'pending', :amount, 'CNY', 'R' || :n, NULL, NULL, 'P' || :client_id || '_' || :n, 38, now() + make_interval(secs => 300)) ON CONFLICT (merchant_id, merchant_reference) WHERE status NOT IN ('expired', 'closed') DO NOTHING RETURNING o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END, o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id;
 UPDATE merchant_idempotency SET http_status = 201, response = '{}' WHERE merchant_id = 'mch_b' || :merchant AND endpoint = 'POST /v1/orders' AND idempotency_key = 'k' || :client_id || '_' || :n;
 COMMIT;
 -- GET /v1/orders/{id}?wait_seconds=…: API key, first look (pending).
-SELECT merchant_id, secret_sha256, scopes FROM api_keys WHERE id = 'key_b' || :merchant AND revoked_at IS NULL;
+SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency, m.fee_rate_bps, m.local_name, m.local_city, m.local_language FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = 'key_b' || :merchant AND k.revoked_at IS NULL;
 SELECT o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END, o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;
 -- POST /v1/wallets/{id}/payments: the wallet's secrets, then one call.
 SELECT secret FROM wallet_secrets WHERE wallet_id = 'wal_b' AND retired_at IS NULL;

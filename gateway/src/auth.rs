@@ -84,6 +84,23 @@ pub struct Merchant {
     pub merchant_id: String,
     pub key_id: String,
     scopes: Vec<String>,
+    /// Read with the key in the same statement: creating an order needs it, and it
+    /// saves that call a round trip.
+    pub profile: MerchantProfile,
+}
+
+/// What a merchant's QR codes and orders state about it.
+#[derive(Debug)]
+pub struct MerchantProfile {
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    pub mcc: String,
+    pub currency: String,
+    pub fee_rate_bps: i32,
+    pub local_name: Option<String>,
+    pub local_city: Option<String>,
+    pub local_language: Option<String>,
 }
 
 impl Merchant {
@@ -116,7 +133,12 @@ impl FromRequest for Merchant {
             }
             let client = state.pool.get().await?;
             let stmt = client
-                .prepare_cached("SELECT merchant_id, secret_sha256, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .prepare_cached(
+                    "SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency,
+                            m.fee_rate_bps, m.local_name, m.local_city, m.local_language
+                     FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
+                     WHERE k.id = $1 AND k.revoked_at IS NULL",
+                )
                 .await?;
             let row = client.query_opt(&stmt, &[&key_id]).await?;
             let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
@@ -131,6 +153,17 @@ impl FromRequest for Merchant {
                 merchant_id: row.get(0),
                 key_id: key_id.to_owned(),
                 scopes: row.get(2),
+                profile: MerchantProfile {
+                    name: row.get(3),
+                    city: row.get(4),
+                    country: row.get(5),
+                    mcc: row.get(6),
+                    currency: row.get(7),
+                    fee_rate_bps: row.get(8),
+                    local_name: row.get(9),
+                    local_city: row.get(10),
+                    local_language: row.get(11),
+                },
             })
         })
     }

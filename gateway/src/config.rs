@@ -92,8 +92,10 @@ limits! {
     timeline_entries_per_order_max: i32 = 100;
     /// Retries of a transaction after a serialization failure, deadlock or lost race.
     db_retry_max: u32 = 3;
-    /// How long a duplicate merchant request waits for the first before idempotency_in_progress.
-    idempotency_wait_ms: u64 = 2_000;
+    /// PostgreSQL lock_timeout on every connection: no request waits longer for a row
+    /// lock (a duplicate Idempotency-Key waits this long for the first, then gets
+    /// idempotency_in_progress; elsewhere the answer is 503 unavailable).
+    lock_timeout_ms: u64 = 2_000;
     /// How often the sweeper expires due orders and prunes old records.
     sweeper_interval_ms: u64 = 1_000;
     /// Orders expired per sweeper round (the rest wait for the next round).

@@ -53,14 +53,9 @@ impl Idempotency {
     }
 
     /// Claims the key inside `tx`, or returns the stored answer of an earlier request.
-    /// Waits at most `wait_ms` for a concurrent request with the same key.
-    pub async fn claim(
-        &self,
-        tx: &Transaction<'_>,
-        wait_ms: u64,
-    ) -> ApiResult<Option<HttpResponse>> {
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {wait_ms}"))
-            .await?;
+    /// Waits for a concurrent request with the same key at most the connection's
+    /// `lock_timeout` (`QRGATE_LOCK_TIMEOUT_MS`).
+    pub async fn claim(&self, tx: &Transaction<'_>) -> ApiResult<Option<HttpResponse>> {
         let claimed = tx
             .execute(
                 "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
@@ -75,7 +70,6 @@ impl Idempotency {
                 ),
                 _ => e.into(),
             })?;
-        tx.batch_execute("SET LOCAL lock_timeout = 0").await?;
         if claimed == 1 {
             return Ok(None);
         }

@@ -2,7 +2,7 @@
 //! timeline) and its own account.
 
 use crate::{
-    auth::{Merchant, Scope},
+    auth::{Merchant, MerchantProfile, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
         decode_cursor, empty_body, encode_cursor, json_body, page_limit, parse_timestamp, timestamp,
@@ -160,11 +160,18 @@ async fn create_order(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(idem) = &idem {
-        if let Some(stored) = idem.claim(&tx, limits.idempotency_wait_ms).await? {
+        if let Some(stored) = idem.claim(&tx).await? {
             return Ok(stored);
         }
     }
-    let outcome = insert_order(&tx, &state, &merchant.merchant_id, &order).await;
+    let outcome = insert_order(
+        &tx,
+        &state,
+        &merchant.merchant_id,
+        &merchant.profile,
+        &order,
+    )
+    .await;
     idempotency::finish(idem, tx, outcome).await
 }
 
@@ -172,20 +179,16 @@ async fn insert_order(
     tx: &deadpool_postgres::Transaction<'_>,
     state: &AppState,
     merchant_id: &str,
+    merchant: &MerchantProfile,
     order: &NewOrder,
 ) -> ApiResult<(StatusCode, Value)> {
-    let merchant = tx
-        .query_one(
-            "SELECT name, city, country, mcc, currency, fee_rate_bps, local_name, local_city, local_language
-             FROM merchants WHERE id = $1",
-            &[&merchant_id],
-        )
-        .await?;
-    let merchant_currency: &str = merchant.get(4);
-    if order.amount.currency().code() != merchant_currency {
+    if order.amount.currency().code() != merchant.currency {
         return Err(ApiError::new(
             ErrorCode::CurrencyMismatch,
-            format!("this merchant settles in {merchant_currency}; orders must be in it"),
+            format!(
+                "this merchant settles in {}; orders must be in it",
+                merchant.currency
+            ),
         ));
     }
     let order_id = ids::mint("ord");
@@ -193,26 +196,27 @@ async fn insert_order(
         gateway_guid: state.settings.gateway_guid.clone(),
         merchant_id: merchant_id.to_owned(),
         order_token: ids::mint_order_token(),
-        mcc: merchant.get(3),
+        mcc: merchant.mcc.clone(),
         amount: order.amount,
-        country: merchant.get(2),
-        merchant_name: merchant.get(0),
-        merchant_city: merchant.get(1),
+        country: merchant.country.clone(),
+        merchant_name: merchant.name.clone(),
+        merchant_city: merchant.city.clone(),
         bill_number: order.merchant_reference.as_str().to_owned(),
         order_id: order_id.clone(),
         terminal_id: order.terminal_id.as_ref().map(|t| t.as_str().to_owned()),
-        local: merchant.get::<_, Option<String>>(6).map(|name| LocalName {
+        local: merchant.local_name.clone().map(|name| LocalName {
             language: merchant
-                .get::<_, Option<String>>(8)
+                .local_language
+                .clone()
                 .unwrap_or_else(|| "ZH".into()),
             name,
-            city: merchant.get(7),
+            city: merchant.local_city.clone(),
         }),
     };
     let payload = qr
         .encode()
         .map_err(|e| ApiError::invalid("order", format!("does not fit the EMV QR: {e}")))?;
-    let fee_rate_bps: i32 = merchant.get(5);
+    let fee_rate_bps = merchant.fee_rate_bps;
     let insert = format!(
         "INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description,
                                   terminal_id, qr_payload, fee_rate_bps, expires_at)
@@ -470,7 +474,7 @@ async fn close_order(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(idem) = &idem {
-        if let Some(stored) = idem.claim(&tx, limits.idempotency_wait_ms).await? {
+        if let Some(stored) = idem.claim(&tx).await? {
             return Ok(stored);
         }
     }
