@@ -13,6 +13,7 @@ pub mod qr_image;
 pub mod startup;
 pub mod state;
 pub mod sweeper;
+pub mod waiters;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -1,18 +1,13 @@
-//! What every handler shares: the pool, the settings, and the in-process signal that
-//! an order was just settled here (a shortcut for long-polls on this replica; other
-//! replicas' payments are seen by re-reading the database).
+//! What every handler shares: the pool, the settings, and this replica's long-poll
+//! waiters (a shortcut; other replicas' payments are seen by re-reading the database).
 
-use crate::config::Settings;
+use crate::{config::Settings, waiters::OrderWaiters};
 use deadpool_postgres::Pool;
-use tokio::sync::broadcast;
-
-/// Capacity of the settled-order signal; a waiter that lags simply re-reads.
-const SETTLED_SIGNAL_CAPACITY: usize = 1024;
 
 pub struct AppState {
     pub pool: Pool,
     pub settings: Settings,
-    pub order_settled: broadcast::Sender<String>,
+    pub order_waiters: OrderWaiters,
     admin_token_sha256: [u8; 32],
 }
 
@@ -22,7 +17,7 @@ impl AppState {
         AppState {
             pool,
             settings,
-            order_settled: broadcast::channel(SETTLED_SIGNAL_CAPACITY).0,
+            order_waiters: OrderWaiters::default(),
             admin_token_sha256,
         }
     }

@@ -2,7 +2,7 @@
 //! cashier keys, wallets, funded customers, and customers with nothing.
 
 use crate::wallet::WalletClient;
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use merchant_sdk::{Client, RetryPolicy};
 use qrgate_domain::signing::SigningSecret;
@@ -16,6 +16,14 @@ const SETUP_CONCURRENCY: usize = 32;
 pub const CUSTOMER_BALANCE: &str = "50000.00";
 /// Wallets share the customers (a realistic few providers).
 const WALLETS: usize = 2;
+
+/// Attempts of one admin call before its failure is reported.
+const ADMIN_ATTEMPTS_MAX: u32 = 3;
+
+enum Failure {
+    Transient(anyhow::Error),
+    Final(anyhow::Error),
+}
 
 /// The operator's side of the API.
 #[derive(Clone)]
@@ -34,12 +42,35 @@ impl Admin {
         }
     }
 
+    /// One admin call. A transient failure (no answer, 503, 429) is tried again, at
+    /// most `ADMIN_ATTEMPTS_MAX` times in all; any other error answer is final.
     pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
+        let mut attempt = 1;
+        loop {
+            match self.request_once(method.clone(), path, body).await {
+                Ok(answer) => return Ok(answer),
+                Err(Failure::Transient(e)) if attempt < ADMIN_ATTEMPTS_MAX => {
+                    eprintln!("simulator: {e:#}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                        .await;
+                    attempt += 1;
+                }
+                Err(Failure::Transient(e) | Failure::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn request_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -50,16 +81,20 @@ impl Admin {
         let response = request
             .send()
             .await
-            .with_context(|| format!("calling {path}"))?;
+            .map_err(|e| Failure::Transient(anyhow!(e).context(format!("calling {path}"))))?;
         let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("reading the answer of {path}"))?;
-        if !status.is_success() {
-            bail!("{path} answered {status}: {body}");
+        let answer: Value = response.json().await.map_err(|e| {
+            Failure::Transient(anyhow!(e).context(format!("reading the answer of {path}")))
+        })?;
+        match status {
+            s if s.is_success() => Ok(answer),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => Err(
+                Failure::Transient(anyhow!("{path} answered {status}: {answer}")),
+            ),
+            _ => Err(Failure::Final(anyhow!(
+                "{path} answered {status}: {answer}"
+            ))),
         }
-        Ok(body)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {

@@ -380,9 +380,12 @@ async fn get_order(
         ));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    // Subscribe before the first read so a payment between the read and the wait is seen.
-    let mut settled = state.order_settled.subscribe();
+    let registration = state.order_waiters.register(&order_id);
     loop {
+        // Armed before the read, so a settlement between the read and the wait is seen.
+        let settled = registration.notify().notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
         let row = {
             let client = state.pool.get().await?;
             fetch_order(&client, &merchant.merchant_id, &order_id).await?
@@ -395,29 +398,9 @@ async fn get_order(
         let to_expiry = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         let recheck = Duration::from_millis(limits.long_poll_recheck_ms);
         let until = deadline.min(now + to_expiry.min(recheck));
-        wait_for_settlement(&mut settled, &order_id, until).await;
+        // Woken by this replica's settlement of the order, or re-read at `until`.
+        let _ = tokio::time::timeout_at(until, settled).await;
     }
-}
-
-/// Returns when this replica settles `order_id` or at `until`, whichever is first.
-async fn wait_for_settlement(
-    settled: &mut tokio::sync::broadcast::Receiver<String>,
-    order_id: &str,
-    until: tokio::time::Instant,
-) {
-    let wait = async {
-        loop {
-            match settled.recv().await {
-                Ok(id) if id == order_id => return,
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    std::future::pending().await
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout_at(until, wait).await;
 }
 
 async fn order_qr(

@@ -449,7 +449,7 @@ async fn pay(
     )
     .await?;
     if row.get::<_, &str>("outcome") == "succeeded" {
-        let _ = state.order_settled.send(row.get("order_id"));
+        state.order_waiters.settled(row.get("order_id"));
     }
     answer(&row, payment_json)
 }
