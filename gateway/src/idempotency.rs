@@ -56,11 +56,21 @@ impl Idempotency {
     /// Waits for a concurrent request with the same key at most the connection's
     /// `lock_timeout` (`QRGATE_LOCK_TIMEOUT_MS`).
     pub async fn claim(&self, tx: &Transaction<'_>) -> ApiResult<Option<HttpResponse>> {
-        let claimed = tx
-            .execute(
+        let stmt = tx
+            .prepare_cached(
                 "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&self.merchant_id, &self.endpoint, &self.key, &self.request_sha256],
+            )
+            .await?;
+        let claimed = tx
+            .execute(
+                &stmt,
+                &[
+                    &self.merchant_id,
+                    &self.endpoint,
+                    &self.key,
+                    &self.request_sha256,
+                ],
             )
             .await
             .map_err(|e| match e.code() {
@@ -106,9 +116,14 @@ pub async fn finish(
         Err(e) => return Err(e), // dropping tx rolls the claim back
     };
     if let Some(this) = idem {
-        tx.execute(
-            "UPDATE merchant_idempotency SET http_status = $4, response = $5
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE merchant_idempotency SET http_status = $4, response = $5
                  WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
+            )
+            .await?;
+        tx.execute(
+            &stmt,
             &[
                 &this.merchant_id,
                 &this.endpoint,

@@ -236,6 +236,7 @@ async fn insert_order(
         &fee_rate_bps,
         &f64::from(order.expires_in_seconds),
     ];
+    let insert = tx.prepare_cached(&insert).await?;
     // The reference may be held by a pending order that is due but not yet swept:
     // expire it, then insert again (once).
     for _ in 0..2 {
