@@ -15,6 +15,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_ledger",
         include_str!("../../migrations/0002_ledger.sql"),
     ),
+    (
+        "0003_ledger_post_one_lookup",
+        include_str!("../../migrations/0003_ledger_post_one_lookup.sql"),
+    ),
+    (
+        "0004_refunds",
+        include_str!("../../migrations/0004_refunds.sql"),
+    ),
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
@@ -107,4 +115,27 @@ pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
         ]
         .contains(c)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_applied_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| name.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let registered: Vec<&str> = super::MIGRATIONS
+            .iter()
+            .map(|(version, _)| *version)
+            .collect();
+        assert_eq!(
+            registered, files,
+            "register each file of migrations/ in MIGRATIONS, in order"
+        );
+    }
 }

@@ -201,6 +201,11 @@ impl ApiError {
         }
     }
 
+    /// A broken internal assumption (a stored value that does not parse).
+    pub fn internal_from(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::internal(anyhow::Error::new(e))
+    }
+
     /// The database or pool could not be reached in time: retry later.
     pub fn unavailable(cause: anyhow::Error) -> Self {
         ApiError {

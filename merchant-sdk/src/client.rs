@@ -1,11 +1,12 @@
 //! The merchant API client.
 
 use crate::{
-    types::{AccountWire, OrderWire},
-    Account, Error, ErrorKind, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page,
+    types::{AccountWire, OrderWire, RefundWire},
+    Account, Error, ErrorKind, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Refund,
     RetryPolicy,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
+use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -154,6 +155,32 @@ impl Client {
                 Method::POST,
                 &order_path(order_id, "/close"),
                 Some(Value::Object(Default::default())),
+                self.timeout,
+            )
+            .await?;
+        wire.try_into()
+    }
+
+    /// Refunds `amount` (in the order's currency) of a paid order; needs the `refunds`
+    /// scope. `refund_reference` makes it safe to repeat: the same reference and amount
+    /// give the same refund.
+    pub async fn refund(
+        &self,
+        order_id: &str,
+        amount: Decimal,
+        refund_reference: &str,
+        reason: Option<&str>,
+    ) -> Result<Refund, Error> {
+        let body = serde_json::json!({
+            "amount": amount.normalize().to_string(),
+            "refund_reference": refund_reference,
+            "reason": reason,
+        });
+        let wire: RefundWire = self
+            .call(
+                Method::POST,
+                &order_path(order_id, "/refunds"),
+                Some(body),
                 self.timeout,
             )
             .await?;

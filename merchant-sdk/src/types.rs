@@ -266,3 +266,44 @@ pub struct OrderEvent {
     /// The paying account, masked.
     pub customer_account: Option<String>,
 }
+
+/// A refund as the gateway reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refund {
+    /// `rfd_…`.
+    pub id: String,
+    /// The refunded amount, in the order's currency.
+    pub amount: Decimal,
+    /// The order's currency.
+    pub currency: Currency,
+    /// The order after this refund: `partially_refunded` or `refunded`.
+    pub order_status: OrderStatus,
+    /// Why, as the merchant said.
+    pub reason: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RefundWire {
+    id: String,
+    amount: String,
+    currency: Currency,
+    order_status: String,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<RefundWire> for Refund {
+    type Error = Error;
+    fn try_from(w: RefundWire) -> Result<Self, Error> {
+        Ok(Refund {
+            amount: decimal(&w.amount, w.currency)?,
+            order_status: status(&w.order_status)?,
+            id: w.id,
+            currency: w.currency,
+            reason: w.reason,
+            created_at: w.created_at,
+        })
+    }
+}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod health;
 pub mod orders;
 pub mod reconciliation;
+pub mod refunds;
 pub mod wallet;
 
 use actix_web::web;
@@ -13,5 +14,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(admin::routes)
         .configure(orders::routes)
         .configure(wallet::routes)
-        .configure(reconciliation::routes);
+        .configure(reconciliation::routes)
+        .configure(refunds::routes);
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod idempotency;
 mod orders;
 mod payments;
+mod refunds;
 mod sdk;
 mod simulator;
 mod wallet_security;

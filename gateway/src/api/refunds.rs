@@ -1,0 +1,141 @@
+//! Refunds (`POST /v1/orders/{id}/refunds`, scope `refunds`): all or part of a paid
+//! order, each leg returned cumulatively by `refund_order` in one database call.
+
+use crate::{
+    auth::{Merchant, Scope},
+    db::is_retryable,
+    error::{ApiError, ApiResult, ErrorCode},
+    http::{json_body, sha256, timestamp},
+    idempotency::{self, Idempotency},
+    state::AppState,
+};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use qrgate_domain::{ids, money::format_minor, Currency, Money};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/orders/{id}/refunds", web::post().to(refund));
+}
+
+/// Refunds one order takes at most.
+const REFUNDS_PER_ORDER_MAX: i32 = 50;
+const REFUND_REFERENCE_CHARS_MAX: usize = 64;
+const REASON_CHARS_MAX: usize = 500;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    amount: String,
+    refund_reference: String,
+    reason: Option<String>,
+}
+
+async fn refund(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Refunds)?;
+    let order_id = path.into_inner();
+    let body: RefundRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    // Orders are in the merchant's currency, so refunds are too.
+    let currency = Currency::parse(&merchant.profile.currency).map_err(ApiError::internal_from)?;
+    let amount =
+        Money::parse(&body.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+    let reference = &body.refund_reference;
+    if reference.is_empty()
+        || reference.len() > REFUND_REFERENCE_CHARS_MAX
+        || !reference.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    {
+        return Err(ApiError::invalid(
+            "refund_reference",
+            "must be 1 to 64 printable ASCII characters",
+        ));
+    }
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > REASON_CHARS_MAX)
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("must be at most {REASON_CHARS_MAX} characters"),
+        ));
+    }
+    if !ids::is_gateway_id(&order_id) {
+        return Err(ApiError::not_found("order"));
+    }
+    let request = json!({"order_id": order_id, "amount": amount.minor(), "refund_reference": reference, "reason": body.reason});
+    let request_sha256 = sha256(&[serde_json::to_vec(&request)
+        .expect("JSON serializes")
+        .as_slice()]);
+    let idem = Idempotency::from_request(
+        &req,
+        &merchant.merchant_id,
+        "POST /v1/orders/{id}/refunds",
+        &request,
+    )?;
+
+    let mut client = state.pool.get().await?;
+    let mut attempt = 0;
+    loop {
+        let tx = client.transaction().await?;
+        if let Some(idem) = &idem {
+            if let Some(stored) = idem.claim(&tx).await? {
+                return Ok(stored);
+            }
+        }
+        let stmt = tx
+            .prepare_cached("SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+            &merchant.merchant_id,
+            &order_id,
+            &ids::mint("rfd"),
+            reference,
+            &request_sha256,
+            &amount.minor(),
+            &body.reason,
+            &REFUNDS_PER_ORDER_MAX,
+            &i32::from(rand::random::<u16>()),
+        ];
+        match tx.query_one(&stmt, &params).await {
+            // Two refunds of one reference racing: the loser runs again and reads the answer.
+            Err(e) if is_retryable(&e) && attempt < state.settings.limits.db_retry_max => {
+                attempt += 1
+            }
+            Err(e) => return Err(e.into()),
+            Ok(row) => return idempotency::finish(idem, tx, outcome(&row)).await,
+        }
+    }
+}
+
+fn outcome(row: &tokio_postgres::Row) -> ApiResult<(StatusCode, Value)> {
+    let code: &str = row.get("outcome");
+    if code != "succeeded" {
+        let code = ErrorCode::parse(code)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown refund outcome {code}")))?;
+        return Err(ApiError::new(
+            code,
+            row.get::<_, Option<String>>("message").unwrap_or_default(),
+        ));
+    }
+    let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "id": row.get::<_, &str>("refund_id"),
+            "status": "succeeded",
+            "amount": format_minor(row.get("amount_minor"), currency),
+            "currency": currency,
+            "order_status": row.get::<_, &str>("order_status"),
+            "reason": row.get::<_, Option<&str>>("reason"),
+            "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
+        }),
+    ))
+}
