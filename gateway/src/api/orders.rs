@@ -519,6 +519,9 @@ async fn order_events(
              SELECT created_at, kind, code, customer_account_id, id FROM order_events WHERE order_id = $1
              UNION ALL
              SELECT paid_at, 'paid', NULL, customer_account_id, 9223372036854775807 FROM payments WHERE order_id = $1
+             UNION ALL
+             SELECT created_at, 'refunded', NULL, NULL, 9223372036854775807 FROM refunds
+             WHERE order_id = $1 AND outcome = 'succeeded'
              ORDER BY 1, 5",
             &[&order.get::<_, &str>(0)],
         )
