@@ -7,22 +7,22 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
 use tokio_postgres::{error::SqlState, NoTls};
 
+/// `(version, SQL)` of each named file of `migrations/`.
+macro_rules! migrations {
+    ($($version:literal),* $(,)?) => {
+        &[$(($version, include_str!(concat!("../../migrations/", $version, ".sql")))),*]
+    };
+}
+
 /// The migrations, in order. Each is applied once, in its own transaction, and
-/// recorded with its checksum; a changed applied migration stops the start.
-const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_core", include_str!("../../migrations/0001_core.sql")),
-    (
-        "0002_ledger",
-        include_str!("../../migrations/0002_ledger.sql"),
-    ),
-    (
-        "0003_ledger_post_one_lookup",
-        include_str!("../../migrations/0003_ledger_post_one_lookup.sql"),
-    ),
-    (
-        "0004_refunds",
-        include_str!("../../migrations/0004_refunds.sql"),
-    ),
+/// recorded with its checksum; a changed applied migration stops the start. A test
+/// checks that every file of `migrations/` is listed.
+const MIGRATIONS: &[(&str, &str)] = migrations![
+    "0001_core",
+    "0002_ledger",
+    "0003_ledger_post_one_lookup",
+    "0004_refunds",
+    "0005_transfers_payouts_statements",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

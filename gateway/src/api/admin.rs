@@ -29,6 +29,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/admin/merchants/{id}/api-keys/{key_id}",
             web::delete().to(revoke_api_key),
         )
+        .route(
+            "/v1/admin/merchants/{id}/payout-accounts",
+            web::post().to(allow_payout_account),
+        )
         .route("/v1/admin/wallets", web::post().to(create_wallet))
         .route(
             "/v1/admin/wallets/{id}/secrets",
@@ -348,6 +352,48 @@ async fn revoke_api_key(
         "id": key_id,
         "revoked_at": timestamp(row.get(0)),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayoutAccountRequest {
+    account_id: String,
+}
+
+/// Allows a customer account (in the merchant's currency) as a payout destination.
+async fn allow_payout_account(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let merchant_id = path.into_inner();
+    let body: PayoutAccountRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT a.kind = 'customer', a.currency = m.currency FROM merchants m, accounts a WHERE m.id = $1 AND a.id = $2",
+            &[&merchant_id, &body.account_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant or account"))?;
+    if !row.get::<_, bool>(0) || !row.get::<_, bool>(1) {
+        return Err(ApiError::invalid(
+            "account_id",
+            "must be a customer account in the merchant's currency",
+        ));
+    }
+    client
+        .execute(
+            "INSERT INTO payout_accounts (merchant_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&merchant_id, &body.account_id],
+        )
+        .await?;
+    tracing::info!(%merchant_id, account_id = %body.account_id, "payout account allowed");
+    Ok(HttpResponse::Created()
+        .json(json!({"merchant_id": merchant_id, "account_id": body.account_id})))
 }
 
 #[derive(Deserialize)]

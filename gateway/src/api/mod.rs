@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod health;
 pub mod orders;
+pub mod payouts;
 pub mod reconciliation;
 pub mod refunds;
+pub mod reports;
+pub mod statements;
 pub mod wallet;
 
 use actix_web::web;
@@ -15,5 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(orders::routes)
         .configure(wallet::routes)
         .configure(reconciliation::routes)
-        .configure(refunds::routes);
+        .configure(refunds::routes)
+        .configure(payouts::routes)
+        .configure(reports::routes);
 }

@@ -35,7 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/orders/{id}/close", web::post().to(close_order))
         .route("/v1/orders/{id}/events", web::get().to(order_events))
         .route("/v1/accounts", web::get().to(list_accounts))
-        .route("/v1/accounts/{id}", web::get().to(get_account));
+        .route("/v1/accounts/{id}", web::get().to(get_account))
+        .route(
+            "/v1/accounts/{id}/statement",
+            web::get().to(merchant_statement),
+        );
 }
 
 const EXPIRES_IN_SECONDS_DEFAULT: i32 = 300;
@@ -585,6 +589,23 @@ async fn list_accounts(merchant: Merchant, state: web::Data<AppState>) -> ApiRes
         items.push(account_json(&client, id, "a.merchant_id", &merchant.merchant_id).await?);
     }
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+async fn merchant_statement(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<crate::api::statements::StatementQuery>,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    crate::api::statements::respond(
+        &state,
+        &path,
+        "a.merchant_id",
+        &merchant.merchant_id,
+        query.into_inner(),
+    )
+    .await
 }
 
 async fn get_account(

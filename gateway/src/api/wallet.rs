@@ -31,6 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(open_customer),
     )
     .route("/v1/wallets/{wallet_id}/top-ups", web::post().to(top_up))
+    .route(
+        "/v1/wallets/{wallet_id}/transfers",
+        web::post().to(transfer),
+    )
     .route("/v1/wallets/{wallet_id}/payments", web::post().to(pay))
     .route(
         "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}",
@@ -39,6 +43,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/v1/wallets/{wallet_id}/accounts/{id}",
         web::get().to(get_account),
+    )
+    .route(
+        "/v1/wallets/{wallet_id}/accounts/{id}/statement",
+        web::get().to(get_statement),
     );
 }
 
@@ -329,6 +337,73 @@ async fn top_up(
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+struct TransferRequest {
+    wallet_txn_id: String,
+    from_account_id: String,
+    to_account_id: String,
+    amount: String,
+    currency: String,
+    customer_authentication: Option<CustomerAuthentication>,
+}
+
+/// Between two accounts of this wallet's customers, in one currency.
+async fn transfer(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let post = signed_post(&state, &req, payload, &path).await?;
+    let parsed = parse_request::<TransferRequest>(&post).and_then(|r| {
+        let txn = wallet_txn_id(&r.wallet_txn_id)?;
+        let from = account_id("from_account_id", &r.from_account_id)?;
+        let to = account_id("to_account_id", &r.to_account_id)?;
+        if from == to {
+            return Err(ApiError::invalid(
+                "to_account_id",
+                "must differ from from_account_id",
+            ));
+        }
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        let amount =
+            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+        Ok((request_sha256("transfer", &r), txn, from, to, amount))
+    });
+    let (request_sha, txn, from, to, amount) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    let row = call_with_retry(
+        &state,
+        "SELECT * FROM transfer($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &post.call.wallet_id,
+            &post.call.message_id,
+            &post.message_sha256,
+            &txn.as_str(),
+            &request_sha,
+            &from,
+            &to,
+            &amount.minor(),
+            &amount.currency().code(),
+        ],
+    )
+    .await?;
+    answer(&row, |_| {
+        json!({
+            "status": "succeeded",
+            "wallet_txn_id": txn.as_str(),
+            "from_account_id": from,
+            "to_account_id": to,
+            "amount": amount.to_string(),
+            "currency": amount.currency(),
+        })
+    })
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 struct PayRequest {
     wallet_txn_id: String,
     qr_payload: String,
@@ -560,4 +635,24 @@ async fn get_account(
     )
     .await?;
     Ok(HttpResponse::Ok().json(account))
+}
+
+async fn get_statement(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    query: web::Query<crate::api::statements::StatementQuery>,
+) -> ApiResult<HttpResponse> {
+    let (wallet_id, account_id) = path.into_inner();
+    let (call, client) = signed_get(&state, &req, &wallet_id).await?;
+    drop(client);
+    let owner = "a.kind = 'customer' AND a.wallet_id";
+    crate::api::statements::respond(
+        &state,
+        &account_id,
+        owner,
+        &call.wallet_id,
+        query.into_inner(),
+    )
+    .await
 }

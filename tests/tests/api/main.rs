@@ -7,6 +7,7 @@ mod cashier;
 mod concurrency;
 mod helpers;
 mod idempotency;
+mod movements;
 mod orders;
 mod payments;
 mod refunds;

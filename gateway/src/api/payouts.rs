@@ -1,0 +1,119 @@
+//! Payouts (`POST /v1/payouts`, scope `refunds`): from the merchant's settlement account
+//! to a customer account the operator allowed for it; idempotent on `payout_reference`.
+
+use crate::{
+    auth::{Merchant, Scope},
+    db::is_retryable,
+    error::{ApiError, ApiResult, ErrorCode},
+    http::{json_body, sha256, timestamp},
+    idempotency::{self, Idempotency},
+    state::AppState,
+};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use qrgate_domain::{ids, money::format_minor, Currency, Money};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/payouts", web::post().to(payout));
+}
+
+const PAYOUT_REFERENCE_CHARS_MAX: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayoutRequest {
+    to_account_id: String,
+    amount: String,
+    currency: String,
+    payout_reference: String,
+}
+
+async fn payout(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Refunds)?;
+    let body: PayoutRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let currency = Currency::parse(&body.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let amount =
+        Money::parse(&body.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+    let reference = &body.payout_reference;
+    if reference.is_empty()
+        || reference.len() > PAYOUT_REFERENCE_CHARS_MAX
+        || !reference.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    {
+        return Err(ApiError::invalid(
+            "payout_reference",
+            "must be 1 to 64 printable ASCII characters",
+        ));
+    }
+    if !ids::is_gateway_id(&body.to_account_id) {
+        return Err(ApiError::not_found("payout account"));
+    }
+    let request = json!({"to_account_id": body.to_account_id, "amount": amount.minor(), "currency": currency, "payout_reference": reference});
+    let request_sha256 = sha256(&[serde_json::to_vec(&request)
+        .expect("JSON serializes")
+        .as_slice()]);
+    let idem =
+        Idempotency::from_request(&req, &merchant.merchant_id, "POST /v1/payouts", &request)?;
+    let mut client = state.pool.get().await?;
+    let mut attempt = 0;
+    loop {
+        let tx = client.transaction().await?;
+        if let Some(idem) = &idem {
+            if let Some(stored) = idem.claim(&tx).await? {
+                return Ok(stored);
+            }
+        }
+        let stmt = tx
+            .prepare_cached("SELECT * FROM payout($1, $2, $3, $4, $5, $6, $7)")
+            .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &merchant.merchant_id,
+            &ids::mint("po"),
+            reference,
+            &request_sha256,
+            &body.to_account_id,
+            &amount.minor(),
+            &currency.code(),
+        ];
+        match tx.query_one(&stmt, &params).await {
+            // Two payouts of one reference racing: the loser runs again and reads the answer.
+            Err(e) if is_retryable(&e) && attempt < state.settings.limits.db_retry_max => {
+                attempt += 1
+            }
+            Err(e) => return Err(e.into()),
+            Ok(row) => return idempotency::finish(idem, tx, outcome(&row)).await,
+        }
+    }
+}
+
+fn outcome(row: &tokio_postgres::Row) -> ApiResult<(StatusCode, Value)> {
+    let code: &str = row.get("outcome");
+    if code != "succeeded" {
+        let code = ErrorCode::parse(code)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown payout outcome {code}")))?;
+        return Err(ApiError::new(
+            code,
+            row.get::<_, Option<String>>("message").unwrap_or_default(),
+        ));
+    }
+    let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "id": row.get::<_, &str>("payout_id"),
+            "status": "succeeded",
+            "to_account_id": row.get::<_, &str>("to_account_id"),
+            "amount": format_minor(row.get("amount_minor"), currency),
+            "currency": currency,
+            "payout_reference": row.get::<_, &str>("payout_reference"),
+            "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
+        }),
+    ))
+}

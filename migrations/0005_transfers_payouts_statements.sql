@@ -1,0 +1,159 @@
+-- Transfers between a wallet's customers, merchant payouts to allowed accounts, and
+-- what statements need: a commit-safe order for ledger lines.
+
+-- Statement order. A posting's id is taken before its transaction commits, so ids alone
+-- let a late commit slip behind a reader's cursor. Each line also records its
+-- transaction id (xid8); a statement returns only lines whose xid is below its
+-- snapshot's xmin (every older writer has finished), in (xid, id) order: a line that
+-- commits later always sorts after every line already returned.
+ALTER TABLE ledger_transactions ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+ALTER TABLE postings ADD COLUMN xid xid8;
+UPDATE postings p SET xid = t.xid FROM ledger_transactions t WHERE t.id = p.ledger_transaction_id;
+ALTER TABLE postings ALTER COLUMN xid SET NOT NULL, ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+DROP INDEX postings_by_account;
+CREATE INDEX postings_by_account ON postings (account_id, xid, id);
+CREATE INDEX ledger_transactions_by_time ON ledger_transactions (created_at);
+
+-- Customer accounts an operator allows a merchant to pay out to.
+CREATE TABLE payout_accounts (
+    merchant_id     text NOT NULL REFERENCES merchants (id),
+    account_id      text NOT NULL REFERENCES accounts (id),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, account_id)
+);
+
+CREATE TABLE payouts (
+    id                      text PRIMARY KEY,
+    merchant_id             text NOT NULL REFERENCES merchants (id),
+    payout_reference        text NOT NULL CHECK (payout_reference ~ '^[ -~]{1,64}$'),
+    request_sha256          bytea NOT NULL,
+    http_status             smallint NOT NULL,
+    outcome                 text NOT NULL,
+    outcome_message         text,
+    to_account_id           text NOT NULL,
+    amount_minor            bigint NOT NULL CHECK (amount_minor > 0),
+    currency                text NOT NULL,
+    ledger_transaction_id   bigint UNIQUE REFERENCES ledger_transactions (id),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (merchant_id, payout_reference),
+    CHECK ((outcome = 'succeeded') = (ledger_transaction_id IS NOT NULL))
+);
+
+-- What a transfer answered, for the wallet's retries (wallet_txns keeps the outcome).
+CREATE TABLE transfers (
+    wallet_id               text NOT NULL,
+    wallet_txn_id           text NOT NULL,
+    from_account_id         text NOT NULL,
+    to_account_id           text NOT NULL,
+    amount_minor            bigint NOT NULL CHECK (amount_minor > 0),
+    currency                text NOT NULL,
+    ledger_transaction_id   bigint NOT NULL UNIQUE REFERENCES ledger_transactions (id),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (wallet_id, wallet_txn_id)
+);
+
+-- Moves money between two customer accounts of one wallet. Both balance rows are
+-- locked in account-id order first, so opposite transfers cannot deadlock.
+CREATE FUNCTION transfer(
+    p_wallet_id text, p_message_id text, p_message_sha256 bytea,
+    p_txn_id text, p_request_sha256 bytea,
+    p_from_account_id text, p_to_account_id text, p_amount_minor bigint, p_currency text
+) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_begin record;
+    v_to_currency text;
+    v_ltx bigint;
+BEGIN
+    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'transfer',
+                                 p_request_sha256, p_from_account_id);
+    IF (v_begin.answer).outcome IS NOT NULL THEN
+        RETURN v_begin.answer;
+    END IF;
+    SELECT currency INTO v_to_currency FROM accounts
+    WHERE id = p_to_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
+    IF NOT FOUND THEN
+        RETURN wallet_answer('not_found', 404, 'no customer account ' || p_to_account_id || ' in this wallet');
+    END IF;
+    IF v_begin.account_currency <> p_currency OR v_to_currency <> p_currency THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'currency_mismatch', 422,
+            'both accounts must hold ' || p_currency, NULL, NULL, 0);
+    END IF;
+    PERFORM 1 FROM account_balances WHERE account_id IN (p_from_account_id, p_to_account_id)
+    ORDER BY account_id FOR UPDATE;
+    v_ltx := ledger_post('transfer', p_txn_id, ARRAY[p_from_account_id, p_to_account_id],
+                         ARRAY[-p_amount_minor, p_amount_minor], ARRAY[0, NULL]::bigint[], 0);
+    IF v_ltx IS NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'insufficient_funds', 422,
+            'the paying account''s balance is too low', NULL, NULL, 0);
+    END IF;
+    INSERT INTO transfers (wallet_id, wallet_txn_id, from_account_id, to_account_id, amount_minor, currency, ledger_transaction_id)
+    VALUES (p_wallet_id, p_txn_id, p_from_account_id, p_to_account_id, p_amount_minor, p_currency, v_ltx);
+    INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome)
+    VALUES (p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 200, 'succeeded');
+    RETURN wallet_answer('succeeded', 200, NULL);
+END $$;
+
+CREATE TYPE payout_outcome AS (
+    outcome         text,
+    http_status     smallint,
+    message         text,
+    payout_id       text,
+    to_account_id   text,
+    amount_minor    bigint,
+    currency        text,
+    payout_reference text,
+    created_at      timestamptz
+);
+
+-- Pays out from a merchant's settlement account to a customer account the operator
+-- allowed for it. Lock order: customer → merchant shards, as payments and refunds.
+CREATE FUNCTION payout(
+    p_merchant_id text, p_payout_id text, p_reference text, p_request_sha256 bytea,
+    p_to_account_id text, p_amount_minor bigint, p_currency text
+) RETURNS payout_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored payouts%ROWTYPE;
+    v_merchant_account text;
+    v_merchant_currency text;
+    v_to_currency text;
+    v_ltx bigint;
+    v_code text;
+    v_message text;
+BEGIN
+    SELECT * INTO v_stored FROM payouts WHERE merchant_id = p_merchant_id AND payout_reference = p_reference;
+    IF FOUND THEN
+        IF v_stored.request_sha256 <> p_request_sha256 THEN
+            RETURN ROW('idempotency_conflict', 409, 'payout_reference ' || p_reference || ' was used for a different payout',
+                       NULL, NULL, NULL, NULL, NULL, NULL)::payout_outcome;
+        END IF;
+        RETURN ROW(v_stored.outcome, v_stored.http_status, v_stored.outcome_message, v_stored.id, v_stored.to_account_id,
+                   v_stored.amount_minor, v_stored.currency, v_stored.payout_reference, v_stored.created_at)::payout_outcome;
+    END IF;
+    SELECT a.currency INTO v_to_currency
+    FROM payout_accounts pa JOIN accounts a ON a.id = pa.account_id
+    WHERE pa.merchant_id = p_merchant_id AND pa.account_id = p_to_account_id;
+    IF NOT FOUND THEN
+        RETURN ROW('not_found', 404, 'no payout account ' || p_to_account_id || ' for this merchant',
+                   NULL, NULL, NULL, NULL, NULL, NULL)::payout_outcome;
+    END IF;
+    SELECT account_id, currency INTO v_merchant_account, v_merchant_currency FROM merchants WHERE id = p_merchant_id;
+    IF p_currency <> v_merchant_currency OR v_to_currency <> v_merchant_currency THEN
+        v_code := 'currency_mismatch';
+        v_message := 'payouts move ' || v_merchant_currency || ' to an account in it';
+    ELSE
+        PERFORM 1 FROM account_balances WHERE account_id = p_to_account_id FOR UPDATE;
+        v_ltx := ledger_post('payout', p_payout_id, ARRAY[v_merchant_account, p_to_account_id],
+                             ARRAY[-p_amount_minor, p_amount_minor], ARRAY[0, NULL]::bigint[], 0);
+        IF v_ltx IS NULL THEN
+            v_code := 'merchant_insufficient_funds';
+            v_message := 'the settlement account''s balance is too low';
+        END IF;
+    END IF;
+    INSERT INTO payouts (id, merchant_id, payout_reference, request_sha256, http_status, outcome, outcome_message,
+                         to_account_id, amount_minor, currency, ledger_transaction_id)
+    VALUES (p_payout_id, p_merchant_id, p_reference, p_request_sha256, CASE WHEN v_code IS NULL THEN 201 ELSE 422 END,
+            coalesce(v_code, 'succeeded'), v_message, p_to_account_id, p_amount_minor, p_currency, v_ltx)
+    RETURNING * INTO v_stored;
+    RETURN ROW(v_stored.outcome, v_stored.http_status, v_stored.outcome_message, v_stored.id, v_stored.to_account_id,
+               v_stored.amount_minor, v_stored.currency, v_stored.payout_reference, v_stored.created_at)::payout_outcome;
+END $$;
