@@ -110,6 +110,23 @@ limits! {
     idempotency_retention_seconds: i64 = 24 * 3_600;
     /// In-flight requests get this long to finish on shutdown.
     shutdown_grace_seconds: u64 = 10;
+    /// How often each replica looks for webhook events due for delivery.
+    webhook_poll_interval_ms: u64 = 500;
+    /// Events one replica leases per look.
+    webhook_batch_max: i32 = 32;
+    /// Deliveries in flight at once per replica.
+    webhook_concurrency_max: usize = 8;
+    /// One delivery attempt, connect to last byte.
+    webhook_timeout_ms: u64 = 10_000;
+    /// Backoff before the first retry; doubles (with jitter) up to webhook_retry_max_ms.
+    webhook_retry_initial_ms: u64 = 1_000;
+    webhook_retry_max_ms: u64 = 3_600_000;
+    /// Attempts before an event is given up (with the doubling, about a day).
+    webhook_attempts_max: i32 = 40;
+    /// An event older than this is given up whatever its attempts.
+    webhook_give_up_after_seconds: i64 = 86_400;
+    /// Delivered and given-up events are kept this long for the deliveries list.
+    webhook_event_retention_seconds: i64 = 30 * 86_400;
 }
 
 impl Limits {

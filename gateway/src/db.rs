@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0003_ledger_post_one_lookup",
     "0004_refunds",
     "0005_transfers_payouts_statements",
+    "0006_webhooks",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

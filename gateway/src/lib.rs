@@ -14,6 +14,7 @@ pub mod startup;
 pub mod state;
 pub mod sweeper;
 pub mod waiters;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use startup::Application;

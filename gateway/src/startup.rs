@@ -1,7 +1,9 @@
 //! Building and running the application: the pool, the migrations, the HTTP server
 //! on its listener (port 0 in tests), and the sweeper.
 
-use crate::{api, config::Settings, db, http::request_id_middleware, state::AppState, sweeper};
+use crate::{
+    api, config::Settings, db, http::request_id_middleware, state::AppState, sweeper, webhooks,
+};
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
@@ -68,8 +70,10 @@ impl Application {
     /// in-flight requests finish within the grace period).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweeper::run(self.state.clone()));
+        let deliveries = tokio::spawn(webhooks::run(self.state.clone()));
         let result = self.server.await;
         sweeper.abort();
+        deliveries.abort();
         result
     }
 }

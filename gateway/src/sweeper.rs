@@ -42,6 +42,12 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
         limits.idempotency_retention_seconds,
     )
     .await?;
+    prune(
+        &client,
+        "webhook_events",
+        limits.webhook_event_retention_seconds,
+    )
+    .await?;
     Ok(())
 }
 

@@ -167,30 +167,19 @@ impl NewMerchant {
     }
 }
 
-/// The shape of a webhook URL; where it resolves is checked when connecting.
-fn check_webhook_url(url: &str, allow_http: bool) -> ApiResult<()> {
-    let rest = url.strip_prefix("https://").or_else(|| {
-        if allow_http {
-            url.strip_prefix("http://")
-        } else {
-            None
-        }
-    });
-    let host = rest
-        .and_then(|r| r.split(['/', '?', '#']).next())
-        .unwrap_or("");
-    let well_formed = !host.is_empty()
-        && url.len() <= WEBHOOK_URL_CHARS_MAX
-        && url.bytes().all(|b| b.is_ascii_graphic())
-        && !host.contains('@');
-    if well_formed {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
+/// A webhook URL as given: https (http too with QRGATE_ALLOW_PRIVATE_WEBHOOKS=1), no
+/// credentials, not an IP literal in private space. Where a name resolves is checked
+/// again at every delivery.
+fn check_webhook_url(url: &str, allow_private: bool) -> ApiResult<()> {
+    if url.len() > WEBHOOK_URL_CHARS_MAX || url.contains('@') {
+        return Err(ApiError::invalid(
             "webhook_url",
-            "must be an https:// URL (at most 2048 characters, no credentials)",
-        ))
+            "must be at most 2048 characters, without credentials",
+        ));
     }
+    crate::webhooks::check_destination(url, allow_private)
+        .map(|_| ())
+        .map_err(|why| ApiError::invalid("webhook_url", why))
 }
 
 async fn create_merchant(

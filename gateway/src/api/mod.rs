@@ -9,6 +9,7 @@ pub mod refunds;
 pub mod reports;
 pub mod statements;
 pub mod wallet;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -20,5 +21,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(reconciliation::routes)
         .configure(refunds::routes)
         .configure(payouts::routes)
-        .configure(reports::routes);
+        .configure(reports::routes)
+        .configure(webhooks::routes);
 }

@@ -49,7 +49,7 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 
 /// The columns `order_json` reads. `status` is the effective one: a pending order
 /// past `expires_at` reads as expired even before the sweeper has moved it.
-const ORDER_COLUMNS: &str = "o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END,
+pub const ORDER_COLUMNS: &str = "o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END,
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id";
 

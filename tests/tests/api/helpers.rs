@@ -394,3 +394,26 @@ impl TestApp {
         self.db().await.query_one(sql, &[]).await.unwrap().get(0)
     }
 }
+
+impl TestApp {
+    /// Another gateway process's worth of app (pool, workers, HTTP) on this test's
+    /// database: a second replica. Returns its base URL.
+    pub async fn spawn_replica(&self, overrides: &[(&str, &str)]) -> String {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), self.db_url.clone()),
+            ("QRGATE_ADMIN_TOKEN".into(), self.admin_token.clone()),
+            ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
+            ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
+            ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),
+        ]);
+        for (k, v) in overrides {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let app = Application::build(Settings::from_vars(&vars).unwrap())
+            .await
+            .expect("the replica starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+}

@@ -14,3 +14,4 @@ mod refunds;
 mod sdk;
 mod simulator;
 mod wallet_security;
+mod webhooks;

@@ -1,0 +1,156 @@
+//! The merchant's view of its webhooks (scope `reports`): recent deliveries and their
+//! state, retrying one, and rotating the signing secret.
+
+use crate::{
+    auth::{Admin, Merchant, Scope},
+    error::{ApiError, ApiResult},
+    http::{decode_cursor, empty_body, encode_cursor, page_limit, timestamp},
+    state::AppState,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use qrgate_domain::{ids, signing::SigningSecret};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/webhooks/deliveries", web::get().to(deliveries))
+        .route("/v1/webhooks/deliveries/{id}/retry", web::post().to(retry))
+        .route("/v1/webhooks/secret", web::post().to(rotate_own_secret))
+        .route(
+            "/v1/admin/merchants/{id}/webhook-secret",
+            web::post().to(rotate_secret_as_admin),
+        );
+}
+
+/// How long the previous secret keeps signing after a rotation.
+const ROTATION_OVERLAP_HOURS: i32 = 24;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn deliveries(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    query: web::Query<DeliveriesQuery>,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    let limits = &state.settings.limits;
+    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
+    let (at, id) = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unzip();
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, type, object_id, status, attempts, last_http_status, last_error, next_attempt_at,
+                    last_attempt_at, delivered_at, created_at
+             FROM webhook_events WHERE merchant_id = $1
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+            &[&merchant.merchant_id, &at, &id, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let items: Vec<_> = page
+        .iter()
+        .map(|r| {
+            let pending = r.get::<_, &str>(3) == "pending";
+            json!({
+                "id": r.get::<_, &str>(0),
+                "type": r.get::<_, &str>(1),
+                "object_id": r.get::<_, &str>(2),
+                "status": r.get::<_, &str>(3),
+                "attempts": r.get::<_, i32>(4),
+                "last_http_status": r.get::<_, Option<i16>>(5),
+                "last_error": r.get::<_, Option<&str>>(6),
+                "next_attempt_at": pending.then(|| timestamp(r.get(7))),
+                "last_attempt_at": r.get::<_, Option<DateTime<Utc>>>(8).map(timestamp),
+                "delivered_at": r.get::<_, Option<DateTime<Utc>>>(9).map(timestamp),
+                "created_at": timestamp(r.get(10)),
+            })
+        })
+        .collect();
+    let next_cursor = more.then(|| {
+        let last = page.last().expect("a full page has a last row");
+        encode_cursor(last.get(10), last.get(0))
+    });
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// Puts an event back in the queue now (delivered ones too: the merchant asked).
+async fn retry(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let event_id = path.into_inner();
+    if !ids::is_gateway_id(&event_id) {
+        return Err(ApiError::not_found("webhook event"));
+    }
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE webhook_events SET status = 'pending', next_attempt_at = now(), attempts = 0
+             WHERE id = $1 AND merchant_id = $2 RETURNING id, status",
+            &[&event_id, &merchant.merchant_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook event"))?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": row.get::<_, &str>(0), "status": row.get::<_, &str>(1)})))
+}
+
+async fn rotate_own_secret(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    rotate(&state, &merchant.merchant_id).await
+}
+
+async fn rotate_secret_as_admin(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    rotate(&state, &path).await
+}
+
+/// A new secret signs from now on; the old one also signs for the overlap.
+async fn rotate(state: &AppState, merchant_id: &str) -> ApiResult<HttpResponse> {
+    let secret = SigningSecret::generate();
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE merchants SET webhook_secret_previous = webhook_secret, webhook_secret = $2,
+                    webhook_secret_previous_until = now() + make_interval(hours => $3)
+             WHERE id = $1 RETURNING webhook_secret_previous_until",
+            &[&merchant_id, &secret.expose(), &ROTATION_OVERLAP_HOURS],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    tracing::info!(%merchant_id, "webhook secret rotated");
+    Ok(HttpResponse::Created().json(json!({
+        "webhook_secret": secret.expose(),
+        "previous_secret_signs_until": timestamp(row.get(0)),
+    })))
+}

@@ -1,0 +1,415 @@
+//! Merchant webhooks: outbox, signed at-least-once delivery, retries, 410, replicas,
+//! secret rotation, and destinations that must not be private.
+
+use crate::helpers::{assert_error, json_ok, spawn_app_with, TestApp, TestMerchant};
+use merchant_sdk::webhooks::verify;
+use reqwest::{header::HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// Fast retries and polling, so a test waits milliseconds, not seconds.
+const FAST: &[(&str, &str)] = &[
+    ("QRGATE_WEBHOOK_RETRY_INITIAL_MS", "100"),
+    ("QRGATE_WEBHOOK_POLL_INTERVAL_MS", "50"),
+];
+
+/// One delivery as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Delivery {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    fn id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A merchant's webhook endpoint on 127.0.0.1: answers with the scripted statuses, then 200.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Delivery>>>,
+    in_flight: Arc<Mutex<Vec<String>>>,
+    overlaps: Arc<Mutex<u32>>,
+}
+
+async fn receiver(script: Vec<u16>, hold: Duration) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let in_flight = Arc::new(Mutex::new(Vec::new()));
+    let overlaps = Arc::new(Mutex::new(0));
+    let (s, l, f, o) = (
+        script.clone(),
+        seen.clone(),
+        in_flight.clone(),
+        overlaps.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (script, log, in_flight, overlaps) = (s.clone(), l.clone(), f.clone(), o.clone());
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buffer).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buffer.len() >= end + 4 + length {
+                            break (end, length);
+                        }
+                    }
+                };
+                let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                let mut headers = HeaderMap::new();
+                for line in head.lines().skip(1) {
+                    if let Some((k, v)) = line.split_once(':') {
+                        headers.insert(
+                            reqwest::header::HeaderName::from_bytes(
+                                k.trim().to_ascii_lowercase().as_bytes(),
+                            )
+                            .unwrap(),
+                            v.trim().parse().unwrap(),
+                        );
+                    }
+                }
+                let delivery = Delivery {
+                    headers,
+                    body: buffer[head_end + 4..head_end + 4 + length].to_vec(),
+                };
+                let id = delivery.id();
+                {
+                    let mut flying = in_flight.lock().unwrap();
+                    if flying.contains(&id) {
+                        *overlaps.lock().unwrap() += 1;
+                    }
+                    flying.push(id.clone());
+                }
+                tokio::time::sleep(hold).await;
+                let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                log.lock().unwrap().push(delivery);
+                in_flight.lock().unwrap().retain(|x| x != &id);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Receiver {
+        url,
+        seen,
+        in_flight,
+        overlaps,
+    }
+}
+
+impl Receiver {
+    /// Waits (bounded) until `n` deliveries arrived.
+    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
+        for _ in 0..200 {
+            if self.seen.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn merchant_with_hook(app: &TestApp, url: &str) -> (TestMerchant, String) {
+    let merchant = app.create_merchant_with(json!({"webhook_url": url})).await;
+    let secret: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT webhook_secret FROM merchants WHERE id = $1",
+            &[&merchant.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (merchant, secret)
+}
+
+async fn paid_order(app: &TestApp, merchant: &TestMerchant) -> Value {
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    order
+}
+
+async fn deliveries(app: &TestApp, merchant: &TestMerchant) -> Vec<Value> {
+    json_ok(
+        app.merchant_get(&merchant.manager_key, "/v1/webhooks/deliveries")
+            .await,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_gets_the_event_again_with_the_same_id_until_it_answers() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![500, 503], Duration::ZERO).await;
+    let (merchant, secret) = merchant_with_hook(&app, &hook.url).await;
+    let order = paid_order(&app, &merchant).await;
+
+    let seen = hook.wait_for(3).await;
+
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|d| d.id() == seen[0].id()),
+        "the webhook-id is kept across retries"
+    );
+    for d in &seen {
+        verify(&secret, &d.headers, &d.body, chrono::Utc::now().timestamp())
+            .expect("a valid signature");
+    }
+    let event = seen[2].json();
+    assert_eq!(event["type"], "order.paid");
+    assert_eq!(event["id"], seen[0].id());
+    assert_eq!(event["data"]["id"], order["id"]);
+    assert_eq!(event["data"]["status"], "paid");
+    assert!(event["data"]["updated_at"].is_string());
+    let listed = deliveries(&app, &merchant).await;
+    assert_eq!(listed[0]["status"], "delivered");
+    assert_eq!(listed[0]["attempts"], 3);
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_410_is_not_called_again() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![410], Duration::ZERO).await;
+    let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
+    paid_order(&app, &merchant).await;
+    hook.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hook.seen.lock().unwrap().len(), 1);
+    assert_eq!(deliveries(&app, &merchant).await[0]["status"], "gone");
+}
+
+#[tokio::test]
+async fn two_replicas_deliver_each_event_once_and_never_at_the_same_time() {
+    let app = spawn_app_with(FAST).await;
+    app.spawn_replica(FAST).await;
+    let hook = receiver(vec![], Duration::from_millis(30)).await;
+    let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "1000.00").await;
+    for _ in 0..20 {
+        let order = app.create_order(&merchant.cashier_key, "1.00").await;
+        json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    }
+    let seen = hook.wait_for(20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids: Vec<String> = hook.seen.lock().unwrap().iter().map(Delivery::id).collect();
+    assert_eq!(ids.len(), 20, "{seen:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "an event was delivered twice");
+    assert_eq!(*hook.overlaps.lock().unwrap(), 0);
+    assert!(hook.in_flight.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn refunds_closings_and_expiries_are_events_too() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
+    let paid = paid_order(&app, &merchant).await;
+    let path = format!("/v1/orders/{}/refunds", paid["id"].as_str().unwrap());
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &path,
+            &json!({"amount": "4.00", "refund_reference": "r"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let closed = app.create_order(&merchant.cashier_key, "2.00").await;
+    app.merchant_post(
+        &merchant.cashier_key,
+        &format!("/v1/orders/{}/close", closed["id"].as_str().unwrap()),
+        &json!({}),
+    )
+    .await;
+    let expiring = app.create_order(&merchant.cashier_key, "3.00").await;
+    app.db()
+        .await
+        .execute(
+            "UPDATE orders SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second' WHERE id = $1",
+            &[&expiring["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap();
+
+    let seen = hook.wait_for(4).await;
+    let mut types: Vec<String> = seen
+        .iter()
+        .map(|d| d.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "order.closed",
+            "order.expired",
+            "order.paid",
+            "refund.succeeded"
+        ]
+    );
+    let refund = seen
+        .iter()
+        .map(Delivery::json)
+        .find(|e| e["type"] == "refund.succeeded")
+        .unwrap();
+    assert_eq!(refund["data"]["amount"], "4.00");
+    assert_eq!(refund["data"]["order_id"], paid["id"]);
+}
+
+#[tokio::test]
+async fn during_a_rotation_deliveries_carry_both_signatures() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let (merchant, old_secret) = merchant_with_hook(&app, &hook.url).await;
+    let rotated = json_ok(
+        app.merchant_post(&merchant.manager_key, "/v1/webhooks/secret", &json!({}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let new_secret = rotated["webhook_secret"].as_str().unwrap();
+    assert_ne!(new_secret, old_secret);
+    paid_order(&app, &merchant).await;
+    let seen = hook.wait_for(1).await;
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        seen[0].headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+    verify(&old_secret, &seen[0].headers, &seen[0].body, now)
+        .expect("the old secret still verifies");
+    verify(new_secret, &seen[0].headers, &seen[0].body, now).expect("the new secret verifies");
+    let cashier = app
+        .merchant_post(&merchant.cashier_key, "/v1/webhooks/secret", &json!({}))
+        .await;
+    assert_error(cashier, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+#[tokio::test]
+async fn a_delivery_can_be_retried_on_request() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
+    paid_order(&app, &merchant).await;
+    let first = hook.wait_for(1).await;
+    let id = first[0].id();
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/webhooks/deliveries/{id}/retry"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let again = hook.wait_for(2).await;
+    assert_eq!(again[1].id(), id);
+    let other = app.create_merchant().await;
+    let foreign = app
+        .merchant_post(
+            &other.manager_key,
+            &format!("/v1/webhooks/deliveries/{id}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_error(foreign, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn private_destinations_are_refused_unless_allowed() {
+    let app = spawn_app_with(&[("QRGATE_ALLOW_PRIVATE_WEBHOOKS", "0"), FAST[0], FAST[1]]).await;
+    let base = json!({"name": "Shop", "city": "Shanghai", "country": "CN", "mcc": "5812", "currency": "CNY"});
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.8/hook",
+        "https://[::1]/hook",
+        "http://example.com/hook",
+    ] {
+        let mut body = base.clone();
+        body["webhook_url"] = json!(url);
+        assert_error(
+            app.admin_post("/v1/admin/merchants", &body).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    // A name is checked where it resolves, at delivery: localhost is refused then.
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let port = hook
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (merchant, _) = merchant_with_hook(&app, &format!("https://localhost:{port}/hook")).await;
+    paid_order(&app, &merchant).await;
+    let mut last_error = Value::Null;
+    for _ in 0..100 {
+        last_error = deliveries(&app, &merchant).await[0]["last_error"].clone();
+        if !last_error.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        last_error.as_str().unwrap_or("").contains("private"),
+        "{last_error}"
+    );
+    assert!(
+        hook.seen.lock().unwrap().is_empty(),
+        "nothing reached the private address"
+    );
+}
