@@ -1,9 +1,9 @@
 //! The merchant API client.
 
 use crate::{
-    types::{AccountWire, OrderWire, RefundWire},
-    Account, Error, ErrorKind, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Refund,
-    RetryPolicy,
+    types::{AccountWire, OrderWire, PayoutWire, RefundWire, SettlementReportWire, StatementWire},
+    Account, Error, ErrorKind, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Payout,
+    Refund, RetryPolicy, SettlementReport, StatementLine, WebhookDelivery,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
 use rust_decimal::Decimal;
@@ -185,6 +185,119 @@ impl Client {
             )
             .await?;
         wire.try_into()
+    }
+
+    /// Pays `amount` out of the settlement account to a customer account the operator
+    /// allowed for this merchant; needs the `refunds` scope. `payout_reference` makes it
+    /// safe to repeat.
+    pub async fn payout(
+        &self,
+        to_account_id: &str,
+        amount: Decimal,
+        currency: crate::Currency,
+        payout_reference: &str,
+    ) -> Result<Payout, Error> {
+        let body = serde_json::json!({
+            "to_account_id": to_account_id,
+            "amount": amount.normalize().to_string(),
+            "currency": currency,
+            "payout_reference": payout_reference,
+        });
+        let wire: PayoutWire = self
+            .call(Method::POST, "/v1/payouts", Some(body), self.timeout)
+            .await?;
+        wire.try_into()
+    }
+
+    /// One page of an account's statement, oldest first, with running balances (needs
+    /// the `reports` scope). Pass the returned cursor back for the next page.
+    pub async fn statement(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<StatementLine>, Error> {
+        let mut query = Vec::new();
+        if let Some(c) = cursor {
+            query.push(format!("cursor={c}"));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let path = format!(
+            "/v1/accounts/{}/statement?{}",
+            encode_segment(account_id),
+            query.join("&")
+        );
+        let wire: StatementWire = self.call(Method::GET, &path, None, self.timeout).await?;
+        let currency = wire.currency;
+        Ok(Page {
+            items: wire
+                .items
+                .into_iter()
+                .map(|l| l.parse(currency))
+                .collect::<Result<_, _>>()?,
+            next_cursor: wire.next_cursor,
+        })
+    }
+
+    /// The daily settlement report for `date` in the merchant's time zone (needs `reports`).
+    pub async fn settlement_report(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<SettlementReport, Error> {
+        let wire: SettlementReportWire = self
+            .call(
+                Method::GET,
+                &format!("/v1/reports/settlement?date={date}"),
+                None,
+                self.timeout,
+            )
+            .await?;
+        wire.try_into()
+    }
+
+    /// Recent webhook events and their delivery state (needs `reports`).
+    pub async fn webhook_deliveries(&self) -> Result<Vec<WebhookDelivery>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            items: Vec<WebhookDelivery>,
+        }
+        let wire: Wire = self
+            .call(Method::GET, "/v1/webhooks/deliveries", None, self.timeout)
+            .await?;
+        Ok(wire.items)
+    }
+
+    /// Queues a webhook event for delivery again now (needs `reports`).
+    pub async fn retry_webhook(&self, event_id: &str) -> Result<(), Error> {
+        let path = format!("/v1/webhooks/deliveries/{}/retry", encode_segment(event_id));
+        let _: Value = self
+            .call(
+                Method::POST,
+                &path,
+                Some(Value::Object(Default::default())),
+                self.timeout,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Starts using a new webhook signing secret and returns it; the old one keeps
+    /// signing alongside for a day (needs `reports`).
+    pub async fn rotate_webhook_secret(&self) -> Result<String, Error> {
+        let answer: Value = self
+            .call(
+                Method::POST,
+                "/v1/webhooks/secret",
+                Some(Value::Object(Default::default())),
+                self.timeout,
+            )
+            .await?;
+        answer["webhook_secret"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::UnexpectedResponse("no webhook_secret".into()))
     }
 
     /// One page of orders, newest first.

@@ -39,4 +39,7 @@ pub use qrgate_domain::emv::{parse_payload, DataObject, OrderQr};
 pub use qrgate_domain::emv_lint::{lint, Problem};
 pub use qrgate_domain::{Currency, Money};
 pub use retry::RetryPolicy;
-pub use types::{Account, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Refund};
+pub use types::{
+    Account, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Payout, Refund,
+    SettlementReport, StatementLine, WebhookDelivery,
+};

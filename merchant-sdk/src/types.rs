@@ -307,3 +307,186 @@ impl TryFrom<RefundWire> for Refund {
         })
     }
 }
+
+/// One line of an account statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatementLine {
+    /// When the ledger transaction was committed.
+    pub posted_at: DateTime<Utc>,
+    /// The ledger transaction the line belongs to.
+    pub ledger_transaction_id: String,
+    /// `payment`, `refund`, `fee`, `transfer`, `top_up`, `payout`, …
+    pub kind: String,
+    /// The counterparty, for a person.
+    pub description: Option<String>,
+    /// Signed: money in is positive.
+    pub amount: Decimal,
+    /// The account's balance after this line.
+    pub balance_after: Decimal,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatementWire {
+    pub(crate) currency: Currency,
+    pub(crate) items: Vec<StatementLineWire>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatementLineWire {
+    posted_at: DateTime<Utc>,
+    ledger_transaction_id: String,
+    kind: String,
+    description: Option<String>,
+    amount: String,
+    balance_after: String,
+}
+
+/// A signed wire amount (statement lines may be negative) at the currency's scale.
+fn signed_decimal(amount: &str, currency: Currency) -> Result<Decimal, Error> {
+    let (negative, digits) = amount
+        .strip_prefix('-')
+        .map_or((false, amount), |d| (true, d));
+    let minor = qrgate_domain::money::parse_minor(digits, currency)
+        .map_err(|e| Error::UnexpectedResponse(format!("amount {amount:?}: {e}")))?;
+    Ok(Decimal::new(
+        if negative { -minor } else { minor },
+        currency.minor_units(),
+    ))
+}
+
+impl StatementLineWire {
+    pub(crate) fn parse(self, currency: Currency) -> Result<StatementLine, Error> {
+        Ok(StatementLine {
+            amount: signed_decimal(&self.amount, currency)?,
+            balance_after: signed_decimal(&self.balance_after, currency)?,
+            posted_at: self.posted_at,
+            ledger_transaction_id: self.ledger_transaction_id,
+            kind: self.kind,
+            description: self.description,
+        })
+    }
+}
+
+/// A payout from the merchant's settlement account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payout {
+    /// `po_…`.
+    pub id: String,
+    /// The customer account paid.
+    pub to_account_id: String,
+    /// How much.
+    pub amount: Decimal,
+    /// The merchant's currency.
+    pub currency: Currency,
+    /// The merchant's reference (its retries give the same payout).
+    pub payout_reference: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PayoutWire {
+    id: String,
+    to_account_id: String,
+    amount: String,
+    currency: Currency,
+    payout_reference: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PayoutWire> for Payout {
+    type Error = Error;
+    fn try_from(w: PayoutWire) -> Result<Self, Error> {
+        Ok(Payout {
+            amount: decimal(&w.amount, w.currency)?,
+            id: w.id,
+            to_account_id: w.to_account_id,
+            currency: w.currency,
+            payout_reference: w.payout_reference,
+            created_at: w.created_at,
+        })
+    }
+}
+
+/// One day of the merchant's settlement account, in its time zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettlementReport {
+    /// The day reported.
+    pub date: chrono::NaiveDate,
+    /// The merchant's currency.
+    pub currency: Currency,
+    /// Balance at the start of the day.
+    pub opening_balance: Decimal,
+    /// Payments settled that day, and their total.
+    pub payments_count: i64,
+    /// Total of those payments (before fees).
+    pub payments_amount: Decimal,
+    /// Refunds made that day.
+    pub refunds_count: i64,
+    /// Total of those refunds.
+    pub refunds_amount: Decimal,
+    /// Fees charged that day, less fees returned by refunds.
+    pub fees: Decimal,
+    /// Paid out that day.
+    pub payouts_amount: Decimal,
+    /// The day's change: closing − opening.
+    pub net: Decimal,
+    /// Balance at the end of the day (or now, for today).
+    pub closing_balance: Decimal,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SettlementReportWire {
+    date: chrono::NaiveDate,
+    currency: Currency,
+    opening_balance: String,
+    payments_count: i64,
+    payments_amount: String,
+    refunds_count: i64,
+    refunds_amount: String,
+    fees: String,
+    payouts_amount: String,
+    net: String,
+    closing_balance: String,
+}
+
+impl TryFrom<SettlementReportWire> for SettlementReport {
+    type Error = Error;
+    fn try_from(w: SettlementReportWire) -> Result<Self, Error> {
+        let c = w.currency;
+        Ok(SettlementReport {
+            date: w.date,
+            currency: c,
+            opening_balance: signed_decimal(&w.opening_balance, c)?,
+            payments_count: w.payments_count,
+            payments_amount: signed_decimal(&w.payments_amount, c)?,
+            refunds_count: w.refunds_count,
+            refunds_amount: signed_decimal(&w.refunds_amount, c)?,
+            fees: signed_decimal(&w.fees, c)?,
+            payouts_amount: signed_decimal(&w.payouts_amount, c)?,
+            net: signed_decimal(&w.net, c)?,
+            closing_balance: signed_decimal(&w.closing_balance, c)?,
+        })
+    }
+}
+
+/// One webhook event and where its delivery stands.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct WebhookDelivery {
+    /// The event's `webhook-id`.
+    pub id: String,
+    /// `order.paid`, `order.expired`, `order.closed`, `refund.succeeded`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The order or refund it is about.
+    pub object_id: String,
+    /// `pending`, `delivered`, `failed` (given up) or `gone` (the endpoint answered 410).
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// The endpoint's last HTTP status, if it answered.
+    pub last_http_status: Option<i16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}

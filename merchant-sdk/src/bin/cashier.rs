@@ -78,6 +78,30 @@ enum Command {
     },
     /// Show the merchant's balances (needs an API key with the `reports` scope).
     Balance,
+    /// Refund all or part of a paid order (needs the `refunds` scope).
+    Refund {
+        order_id: String,
+        /// Amount to refund, e.g. 5.00.
+        amount: String,
+        /// The shop's reference for this refund (repeating it repeats nothing); generated when omitted.
+        #[arg(long)]
+        reference: Option<String>,
+        /// Why, for the customer's records.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The settlement account's statement, oldest first (needs `reports`).
+    Statement {
+        /// At most this many lines (1..200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The daily settlement report (needs `reports`).
+    Report {
+        /// The day, YYYY-MM-DD, in the merchant's time zone (default: today on this machine).
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -124,6 +148,14 @@ async fn main() -> ExitCode {
             limit,
         } => orders(&client, status, since, limit).await,
         Command::Balance => balance(&client).await,
+        Command::Refund {
+            order_id,
+            amount,
+            reference,
+            reason,
+        } => refund(&client, &order_id, &amount, reference, reason).await,
+        Command::Statement { limit } => statement(&client, limit).await,
+        Command::Report { date } => settlement_report(&client, date).await,
     };
     result.unwrap_or_else(|e| fail(&e))
 }
@@ -320,4 +352,87 @@ async fn balance(client: &Client) -> Result<ExitCode, Error> {
         }
         Err(e) => Err(e),
     }
+}
+
+async fn refund(
+    client: &Client,
+    order_id: &str,
+    amount: &str,
+    reference: Option<String>,
+    reason: Option<String>,
+) -> Result<ExitCode, Error> {
+    let amount = Decimal::from_str(amount)
+        .map_err(|_| Error::InvalidInput(format!("amount {amount:?} is not a number like 5.00")))?;
+    let reference =
+        reference.unwrap_or_else(|| format!("RF-{}", Utc::now().format("%Y%m%d-%H%M%S%3f")));
+    let refund = client
+        .refund(order_id, amount, &reference, reason.as_deref())
+        .await?;
+    println!(
+        "REFUNDED {} {} — refund {} (ref {}); order is now {}",
+        refund.amount, refund.currency, refund.id, reference, refund.order_status
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The merchant's own settlement account (the first it has).
+async fn settlement_account(client: &Client) -> Result<merchant_sdk::Account, Error> {
+    client
+        .accounts()
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::UnexpectedResponse("the merchant has no account".into()))
+}
+
+async fn statement(client: &Client, limit: u32) -> Result<ExitCode, Error> {
+    let account = settlement_account(client).await?;
+    let page = client.statement(&account.id, None, Some(limit)).await?;
+    let header = ["POSTED", "KIND", "AMOUNT", "BALANCE", "DESCRIPTION"];
+    println!(
+        "{:<20} {:<9} {:>14} {:>14}  {}",
+        header[0], header[1], header[2], header[3], header[4]
+    );
+    for line in &page.items {
+        println!(
+            "{:<20} {:<9} {:>14} {:>14}  {}",
+            line.posted_at.format("%Y-%m-%d %H:%M:%S"),
+            line.kind,
+            line.amount.to_string(),
+            line.balance_after.to_string(),
+            line.description.as_deref().unwrap_or("")
+        );
+    }
+    if page.next_cursor.is_some() {
+        println!("(more lines: use a larger --limit or the SDK's cursor)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn settlement_report(client: &Client, date: Option<String>) -> Result<ExitCode, Error> {
+    let date = match date {
+        Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+            .map_err(|_| Error::InvalidInput("--date must be YYYY-MM-DD".into()))?,
+        None => chrono::Local::now().date_naive(),
+    };
+    let r = client.settlement_report(date).await?;
+    println!("Settlement report {} ({})", r.date, r.currency);
+    for (label, value) in [
+        ("opening balance", r.opening_balance.to_string()),
+        (
+            "payments",
+            format!("{} × {}", r.payments_count, r.payments_amount),
+        ),
+        (
+            "refunds",
+            format!("{} × {}", r.refunds_count, r.refunds_amount),
+        ),
+        ("fees", r.fees.to_string()),
+        ("payouts", r.payouts_amount.to_string()),
+        ("net", r.net.to_string()),
+        ("closing balance", r.closing_balance.to_string()),
+    ] {
+        println!("  {label:<16} {value:>18}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

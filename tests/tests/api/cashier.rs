@@ -239,3 +239,63 @@ async fn errors_are_one_clear_line() {
     let (code, _, _) = finish(cashier(&app, &merchant.cashier_key, &["frobnicate"])).await;
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn refund_statement_and_report_commands() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    let id = order["id"].as_str().unwrap();
+
+    let (code, stdout, stderr) = finish(cashier(
+        &app,
+        &merchant.manager_key,
+        &["refund", id, "4.00", "--reason", "cold"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert!(
+        stdout.contains("REFUNDED 4.00 CNY") && stdout.contains("partially_refunded"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = finish(cashier(
+        &app,
+        &merchant.cashier_key,
+        &["refund", id, "1.00"],
+    ))
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("scope"), "{stderr}");
+
+    let (code, stdout, _) = finish(cashier(&app, &merchant.manager_key, &["statement"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("payment") && stdout.contains("refund") && stdout.contains("5.98"),
+        "{stdout}"
+    );
+
+    let today: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (code, stdout, _) = finish(cashier(
+        &app,
+        &merchant.manager_key,
+        &["report", "--date", &today],
+    ))
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("closing balance") && stdout.contains("5.98"),
+        "{stdout}"
+    );
+}

@@ -175,3 +175,68 @@ async fn the_sdk_maps_the_gateways_errors() {
         .unwrap_err();
     assert!(matches!(unreachable, Error::Transport(_)));
 }
+
+#[tokio::test]
+async fn the_sdk_pays_out_and_reads_statements_reports_and_deliveries() {
+    let app = spawn_app().await;
+    let merchant = app
+        .create_merchant_with(serde_json::json!({"fee_rate_bps": 0}))
+        .await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let owner = app.funded_customer(&wallet, "0").await;
+    let order = app.create_order(&merchant.cashier_key, "40.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    json_ok(
+        app.admin_post(
+            &format!("/v1/admin/merchants/{}/payout-accounts", merchant.id),
+            &serde_json::json!({"account_id": owner}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let manager = sdk(&app, &merchant.manager_key);
+
+    let payout = manager
+        .payout(&owner, cny(1500), "CNY".parse().unwrap(), "po-1")
+        .await
+        .unwrap();
+    assert_eq!(payout.amount, cny(1500));
+    let again = manager
+        .payout(&owner, cny(1500), "CNY".parse().unwrap(), "po-1")
+        .await
+        .unwrap();
+    assert_eq!(again.id, payout.id);
+
+    let first = manager
+        .statement(&merchant.account_id, None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 1);
+    assert_eq!(first.items[0].kind, "payment");
+    assert_eq!(first.items[0].balance_after, cny(4000));
+    let rest = manager
+        .statement(&merchant.account_id, first.next_cursor.as_deref(), Some(10))
+        .await
+        .unwrap();
+    assert_eq!(rest.items[0].kind, "payout");
+    assert_eq!(rest.items[0].amount, cny(-1500));
+    assert_eq!(rest.items[0].balance_after, cny(2500));
+
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    let report = manager.settlement_report(today).await.unwrap();
+    assert_eq!(report.payments_count, 1);
+    assert_eq!(report.payouts_amount, cny(1500));
+    assert_eq!(report.opening_balance + report.net, report.closing_balance);
+    assert_eq!(report.closing_balance, cny(2500));
+
+    assert!(
+        manager.webhook_deliveries().await.unwrap().is_empty(),
+        "no webhook URL, no events"
+    );
+    let secret = manager.rotate_webhook_secret().await.unwrap();
+    assert!(secret.starts_with("whsec_"));
+}
