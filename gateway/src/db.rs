@@ -24,6 +24,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0004_refunds",
     "0005_transfers_payouts_statements",
     "0006_webhooks",
+    "0007_webhooks_off_the_hot_path",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
