@@ -161,3 +161,55 @@ fn replay(status: i16, body: Value) -> HttpResponse {
         None => HttpResponse::build(status).json(body),
     }
 }
+
+/// Runs one ledger function (`sql`, returning an `outcome` and a `message` column) for
+/// a merchant POST: in one transaction with the Idempotency-Key claim, again (a bounded
+/// number of times) when it lost a race to a concurrent request, and answers with
+/// `render` on success or the stored error code otherwise.
+pub async fn ledger_call(
+    state: &crate::state::AppState,
+    idem: Option<Idempotency>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    render: impl Fn(&tokio_postgres::Row) -> ApiResult<Value>,
+) -> ApiResult<HttpResponse> {
+    let mut client = state.pool.get().await?;
+    let mut attempt = 0;
+    loop {
+        let tx = client.transaction().await?;
+        if let Some(idem) = &idem {
+            if let Some(stored) = idem.claim(&tx).await? {
+                return Ok(stored);
+            }
+        }
+        let stmt = tx.prepare_cached(sql).await?;
+        match tx.query_one(&stmt, params).await {
+            Err(e)
+                if crate::db::is_retryable(&e) && attempt < state.settings.limits.db_retry_max =>
+            {
+                attempt += 1
+            }
+            Err(e) => return Err(e.into()),
+            Ok(row) => {
+                let outcome = outcome_error(&row)
+                    .map_or_else(|| render(&row).map(|body| (StatusCode::CREATED, body)), Err);
+                return finish(idem, tx, outcome).await;
+            }
+        }
+    }
+}
+
+/// The error a ledger function answered, or `None` when it succeeded.
+pub fn outcome_error(row: &tokio_postgres::Row) -> Option<ApiError> {
+    let outcome: &str = row.get("outcome");
+    if outcome == "succeeded" {
+        return None;
+    }
+    let message: Option<String> = row.get("message");
+    Some(match ErrorCode::parse(outcome) {
+        Some(code) => ApiError::new(code, message.unwrap_or_default()),
+        None => ApiError::internal(anyhow::anyhow!(
+            "a ledger function answered an unknown outcome {outcome}"
+        )),
+    })
+}

@@ -3,13 +3,12 @@
 
 use crate::{
     auth::{Merchant, Scope},
-    db::is_retryable,
-    error::{ApiError, ApiResult, ErrorCode},
+    error::{ApiError, ApiResult},
     http::{json_body, sha256, timestamp},
     idempotency::{self, Idempotency},
     state::AppState,
 };
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use qrgate_domain::{ids, money::format_minor, Currency, Money};
 use serde::Deserialize;
@@ -61,59 +60,28 @@ async fn payout(
         .as_slice()]);
     let idem =
         Idempotency::from_request(&req, &merchant.merchant_id, "POST /v1/payouts", &request)?;
-    let mut client = state.pool.get().await?;
-    let mut attempt = 0;
-    loop {
-        let tx = client.transaction().await?;
-        if let Some(idem) = &idem {
-            if let Some(stored) = idem.claim(&tx).await? {
-                return Ok(stored);
-            }
-        }
-        let stmt = tx
-            .prepare_cached("SELECT * FROM payout($1, $2, $3, $4, $5, $6, $7)")
-            .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-            &merchant.merchant_id,
-            &ids::mint("po"),
-            reference,
-            &request_sha256,
-            &body.to_account_id,
-            &amount.minor(),
-            &currency.code(),
-        ];
-        match tx.query_one(&stmt, &params).await {
-            // Two payouts of one reference racing: the loser runs again and reads the answer.
-            Err(e) if is_retryable(&e) && attempt < state.settings.limits.db_retry_max => {
-                attempt += 1
-            }
-            Err(e) => return Err(e.into()),
-            Ok(row) => return idempotency::finish(idem, tx, outcome(&row)).await,
-        }
-    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &merchant.merchant_id,
+        &ids::mint("po"),
+        reference,
+        &request_sha256,
+        &body.to_account_id,
+        &amount.minor(),
+        &currency.code(),
+    ];
+    let sql = "SELECT * FROM payout($1, $2, $3, $4, $5, $6, $7)";
+    idempotency::ledger_call(&state, idem, sql, &params, payout_json).await
 }
 
-fn outcome(row: &tokio_postgres::Row) -> ApiResult<(StatusCode, Value)> {
-    let code: &str = row.get("outcome");
-    if code != "succeeded" {
-        let code = ErrorCode::parse(code)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown payout outcome {code}")))?;
-        return Err(ApiError::new(
-            code,
-            row.get::<_, Option<String>>("message").unwrap_or_default(),
-        ));
-    }
+fn payout_json(row: &tokio_postgres::Row) -> ApiResult<Value> {
     let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
-    Ok((
-        StatusCode::CREATED,
-        json!({
-            "id": row.get::<_, &str>("payout_id"),
-            "status": "succeeded",
-            "to_account_id": row.get::<_, &str>("to_account_id"),
-            "amount": format_minor(row.get("amount_minor"), currency),
-            "currency": currency,
-            "payout_reference": row.get::<_, &str>("payout_reference"),
-            "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
-        }),
-    ))
+    Ok(json!({
+        "id": row.get::<_, &str>("payout_id"),
+        "status": "succeeded",
+        "to_account_id": row.get::<_, &str>("to_account_id"),
+        "amount": format_minor(row.get("amount_minor"), currency),
+        "currency": currency,
+        "payout_reference": row.get::<_, &str>("payout_reference"),
+        "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
+    }))
 }

@@ -3,13 +3,12 @@
 
 use crate::{
     auth::{Merchant, Scope},
-    db::is_retryable,
-    error::{ApiError, ApiResult, ErrorCode},
+    error::{ApiError, ApiResult},
     http::{json_body, sha256, timestamp},
     idempotency::{self, Idempotency},
     state::AppState,
 };
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use qrgate_domain::{ids, money::format_minor, Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -81,61 +80,30 @@ async fn refund(
         &request,
     )?;
 
-    let mut client = state.pool.get().await?;
-    let mut attempt = 0;
-    loop {
-        let tx = client.transaction().await?;
-        if let Some(idem) = &idem {
-            if let Some(stored) = idem.claim(&tx).await? {
-                return Ok(stored);
-            }
-        }
-        let stmt = tx
-            .prepare_cached("SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
-            &merchant.merchant_id,
-            &order_id,
-            &ids::mint("rfd"),
-            reference,
-            &request_sha256,
-            &amount.minor(),
-            &body.reason,
-            &REFUNDS_PER_ORDER_MAX,
-            &i32::from(rand::random::<u16>()),
-        ];
-        match tx.query_one(&stmt, &params).await {
-            // Two refunds of one reference racing: the loser runs again and reads the answer.
-            Err(e) if is_retryable(&e) && attempt < state.settings.limits.db_retry_max => {
-                attempt += 1
-            }
-            Err(e) => return Err(e.into()),
-            Ok(row) => return idempotency::finish(idem, tx, outcome(&row)).await,
-        }
-    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &merchant.merchant_id,
+        &order_id,
+        &ids::mint("rfd"),
+        reference,
+        &request_sha256,
+        &amount.minor(),
+        &body.reason,
+        &REFUNDS_PER_ORDER_MAX,
+        &i32::from(rand::random::<u16>()),
+    ];
+    let sql = "SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    idempotency::ledger_call(&state, idem, sql, &params, refund_json).await
 }
 
-fn outcome(row: &tokio_postgres::Row) -> ApiResult<(StatusCode, Value)> {
-    let code: &str = row.get("outcome");
-    if code != "succeeded" {
-        let code = ErrorCode::parse(code)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown refund outcome {code}")))?;
-        return Err(ApiError::new(
-            code,
-            row.get::<_, Option<String>>("message").unwrap_or_default(),
-        ));
-    }
+fn refund_json(row: &tokio_postgres::Row) -> ApiResult<Value> {
     let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
-    Ok((
-        StatusCode::CREATED,
-        json!({
-            "id": row.get::<_, &str>("refund_id"),
-            "status": "succeeded",
-            "amount": format_minor(row.get("amount_minor"), currency),
-            "currency": currency,
-            "order_status": row.get::<_, &str>("order_status"),
-            "reason": row.get::<_, Option<&str>>("reason"),
-            "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
-        }),
-    ))
+    Ok(json!({
+        "id": row.get::<_, &str>("refund_id"),
+        "status": "succeeded",
+        "amount": format_minor(row.get("amount_minor"), currency),
+        "currency": currency,
+        "order_status": row.get::<_, &str>("order_status"),
+        "reason": row.get::<_, Option<&str>>("reason"),
+        "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
+    }))
 }

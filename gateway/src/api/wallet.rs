@@ -553,15 +553,10 @@ async fn call_with_retry(
 /// Turns a `wallet_outcome` row into the response: `render` for success, else the
 /// stored error with this request's id.
 fn answer(row: &Row, render: impl FnOnce(&Row) -> Value) -> ApiResult<HttpResponse> {
-    let outcome: &str = row.get("outcome");
-    if outcome == "succeeded" {
-        return Ok(HttpResponse::Ok().json(render(row)));
+    match crate::idempotency::outcome_error(row) {
+        None => Ok(HttpResponse::Ok().json(render(row))),
+        Some(error) => Err(error),
     }
-    let code = ErrorCode::parse(outcome).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("ledger returned unknown outcome {outcome}"))
-    })?;
-    let message: Option<String> = row.get("message");
-    Err(ApiError::new(code, message.unwrap_or_default()))
 }
 
 fn payment_json(row: &Row) -> Value {
