@@ -76,6 +76,11 @@ impl Currency {
             .ok_or_else(|| UnknownCurrency(code.chars().take(8).collect()))
     }
 
+    /// Every currency qrgate knows.
+    pub fn all() -> impl Iterator<Item = Currency> {
+        TABLE.iter().map(Currency)
+    }
+
     pub fn from_numeric(numeric: &str) -> Option<Self> {
         TABLE.iter().find(|c| c.numeric == numeric).map(Currency)
     }

@@ -87,6 +87,18 @@ pub fn parse_minor(amount: &str, currency: Currency) -> Result<i64, MoneyError> 
     Ok(minor)
 }
 
+/// A non-negative wire amount whose currency is not known here (e.g. `max_charged`, in
+/// the paying account's currency): the decimal-string rule and at most 13 characters.
+pub fn parse_decimal(amount: &str) -> Result<Decimal, MoneyError> {
+    if !is_decimal_string(amount) {
+        return Err(MoneyError::NotADecimal);
+    }
+    if amount.len() > AMOUNT_CHARS_MAX {
+        return Err(MoneyError::TooLarge);
+    }
+    Decimal::from_str(amount).map_err(|_| MoneyError::TooLarge)
+}
+
 /// Formats signed minor units at the currency's scale: `1230` CNY → `"12.30"`.
 pub fn format_minor(minor: i64, currency: Currency) -> String {
     let scale = currency.minor_units();

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0005_transfers_payouts_statements",
     "0006_webhooks",
     "0007_webhooks_off_the_hot_path",
+    "0008_cross_border",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
@@ -96,6 +97,16 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
             }
         }
     }
+    // SQL converts between currencies with their minor units: mirror the domain's table.
+    let (codes, units): (Vec<&str>, Vec<i32>) = qrgate_domain::Currency::all()
+        .map(|c| (c.code(), c.minor_units() as i32))
+        .unzip();
+    tx.execute(
+        "INSERT INTO currencies (code, minor_units) SELECT * FROM unnest($1::text[], $2::int[])
+         ON CONFLICT (code) DO UPDATE SET minor_units = EXCLUDED.minor_units",
+        &[&codes, &units],
+    )
+    .await?;
     tx.commit().await?;
     Ok(applied)
 }

@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/admin/merchants/{id}/payout-accounts",
             web::post().to(allow_payout_account),
         )
+        .route("/v1/admin/fx-rates", web::post().to(set_fx_rate))
         .route("/v1/admin/wallets", web::post().to(create_wallet))
         .route(
             "/v1/admin/wallets/{id}/secrets",
@@ -569,5 +570,77 @@ async fn set_funding_limit(
         "wallet_id": wallet_id,
         "currency": currency,
         "limit": format_minor(limit_minor, currency),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FxRateRequest {
+    base: String,
+    quote: String,
+    rate: String,
+    spread_bps: Option<i32>,
+}
+
+/// Decimal places an exchange rate may have.
+const FX_RATE_DECIMALS_MAX: u32 = 8;
+const FX_SPREAD_BPS_DEFAULT: i32 = 0;
+
+/// A new current rate for base → quote; earlier ones stay as history (payments and
+/// quotes record the one they used).
+async fn set_fx_rate(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let body: FxRateRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let base = Currency::parse(&body.base).map_err(|e| ApiError::invalid("base", e))?;
+    let quote = Currency::parse(&body.quote).map_err(|e| ApiError::invalid("quote", e))?;
+    if base == quote {
+        return Err(ApiError::invalid("quote", "must differ from base"));
+    }
+    let rate: rust_decimal::Decimal = body
+        .rate
+        .parse()
+        .ok()
+        .filter(|r: &rust_decimal::Decimal| {
+            r.is_sign_positive()
+                && !r.is_zero()
+                && r.scale() <= FX_RATE_DECIMALS_MAX
+                && *r < rust_decimal::Decimal::from(1_000_000_000_000i64)
+        })
+        .filter(|_| body.rate.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "rate",
+                "must be a positive decimal string with at most 8 decimal places",
+            )
+        })?;
+    let spread_bps = body.spread_bps.unwrap_or(FX_SPREAD_BPS_DEFAULT);
+    if !(0..=10_000).contains(&spread_bps) {
+        return Err(ApiError::invalid(
+            "spread_bps",
+            "must be between 0 and 10000",
+        ));
+    }
+    let id = ids::mint("fx");
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO fx_rates (id, base, quote, rate, spread_bps) VALUES ($1, $2, $3, $4::text::numeric, $5)
+             RETURNING trim_scale(rate)::text, created_at",
+            &[&id, &base.code(), &quote.code(), &rate.to_string(), &spread_bps],
+        )
+        .await?;
+    tracing::info!(fx_rate_id = %id, %base, %quote, "exchange rate set");
+    Ok(HttpResponse::Created().json(json!({
+        "id": id,
+        "base": base,
+        "quote": quote,
+        "rate": row.get::<_, String>(0),
+        "spread_bps": spread_bps,
+        "created_at": timestamp(row.get(1)),
     })))
 }

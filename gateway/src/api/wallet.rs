@@ -17,7 +17,7 @@ use deadpool_postgres::GenericClient;
 use qrgate_domain::{
     emv::OrderQr,
     ids::{self, ClientId},
-    money::{format_minor, parse_minor},
+    money::format_minor,
     text::AsciiText,
     Currency, Money,
 };
@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/wallets/{wallet_id}/transfers",
         web::post().to(transfer),
     )
+    .route("/v1/wallets/{wallet_id}/quotes", web::post().to(quote))
     .route("/v1/wallets/{wallet_id}/payments", web::post().to(pay))
     .route(
         "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}",
@@ -431,7 +432,10 @@ struct Payment {
     qr_payload: String,
     customer_account_id: String,
     amount: Money,
-    max_charged_minor: Option<i64>,
+    /// In the paying account's currency, which only the database knows: kept as the
+    /// decimal text the wallet sent (checked to be one) and converted there.
+    max_charged: Option<String>,
+    quote_id: Option<String>,
 }
 
 impl Payment {
@@ -442,13 +446,23 @@ impl Payment {
             Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
         let amount =
             Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
-        // max_charged is in the paying account's currency; without FX that is the order's.
-        let max_charged_minor = r
+        let max_charged = r
             .max_charged
             .as_deref()
-            .map(|m| parse_minor(m, currency))
+            .map(|m| qrgate_domain::money::parse_decimal(m).map(|d| d.to_string()))
             .transpose()
             .map_err(|e| ApiError::invalid("max_charged", e))?;
+        let quote_id = r
+            .quote_id
+            .as_deref()
+            .map(|q| {
+                if ids::is_gateway_id(q) {
+                    Ok(q.to_owned())
+                } else {
+                    Err(ApiError::invalid("quote_id", "is not a quote id"))
+                }
+            })
+            .transpose()?;
         if r.use_points.is_some_and(|p| p < 0) {
             return Err(ApiError::invalid(
                 "use_points",
@@ -463,7 +477,8 @@ impl Payment {
             qr_payload: r.qr_payload.clone(),
             customer_account_id,
             amount,
-            max_charged_minor,
+            max_charged,
+            quote_id,
         })
     }
 }
@@ -480,14 +495,8 @@ async fn pay(
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
-    // Features that arrive with promotions and FX (DESIGN.md §6): until then a quote
-    // cannot exist and there are no points to spend. Answered before any state changes.
-    if request.quote_id.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::QuoteExpired,
-            "no such quote: quotes are not offered yet",
-        ));
-    }
+    // Points arrive with loyalty (issue 6): until then there are none to spend.
+    // Answered before any state changes.
     if request.use_points.is_some_and(|p| p > 0) {
         return Err(ApiError::new(
             ErrorCode::InsufficientFunds,
@@ -504,7 +513,7 @@ async fn pay(
     let shard_seed = i32::from(rand::random::<u16>());
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -517,7 +526,8 @@ async fn pay(
             &payment.customer_account_id,
             &payment.amount.minor(),
             &payment.amount.currency().code(),
-            &payment.max_charged_minor,
+            &payment.max_charged,
+            &payment.quote_id,
             &shard_seed,
             &state.settings.limits.timeline_entries_per_order_max,
         ],
@@ -650,4 +660,82 @@ async fn get_statement(
         query.into_inner(),
     )
     .await
+}
+
+/// How long a quote's charge holds.
+const QUOTE_TTL_SECONDS: i32 = 60;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteRequest {
+    qr_payload: String,
+    customer_account_id: String,
+    use_points: Option<i64>,
+}
+
+/// What the customer would be charged for a scanned QR, locked for a minute. Reserves
+/// nothing: the payment checks everything again (and pays at the quote's rate).
+async fn quote(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let post = signed_post(&state, &req, payload, &path).await?;
+    let parsed = parse_request::<QuoteRequest>(&post).and_then(|r| {
+        let account = account_id("customer_account_id", &r.customer_account_id)?;
+        if r.use_points.is_some_and(|p| p != 0) {
+            return Err(ApiError::new(
+                ErrorCode::InsufficientFunds,
+                "the customer has no points to use",
+            ));
+        }
+        Ok((r.qr_payload, account))
+    });
+    let (qr_payload, account) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject_malformed(&state, &post, e).await,
+    };
+    let order_id = OrderQr::parse(&qr_payload)
+        .ok()
+        .filter(|qr| qr.gateway_guid == state.settings.gateway_guid)
+        .map(|qr| qr.order_id);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(stored) = claim_message(&tx, &post.call, &post.message_sha256, false).await? {
+        return Ok(stored);
+    }
+    let row = tx
+        .query_one(
+            "SELECT *, trim_scale(rate)::text AS rate_text FROM quote_order($1, $2, $3, $4, $5, $6)",
+            &[&post.call.wallet_id, &ids::mint("qt"), &order_id.unwrap_or_default(), &qr_payload, &account, &QUOTE_TTL_SECONDS],
+        )
+        .await?;
+    if let Some(error) = crate::idempotency::outcome_error(&row) {
+        tx.commit().await?; // the webhook-id stays spent
+        return Err(error);
+    }
+    let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
+    let charged_currency =
+        Currency::parse(row.get("charged_currency")).map_err(ApiError::internal_from)?;
+    let body = json!({
+        "quote_id": row.get::<_, &str>("quote_id"),
+        "order_id": row.get::<_, &str>("order_id"),
+        "amount": format_minor(row.get("amount_minor"), currency),
+        "currency": currency,
+        "discount": format_minor(0, currency),
+        "points_used": "0",
+        "charged": format_minor(row.get("charged_minor"), charged_currency),
+        "charged_currency": charged_currency,
+        "rate": row.get::<_, Option<String>>("rate_text"),
+        "spread_bps": row.get::<_, Option<i32>>("spread_bps"),
+        "expires_at": timestamp(row.get("expires_at")),
+    });
+    tx.execute(
+        "UPDATE wallet_messages SET http_status = 200, response = $3 WHERE wallet_id = $1 AND message_id = $2",
+        &[&post.call.wallet_id, &post.call.message_id, &body],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(body))
 }
