@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0006_webhooks",
     "0007_webhooks_off_the_hot_path",
     "0008_cross_border",
+    "0009_promotions",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(allow_payout_account),
         )
         .route("/v1/admin/fx-rates", web::post().to(set_fx_rate))
+        .route("/v1/admin/campaigns", web::post().to(create_campaign))
         .route("/v1/admin/wallets", web::post().to(create_wallet))
         .route(
             "/v1/admin/wallets/{id}/secrets",
@@ -643,4 +644,173 @@ async fn set_fx_rate(
         "spread_bps": spread_bps,
         "created_at": timestamp(row.get(1)),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignRequest {
+    kind: String,
+    percent_off: Option<String>,
+    max_discount: Option<String>,
+    amount_off: Option<String>,
+    min_amount: Option<String>,
+    currency: String,
+    budget: String,
+    funded_by: String,
+    merchant_id: Option<String>,
+    per_customer_limit: Option<i32>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+}
+
+/// A promotion. Rejected: a merchant-funded campaign without `merchant_id`,
+/// `amount_off` ≥ `min_amount`, percentages outside (0, 100), fields of the other kind.
+async fn create_campaign(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let r: CampaignRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let currency = Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let money = |field: &str, value: &Option<String>| -> ApiResult<Option<i64>> {
+        value
+            .as_deref()
+            .map(|v| {
+                qrgate_domain::Money::parse(v, currency)
+                    .map(|m| m.minor())
+                    .map_err(|e| ApiError::invalid(field, e))
+            })
+            .transpose()
+    };
+    let budget = money("budget", &Some(r.budget.clone()))?.expect("given");
+    let (max_discount, amount_off, min_amount) = (
+        money("max_discount", &r.max_discount)?,
+        money("amount_off", &r.amount_off)?,
+        money("min_amount", &r.min_amount)?,
+    );
+    let percent_off = match (r.kind.as_str(), &r.percent_off) {
+        ("percent_off", Some(p)) => {
+            if amount_off.is_some() || min_amount.is_some() {
+                return Err(ApiError::invalid(
+                    "kind",
+                    "percent_off takes percent_off and max_discount, not amount_off or min_amount",
+                ));
+            }
+            let pct = qrgate_domain::money::parse_decimal(p)
+                .ok()
+                .filter(|d| {
+                    *d > rust_decimal::Decimal::ZERO
+                        && *d < rust_decimal::Decimal::from(100)
+                        && d.scale() <= 4
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "percent_off",
+                        "must be a decimal string between 0 and 100, exclusive, such as \"10\"",
+                    )
+                })?;
+            Some(pct.to_string())
+        }
+        ("percent_off", None) => {
+            return Err(ApiError::invalid(
+                "percent_off",
+                "is required for percent_off campaigns",
+            ))
+        }
+        ("amount_off_over", _) => {
+            if r.percent_off.is_some() || max_discount.is_some() {
+                return Err(ApiError::invalid("kind", "amount_off_over takes amount_off and min_amount, not percent_off or max_discount"));
+            }
+            match (amount_off, min_amount) {
+                (Some(off), Some(min)) if off < min => None,
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid(
+                        "amount_off",
+                        "must be less than min_amount",
+                    ))
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        "amount_off",
+                        "amount_off and min_amount are required for amount_off_over campaigns",
+                    ))
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "kind",
+                "must be percent_off or amount_off_over",
+            ))
+        }
+    };
+    if !matches!(r.funded_by.as_str(), "merchant" | "platform") {
+        return Err(ApiError::invalid(
+            "funded_by",
+            "must be merchant or platform",
+        ));
+    }
+    if r.funded_by == "merchant" && r.merchant_id.is_none() {
+        return Err(ApiError::invalid(
+            "merchant_id",
+            "is required for a merchant-funded campaign",
+        ));
+    }
+    if r.per_customer_limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid(
+            "per_customer_limit",
+            "must be at least 1",
+        ));
+    }
+    let starts_at = r
+        .starts_at
+        .as_deref()
+        .map(|s| crate::http::parse_timestamp("starts_at", s))
+        .transpose()?;
+    let ends_at = r
+        .ends_at
+        .as_deref()
+        .map(|s| crate::http::parse_timestamp("ends_at", s))
+        .transpose()?;
+    if let (Some(s), Some(e)) = (starts_at, ends_at) {
+        if s >= e {
+            return Err(ApiError::invalid("ends_at", "must be after starts_at"));
+        }
+    }
+    let client = state.pool.get().await?;
+    if let Some(merchant_id) = &r.merchant_id {
+        let merchant_currency: Option<String> = client
+            .query_opt(
+                "SELECT currency FROM merchants WHERE id = $1",
+                &[merchant_id],
+            )
+            .await?
+            .map(|row| row.get(0));
+        match merchant_currency {
+            None => return Err(ApiError::not_found("merchant")),
+            Some(c) if c != currency.code() => {
+                return Err(ApiError::invalid(
+                    "currency",
+                    "must be the merchant's currency",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let id = ids::mint("cmp");
+    client
+        .execute(
+            "INSERT INTO campaigns (id, kind, percent_off, max_discount_minor, amount_off_minor, min_amount_minor, currency,
+                                    budget_minor, funded_by, merchant_id, per_customer_limit, starts_at, ends_at)
+             VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &id, &r.kind, &percent_off, &max_discount, &amount_off, &min_amount, &currency.code(), &budget, &r.funded_by,
+                &r.merchant_id, &r.per_customer_limit, &starts_at, &ends_at,
+            ],
+        )
+        .await?;
+    tracing::info!(campaign_id = %id, kind = %r.kind, "campaign created");
+    Ok(HttpResponse::Created()
+        .json(json!({"id": id, "kind": r.kind, "currency": currency, "funded_by": r.funded_by})))
 }

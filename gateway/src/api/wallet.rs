@@ -723,7 +723,7 @@ async fn quote(
         "order_id": row.get::<_, &str>("order_id"),
         "amount": format_minor(row.get("amount_minor"), currency),
         "currency": currency,
-        "discount": format_minor(0, currency),
+        "discount": format_minor(row.get("discount_minor"), currency),
         "points_used": "0",
         "charged": format_minor(row.get("charged_minor"), charged_currency),
         "charged_currency": charged_currency,
