@@ -67,7 +67,16 @@ pub struct Currency(&'static CurrencyInfo);
 #[error("unknown currency `{0}`: expected an ISO 4217 alphabetic code such as CNY")]
 pub struct UnknownCurrency(pub String);
 
+/// Loyalty points: a ledger currency of whole points, never money a merchant or wallet
+/// names (`Currency::parse` refuses it).
+const POINTS: CurrencyInfo = CurrencyInfo {
+    code: "PTS",
+    numeric: "000",
+    minor_units: 0,
+};
+
 impl Currency {
+    /// A currency money may be stated in (ISO 4217). Refuses PTS.
     pub fn parse(code: &str) -> Result<Self, UnknownCurrency> {
         TABLE
             .iter()
@@ -76,9 +85,22 @@ impl Currency {
             .ok_or_else(|| UnknownCurrency(code.chars().take(8).collect()))
     }
 
-    /// Every currency qrgate knows.
+    /// A currency a ledger account holds: any of `parse`, or PTS.
+    pub fn from_ledger(code: &str) -> Result<Self, UnknownCurrency> {
+        if code == POINTS.code {
+            return Ok(Currency::points());
+        }
+        Self::parse(code)
+    }
+
+    /// Loyalty points.
+    pub fn points() -> Self {
+        Currency(&POINTS)
+    }
+
+    /// Every currency qrgate knows, points included.
     pub fn all() -> impl Iterator<Item = Currency> {
-        TABLE.iter().map(Currency)
+        TABLE.iter().chain(std::iter::once(&POINTS)).map(Currency)
     }
 
     pub fn from_numeric(numeric: &str) -> Option<Self> {

@@ -125,6 +125,12 @@ limits! {
     webhook_attempts_max: i32 = 40;
     /// An event older than this is given up whatever its attempts.
     webhook_give_up_after_seconds: i64 = 86_400;
+    /// Points each side of a rewarded referral gets.
+    referral_bonus_points: i64 = 500;
+    /// A referred customer's payment must be at least this many whole units of its currency.
+    referral_min_payment_units: i32 = 10;
+    /// Referrals one customer is rewarded for, at most.
+    referral_rewards_per_referrer_max: i32 = 10;
     /// Delivered and given-up events are kept this long for the deliveries list.
     webhook_event_retention_seconds: i64 = 30 * 86_400;
 }

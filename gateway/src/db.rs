@@ -27,6 +27,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0007_webhooks_off_the_hot_path",
     "0008_cross_border",
     "0009_promotions",
+    "0010_points",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
@@ -110,6 +111,19 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
     .await?;
     tx.commit().await?;
     Ok(applied)
+}
+
+/// Puts the operator's settings the ledger functions read into the database.
+pub async fn apply_settings(pool: &Pool, limits: &crate::config::Limits) -> anyhow::Result<()> {
+    let client = pool.get().await.context("connecting to PostgreSQL")?;
+    client
+        .execute(
+            "UPDATE referral_settings SET bonus_points = $1, min_payment_units = $2, rewards_per_referrer_max = $3",
+            &[&limits.referral_bonus_points, &limits.referral_min_payment_units, &limits.referral_rewards_per_referrer_max],
+        )
+        .await
+        .context("storing the referral settings")?;
+    Ok(())
 }
 
 fn checksum(sql: &str) -> String {

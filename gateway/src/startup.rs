@@ -28,6 +28,7 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }
+        db::apply_settings(&pool, &settings.limits).await?;
         let listener = TcpListener::bind(settings.listen)?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState::new(pool, settings));

@@ -73,6 +73,7 @@ struct NewMerchantRequest {
     local_language: Option<String>,
     webhook_url: Option<String>,
     time_zone: Option<String>,
+    points_per_unit: Option<String>,
 }
 
 /// A merchant as the operator asked for it, every field checked.
@@ -88,6 +89,8 @@ struct NewMerchant {
     local_language: Option<String>,
     webhook_url: Option<String>,
     time_zone: String,
+    /// Loyalty points a customer earns per whole unit charged (default 1).
+    points_per_unit: String,
 }
 
 fn local_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
@@ -165,6 +168,19 @@ impl NewMerchant {
             local_language,
             webhook_url,
             time_zone: r.time_zone.unwrap_or_else(|| DEFAULT_TIME_ZONE.into()),
+            points_per_unit: match r.points_per_unit {
+                None => "1".into(),
+                Some(p) => qrgate_domain::money::parse_decimal(&p)
+                    .ok()
+                    .filter(|d| d.scale() <= 4 && *d <= rust_decimal::Decimal::from(1000))
+                    .map(|d| d.to_string())
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "points_per_unit",
+                            "must be a decimal string from 0 to 1000, at most 4 places",
+                        )
+                    })?,
+            },
         })
     }
 }
@@ -215,12 +231,13 @@ async fn create_merchant(
     let created_at: chrono::DateTime<chrono::Utc> = tx
         .query_one(
             "INSERT INTO merchants (id, name, city, country, mcc, currency, fee_rate_bps, local_name, local_city,
-                                    local_language, webhook_url, webhook_secret, time_zone, account_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING created_at",
+                                    local_language, webhook_url, webhook_secret, time_zone, account_id, points_per_unit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text::numeric) RETURNING created_at",
             &[
                 &id, &m.name.as_str(), &m.city.as_str(), &m.country, &m.mcc, &m.currency.code(), &m.fee_rate_bps,
                 &m.local_name, &m.local_city, &m.local_language, &m.webhook_url, &secret.expose(), &m.time_zone,
                 &account_id,
+                &m.points_per_unit,
             ],
         )
         .await?

@@ -563,7 +563,7 @@ pub async fn account_json(
         .query_opt(&sql, &[&account_id, &owner])
         .await?
         .ok_or_else(|| ApiError::not_found("account"))?;
-    let currency = Currency::parse(row.get(1)).expect("stored currencies are known");
+    let currency = Currency::from_ledger(row.get(1)).map_err(ApiError::internal_from)?;
     Ok(json!({
         "id": row.get::<_, &str>(0),
         "currency": currency,

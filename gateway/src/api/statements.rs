@@ -240,7 +240,7 @@ pub async fn respond(
         .ok_or_else(|| ApiError::not_found("account"))?;
     let statement = Statement {
         account_id: account_id.to_owned(),
-        currency: Currency::parse(row.get(0)).map_err(ApiError::internal_from)?,
+        currency: Currency::from_ledger(row.get(0)).map_err(ApiError::internal_from)?,
         from,
         to,
         horizon: row.get(1),

@@ -495,14 +495,6 @@ async fn pay(
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
-    // Points arrive with loyalty (issue 6): until then there are none to spend.
-    // Answered before any state changes.
-    if request.use_points.is_some_and(|p| p > 0) {
-        return Err(ApiError::new(
-            ErrorCode::InsufficientFunds,
-            "the customer has no points to use",
-        ));
-    }
     // The QR is only parsed here; whether we issued it is decided against the stored
     // payload inside pay_order, after the wallet_txn_id check.
     let order_id = OrderQr::parse(&payment.qr_payload)
@@ -513,7 +505,7 @@ async fn pay(
     let shard_seed = i32::from(rand::random::<u16>());
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15)",
+        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -528,6 +520,7 @@ async fn pay(
             &payment.amount.currency().code(),
             &payment.max_charged,
             &payment.quote_id,
+            &request.use_points,
             &shard_seed,
             &state.settings.limits.timeline_entries_per_order_max,
         ],
@@ -684,15 +677,15 @@ async fn quote(
     let post = signed_post(&state, &req, payload, &path).await?;
     let parsed = parse_request::<QuoteRequest>(&post).and_then(|r| {
         let account = account_id("customer_account_id", &r.customer_account_id)?;
-        if r.use_points.is_some_and(|p| p != 0) {
-            return Err(ApiError::new(
-                ErrorCode::InsufficientFunds,
-                "the customer has no points to use",
+        if r.use_points.is_some_and(|p| p < 0) {
+            return Err(ApiError::invalid(
+                "use_points",
+                "must be a whole number of points, zero or more",
             ));
         }
-        Ok((r.qr_payload, account))
+        Ok((r.qr_payload, account, r.use_points))
     });
-    let (qr_payload, account) = match parsed {
+    let (qr_payload, account, use_points) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
@@ -707,8 +700,8 @@ async fn quote(
     }
     let row = tx
         .query_one(
-            "SELECT *, trim_scale(rate)::text AS rate_text FROM quote_order($1, $2, $3, $4, $5, $6)",
-            &[&post.call.wallet_id, &ids::mint("qt"), &order_id.unwrap_or_default(), &qr_payload, &account, &QUOTE_TTL_SECONDS],
+            "SELECT *, trim_scale(rate)::text AS rate_text FROM quote_order($1, $2, $3, $4, $5, $6, $7)",
+            &[&post.call.wallet_id, &ids::mint("qt"), &order_id.unwrap_or_default(), &qr_payload, &account, &QUOTE_TTL_SECONDS, &use_points],
         )
         .await?;
     if let Some(error) = crate::idempotency::outcome_error(&row) {
@@ -724,7 +717,7 @@ async fn quote(
         "amount": format_minor(row.get("amount_minor"), currency),
         "currency": currency,
         "discount": format_minor(row.get("discount_minor"), currency),
-        "points_used": "0",
+        "points_used": row.get::<_, i64>("points_used").to_string(),
         "charged": format_minor(row.get("charged_minor"), charged_currency),
         "charged_currency": charged_currency,
         "rate": row.get::<_, Option<String>>("rate_text"),

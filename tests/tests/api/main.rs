@@ -11,6 +11,7 @@ mod idempotency;
 mod movements;
 mod orders;
 mod payments;
+mod points;
 mod promotions;
 mod refunds;
 mod sdk;
