@@ -28,6 +28,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0008_cross_border",
     "0009_promotions",
     "0010_points",
+    "0011_order_shows_its_charge",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -99,6 +99,10 @@ pub struct Order {
     pub paid_at: Option<DateTime<Utc>>,
     /// The payment that settled it.
     pub payment_id: Option<String>,
+    /// Once paid: the campaign discount, in the order's currency.
+    pub discount: Option<Decimal>,
+    /// Once paid: what the customer's account was charged, and in which currency.
+    pub charged: Option<(Decimal, Currency)>,
 }
 
 /// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
@@ -128,6 +132,12 @@ pub(crate) struct OrderWire {
     updated_at: DateTime<Utc>,
     paid_at: Option<DateTime<Utc>>,
     payment_id: Option<String>,
+    #[serde(default)]
+    discount: Option<String>,
+    #[serde(default)]
+    charged: Option<String>,
+    #[serde(default)]
+    charged_currency: Option<Currency>,
 }
 
 impl TryFrom<OrderWire> for Order {
@@ -147,6 +157,15 @@ impl TryFrom<OrderWire> for Order {
             updated_at: w.updated_at,
             paid_at: w.paid_at,
             payment_id: w.payment_id,
+            discount: w
+                .discount
+                .as_deref()
+                .map(|d| signed_decimal(d, w.currency))
+                .transpose()?,
+            charged: match (w.charged.as_deref(), w.charged_currency) {
+                (Some(c), Some(currency)) => Some((signed_decimal(c, currency)?, currency)),
+                _ => None,
+            },
         })
     }
 }

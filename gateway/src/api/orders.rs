@@ -51,7 +51,8 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 /// past `expires_at` reads as expired even before the sweeper has moved it.
 pub const ORDER_COLUMNS: &str = "o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END,
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
-     o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id";
+     o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
+     o.charged_currency";
 
 pub fn order_json(row: &Row) -> Value {
     let currency = Currency::parse(row.get(3)).expect("stored currencies are known");
@@ -69,6 +70,15 @@ pub fn order_json(row: &Row) -> Value {
         "updated_at": timestamp(row.get(10)),
         "paid_at": row.get::<_, Option<DateTime<Utc>>>(11).map(timestamp),
         "payment_id": row.get::<_, Option<&str>>(12),
+        // Once paid: the discount (in the order's currency) and what was charged, in the
+        // paying account's currency.
+        "discount": row.get::<_, Option<i64>>(13).map(|d| format_minor(d, currency)),
+        "charged": row
+            .get::<_, Option<&str>>(15)
+            .and_then(|c| Currency::parse(c).ok())
+            .zip(row.get::<_, Option<i64>>(14))
+            .map(|(c, minor)| format_minor(minor, c)),
+        "charged_currency": row.get::<_, Option<&str>>(15),
     })
 }
 

@@ -124,7 +124,7 @@ async fn the_biggest_discount_wins_and_ties_go_to_the_earliest() {
     let used: Vec<(String, i64)> = app
         .db()
         .await
-        .query("SELECT campaign_id, discount_minor FROM payments p JOIN orders o ON o.id = p.order_id ORDER BY p.paid_at", &[])
+        .query("SELECT p.campaign_id, p.discount_minor FROM payments p JOIN orders o ON o.id = p.order_id ORDER BY p.paid_at", &[])
         .await
         .unwrap()
         .iter()

@@ -43,6 +43,8 @@ async fn a_cashier_charges_and_sees_the_payment_through_the_sdk() {
     let waited = waited.unwrap();
     assert_eq!(waited.status, OrderStatus::Paid);
     assert!(waited.payment_id.is_some());
+    assert_eq!(waited.discount, Some(Decimal::ZERO));
+    assert_eq!(waited.charged, Some((cny(1234), "CNY".parse().unwrap())));
 
     let close = cashier.close_order(&order.id).await.unwrap_err();
     assert_eq!(close.kind(), Some(&ErrorKind::AlreadyPaid));
