@@ -389,3 +389,59 @@ async fn fx_rates_are_checked() {
     assert_eq!(set["rate"], "0.92");
     assert!(set["id"].as_str().unwrap().starts_with("fx_"));
 }
+
+#[tokio::test]
+async fn discount_points_and_fx_together_and_back() {
+    let app = spawn_app().await;
+    let wallet = app.create_wallet().await;
+    let customer = customer_in(&app, &wallet, "CNY", "1000.00").await;
+    // 500 points earned at home first.
+    let home = app.create_merchant().await;
+    let order = app.create_order(&home.cashier_key, "500.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+
+    let shop = merchant_in(&app, "HKD", "HK").await;
+    set_rate(&app, "HKD", "CNY", "0.92", 0).await;
+    let campaign = json!({"kind": "percent_off", "percent_off": "10", "currency": "HKD", "budget": "100.00", "funded_by": "platform"});
+    json_ok(
+        app.admin_post("/v1/admin/campaigns", &campaign).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let order = order_in(&app, &shop, "100.00", "HKD").await;
+    let mut body = pay_body(&order, &customer);
+    body["use_points"] = json!(500);
+
+    let paid = json_ok(
+        wallet.post("payments", &body).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+
+    // 100.00 − 10.00 (discount) − 5.00 (500 points) = 85.00 HKD × 0.92 = 78.20 CNY; earns 78.
+    assert_eq!(
+        (
+            paid["discount"].as_str(),
+            paid["points_used"].as_str(),
+            paid["charged"].as_str(),
+            paid["points_earned"].as_str()
+        ),
+        (Some("10.00"), Some("500"), Some("78.20"), Some("78"))
+    );
+    assert_eq!(app.merchant_balance(&shop).await, "99.62");
+    assert_eq!(balance(&app, &wallet, &customer).await, "421.80");
+
+    let path = format!("/v1/orders/{}/refunds", order["id"].as_str().unwrap());
+    json_ok(
+        app.merchant_post(
+            &shop.manager_key,
+            &path,
+            &json!({"amount": "100.00", "refund_reference": "all"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(balance(&app, &wallet, &customer).await, "500.00");
+    assert_eq!(app.merchant_balance(&shop).await, "0.00");
+}
