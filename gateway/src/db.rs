@@ -29,6 +29,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0009_promotions",
     "0010_points",
     "0011_order_shows_its_charge",
+    "0012_points_in_the_payment",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -87,12 +87,12 @@ const HORIZON_SQL: &str = "
 
 const LINES_SQL: &str = "
     SELECT p.id, p.xid::text, t.created_at, t.id,
-           CASE WHEN a.kind = 'fee' THEN 'fee' ELSE t.kind END,
+           CASE WHEN a.kind = 'fee' THEN 'fee' WHEN a.currency = 'PTS' THEN 'points' ELSE t.kind END,
            CASE t.kind
-               WHEN 'payment' THEN CASE a.kind
+               WHEN 'payment' THEN CASE WHEN a.currency = 'PTS' THEN 'points, order ' || pay.order_id ELSE CASE a.kind
                    WHEN 'customer' THEN 'payment to ' || m.name || ', order ' || pay.order_id
                    WHEN 'merchant' THEN 'payment for order ' || pay.order_id
-                   ELSE 'fee on order ' || pay.order_id END
+                   ELSE 'fee on order ' || pay.order_id END END
                WHEN 'refund' THEN CASE a.kind WHEN 'fee' THEN 'fee returned, order ' || r.order_id
                                               ELSE 'refund of order ' || r.order_id END
                WHEN 'top_up' THEN 'top-up ' || t.reference

@@ -29,12 +29,12 @@ async fn fifty_concurrent_payments_of_one_order_settle_exactly_once() {
     }
     assert_eq!(succeeded, 1);
     assert_eq!(app.merchant_balance(&merchant).await, "9.96");
-    // One payment's postings (customer, merchant, fee) and one points award; the rest are top-ups.
+    // One payment's postings (customer, merchant, fee, and the points it earned); the rest are top-ups.
     let count = |kind: &str| {
         format!("SELECT count(*) FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id WHERE t.kind = '{kind}'")
     };
-    assert_eq!(app.count(&count("payment")).await, 3);
-    assert_eq!(app.count(&count("points")).await, 2);
+    assert_eq!(app.count(&count("payment")).await, 5);
+    assert_eq!(app.count(&count("points")).await, 0);
     assert_eq!(app.count(&count("top_up")).await, 50 * 2);
 }
 
