@@ -27,13 +27,20 @@ pub async fn request_id_middleware(
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
     let _enter = span.enter();
+    let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
     let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
     let status = response.status().as_u16();
+    let elapsed = started.elapsed();
     tracing::info!(
         status,
-        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        latency_ms = elapsed.as_secs_f64() * 1e3,
         "request served"
     );
+    if let Some(state) = state {
+        state
+            .metrics
+            .request(method.as_str(), &route, status, elapsed);
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
             .headers_mut()

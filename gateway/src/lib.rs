@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod qr_image;
 pub mod startup;
 pub mod state;

@@ -1,13 +1,14 @@
 //! What every handler shares: the pool, the settings, and this replica's long-poll
 //! waiters (a shortcut; other replicas' payments are seen by re-reading the database).
 
-use crate::{config::Settings, waiters::OrderWaiters};
+use crate::{config::Settings, metrics::Metrics, waiters::OrderWaiters};
 use deadpool_postgres::Pool;
 
 pub struct AppState {
     pub pool: Pool,
     pub settings: Settings,
     pub order_waiters: OrderWaiters,
+    pub metrics: Metrics,
     admin_token_sha256: [u8; 32],
 }
 
@@ -18,6 +19,7 @@ impl AppState {
             pool,
             settings,
             order_waiters: OrderWaiters::default(),
+            metrics: Metrics::default(),
             admin_token_sha256,
         }
     }

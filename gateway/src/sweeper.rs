@@ -28,6 +28,7 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
         .await?
         .get(0);
     if expired > 0 {
+        state.metrics.orders_expired(expired as u64);
         tracing::info!(expired, "orders expired");
     }
     prune(

@@ -265,6 +265,7 @@ async fn record(state: &AppState, event: &Row, attempt: Attempt) -> anyhow::Resu
                     &[&id, &(status as i16)],
                 )
                 .await?;
+            state.metrics.webhook_attempt("delivered");
             tracing::info!(event = id, attempts, "webhook delivered");
         }
         Attempt::Gone => {
@@ -294,6 +295,7 @@ async fn record(state: &AppState, event: &Row, attempt: Attempt) -> anyhow::Resu
                     ],
                 )
                 .await?;
+            state.metrics.webhook_attempt("failed");
             tracing::warn!(event = id, attempts, backoff_ms, error = %why, "webhook delivery failed");
         }
     }

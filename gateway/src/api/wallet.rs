@@ -503,6 +503,7 @@ async fn pay(
         .map(|qr| qr.order_id);
     let payment_id = ids::mint("pay");
     let shard_seed = i32::from(rand::random::<u16>());
+    let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
         "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16)",
@@ -526,6 +527,9 @@ async fn pay(
         ],
     )
     .await?;
+    state
+        .metrics
+        .payment(row.get("outcome"), settling.elapsed());
     if row.get::<_, &str>("outcome") == "succeeded" {
         state.order_waiters.settled(row.get("order_id"));
     }

@@ -8,6 +8,7 @@ mod concurrency;
 mod cross_border;
 mod helpers;
 mod idempotency;
+mod metrics;
 mod movements;
 mod orders;
 mod payments;
