@@ -16,6 +16,7 @@ mod points;
 mod promotions;
 mod refunds;
 mod sdk;
+mod shutdown;
 mod simulator;
 mod wallet_security;
 mod webhooks;
