@@ -6,7 +6,7 @@ use crate::{
     http::header_str,
     state::AppState,
 };
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use qrgate_domain::signing::{self, SignatureError, SignedHeaders, SigningSecret};
 use std::{future::Future, pin::Pin};
 
@@ -36,21 +36,65 @@ fn state(req: &HttpRequest) -> &web::Data<AppState> {
         .expect("AppState is registered")
 }
 
-/// The operator, proven by the admin token.
-pub struct Admin;
+/// The operator, proven by the environment's bootstrap token or a named admin token
+/// (`adm_….<secret>`, stored as SHA-256, revocable). Who it was goes into the request's
+/// extensions for the audit log.
+pub struct Admin {
+    /// `bootstrap`, or the admin token's id.
+    pub actor: String,
+}
+
+/// The admin behind a request, for the audit log.
+#[derive(Clone)]
+pub struct AdminActor(pub String);
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = std::future::Ready<ApiResult<Self>>;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let presented = bearer(req).map(|t| sha256_32(t.as_bytes()));
-        let ok = presented.is_some_and(|p| digests_equal(&p, state(req).admin_token_sha256()));
-        std::future::ready(if ok {
-            Ok(Admin)
-        } else {
-            Err(unauthenticated("admin token"))
+        let state = state(req).clone();
+        let presented = bearer(req).map(str::to_owned);
+        let req = req.clone();
+        Box::pin(async move {
+            let presented = presented.ok_or_else(|| unauthenticated("admin token"))?;
+            let actor =
+                if digests_equal(&sha256_32(presented.as_bytes()), state.admin_token_sha256()) {
+                    "bootstrap".to_owned()
+                } else {
+                    named_admin(&state, &presented).await?
+                };
+            req.extensions_mut().insert(AdminActor(actor.clone()));
+            Ok(Admin { actor })
         })
+    }
+}
+
+async fn named_admin(state: &AppState, presented: &str) -> ApiResult<String> {
+    let (id, secret) = presented
+        .split_once('.')
+        .ok_or_else(|| unauthenticated("admin token"))?;
+    if !id.starts_with("adm_") || !qrgate_domain::ids::is_gateway_id(id) {
+        return Err(unauthenticated("admin token"));
+    }
+    let client = state.pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT secret_sha256 FROM admin_tokens WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .await?;
+    let stored: Vec<u8> = client
+        .query_opt(&stmt, &[&id])
+        .await?
+        .ok_or_else(|| unauthenticated("admin token"))?
+        .get(0);
+    let stored: [u8; 32] = stored
+        .try_into()
+        .map_err(|_| unauthenticated("admin token"))?;
+    if digests_equal(&sha256_32(secret.as_bytes()), &stored) {
+        Ok(id.to_owned())
+    } else {
+        Err(unauthenticated("admin token"))
     }
 }
 

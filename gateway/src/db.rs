@@ -30,6 +30,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0010_points",
     "0011_order_shows_its_charge",
     "0012_points_in_the_payment",
+    "0013_admin_tokens_and_audit",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -7,7 +7,7 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderValue},
     middleware::Next,
-    web, HttpRequest,
+    web, HttpMessage, HttpRequest,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -40,6 +40,24 @@ pub async fn request_id_middleware(
         state
             .metrics
             .request(method.as_str(), &route, status, elapsed);
+        let actor = response
+            .request()
+            .extensions()
+            .get::<crate::auth::AdminActor>()
+            .cloned();
+        if let (Some(actor), false) = (actor, method == actix_web::http::Method::GET) {
+            let path = response.request().path().to_owned();
+            audit(
+                &state,
+                &actor.0,
+                method.as_str(),
+                &route,
+                &path,
+                status,
+                &request_id,
+            )
+            .await;
+        }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -47,6 +65,32 @@ pub async fn request_id_middleware(
             .insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
+}
+
+/// Records an admin action. The action has already happened: a failure to record it is
+/// logged loudly rather than undone.
+async fn audit(
+    state: &crate::state::AppState,
+    actor: &str,
+    method: &str,
+    route: &str,
+    path: &str,
+    status: u16,
+    request_id: &str,
+) {
+    let recorded = async {
+        let client = state.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO admin_audit (actor, method, route, path, http_status, request_id) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&actor, &method, &route, &path, &(status as i16), &request_id],
+            )
+            .await?;
+        Ok::<_, ApiError>(())
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(actor, route, status, error = %e, "admin action not recorded in the audit log");
+    }
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond; never buffers more).

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod operators;
 pub mod orders;
 pub mod payouts;
 pub mod reconciliation;
@@ -16,6 +17,7 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(admin::routes)
+        .configure(operators::routes)
         .configure(orders::routes)
         .configure(wallet::routes)
         .configure(reconciliation::routes)

@@ -272,3 +272,145 @@ async fn operators_can_reconcile_the_ledger_and_payments() {
     // Mend it so the after-test check sees a whole ledger again.
     app.db().await.execute("UPDATE account_balances SET balance_minor = balance_minor - 1 WHERE account_id = $1 AND shard = 0", &[&customer]).await.unwrap();
 }
+
+#[tokio::test]
+async fn named_admin_tokens_act_under_their_own_name_until_revoked() {
+    let app = spawn_app().await;
+    let issued = json_ok(
+        app.admin_post("/v1/admin/tokens", &json!({"name": "Alice (ops)"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let token_id = issued["id"].as_str().unwrap().to_owned();
+    let token = issued["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(&format!("{token_id}.")));
+    assert_eq!(issued["created_by"], "bootstrap");
+    // Only the hash is stored.
+    let stored = app
+        .count(&format!(
+            "SELECT count(*) FROM admin_tokens t WHERE t::text LIKE '%{}%'",
+            token.split_once('.').unwrap().1
+        ))
+        .await;
+    assert_eq!(stored, 0);
+
+    let wallet = |bearer: String| {
+        app.http
+            .post(app.url("/v1/admin/wallets"))
+            .bearer_auth(bearer)
+            .json(&json!({"name": "w"}))
+            .send()
+    };
+    json_ok(wallet(token.clone()).await.unwrap(), StatusCode::CREATED).await;
+    // A right id with a wrong secret is refused.
+    let forged = format!("{token_id}.{}", "A".repeat(32));
+    assert_error(
+        wallet(forged).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+
+    let revoked = json_ok(
+        app.admin_delete(&format!("/v1/admin/tokens/{token_id}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(revoked["revoked_at"].is_string());
+    assert_error(
+        wallet(token).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM wallets").await, 1);
+    assert_error(
+        app.admin_delete("/v1/admin/tokens/adm_nothere").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.admin_post("/v1/admin/tokens", &json!({"name": " "}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM admin_tokens").await, 1);
+}
+
+#[tokio::test]
+async fn every_admin_change_is_in_the_audit_log_and_reads_are_not() {
+    let app = spawn_app().await;
+    let issued = json_ok(
+        app.admin_post("/v1/admin/tokens", &json!({"name": "bob"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let token_id = issued["id"].as_str().unwrap();
+    let token = issued["token"].as_str().unwrap();
+    // Bob creates a wallet, then tries a bad one (refused, still recorded).
+    for name in ["w", ""] {
+        app.http
+            .post(app.url("/v1/admin/wallets"))
+            .bearer_auth(token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+    }
+    // An unauthenticated attempt is not an admin action.
+    app.http
+        .post(app.url("/v1/admin/wallets"))
+        .bearer_auth("nope")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+
+    let read = |query: &'static str| {
+        app.http
+            .get(app.url(&format!("/v1/admin/audit{query}")))
+            .bearer_auth(&app.admin_token)
+            .send()
+    };
+    let all = json_ok(read("").await.unwrap(), StatusCode::OK).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{all}");
+    assert_eq!(items[0]["actor"], token_id);
+    assert_eq!(items[0]["http_status"], 400);
+    assert_eq!(items[1]["actor"], token_id);
+    assert_eq!(items[1]["http_status"], 201);
+    assert_eq!(items[1]["method"], "POST");
+    assert_eq!(items[1]["route"], "/v1/admin/wallets");
+    assert_eq!(items[2]["actor"], "bootstrap");
+    assert_eq!(items[2]["path"], "/v1/admin/tokens");
+    assert!(all["next_cursor"].is_null());
+
+    // Paging walks the same entries, newest first; reading did not add any.
+    let first = json_ok(read("?limit=2").await.unwrap(), StatusCode::OK).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = json_ok(
+        app.http
+            .get(app.url(&format!("/v1/admin/audit?limit=2&cursor={cursor}")))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["actor"], "bootstrap");
+    assert_error(
+        read("?cursor=xyz").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM admin_audit").await, 3);
+}

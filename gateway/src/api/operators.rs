@@ -1,0 +1,158 @@
+//! The operators themselves (`/v1/admin/tokens`, `/v1/admin/audit`): named admin
+//! tokens, so each operator acts under their own revocable identity, and the audit log
+//! of every admin action (who, what, when, with which outcome).
+
+use crate::{
+    auth::{sha256_32, Admin},
+    error::{ApiError, ApiResult},
+    http::{json_body, page_limit, timestamp},
+    state::AppState,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use qrgate_domain::ids;
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/admin/tokens", web::post().to(create_token))
+        .route("/v1/admin/tokens/{id}", web::delete().to(revoke_token))
+        .route("/v1/admin/audit", web::get().to(audit_log));
+}
+
+const TOKEN_NAME_CHARS_MAX: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenRequest {
+    name: String,
+}
+
+/// Issues a named admin token. The secret is shown once; only its SHA-256 is stored.
+async fn create_token(
+    admin: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let body: NewTokenRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let name = body.name.trim();
+    if name.is_empty()
+        || name.chars().count() > TOKEN_NAME_CHARS_MAX
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be 1 to {TOKEN_NAME_CHARS_MAX} characters without control characters"),
+        ));
+    }
+    let token_id = ids::mint("adm");
+    // 160 bits from the CSPRNG, as for merchant API keys.
+    let secret = ids::random_base32(32);
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO admin_tokens (id, name, secret_sha256, created_by)
+             VALUES ($1, $2, $3, $4) RETURNING created_at",
+            &[
+                &token_id,
+                &name,
+                &sha256_32(secret.as_bytes()).as_slice(),
+                &admin.actor,
+            ],
+        )
+        .await?;
+    tracing::info!(%token_id, created_by = %admin.actor, "admin token issued");
+    Ok(HttpResponse::Created().json(json!({
+        "id": token_id,
+        "name": name,
+        "token": format!("{token_id}.{secret}"),
+        "created_by": admin.actor,
+        "created_at": timestamp(row.get(0)),
+    })))
+}
+
+/// Revokes a named admin token at once (idempotent: revoking again keeps the first time).
+async fn revoke_token(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let token_id = path.into_inner();
+    if !ids::is_gateway_id(&token_id) {
+        return Err(ApiError::not_found("admin token"));
+    }
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, now())
+             WHERE id = $1 RETURNING revoked_at",
+            &[&token_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("admin token"))?;
+    tracing::info!(%token_id, revoked_by = %admin.actor, "admin token revoked");
+    Ok(HttpResponse::Ok().json(json!({
+        "id": token_id,
+        "revoked_at": timestamp(row.get(0)),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The admin actions, newest first. The cursor is the last entry's id.
+async fn audit_log(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> ApiResult<HttpResponse> {
+    let limits = &state.settings.limits;
+    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, actor, method, route, path, http_status, request_id, created_at
+             FROM admin_audit WHERE ($1::bigint IS NULL OR id < $1)
+             ORDER BY id DESC LIMIT $2",
+            &[&before, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let items: Vec<_> = page
+        .iter()
+        .map(|r| {
+            json!({
+                "actor": r.get::<_, &str>(1),
+                "method": r.get::<_, &str>(2),
+                "route": r.get::<_, &str>(3),
+                "path": r.get::<_, &str>(4),
+                "http_status": r.get::<_, i16>(5),
+                "request_id": r.get::<_, &str>(6),
+                "created_at": timestamp(r.get(7)),
+            })
+        })
+        .collect();
+    let next_cursor = more.then(|| {
+        page.last()
+            .expect("a full page has a last row")
+            .get::<_, i64>(0)
+            .to_string()
+    });
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
