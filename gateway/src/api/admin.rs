@@ -4,7 +4,7 @@
 use crate::{
     auth::{sha256_32, Admin, Scope},
     error::{ApiError, ApiResult},
-    http::{empty_body, json_body, timestamp},
+    http::{decode_cursor, empty_body, encode_cursor, json_body, page_limit, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -24,6 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/admin/merchants/{id}/api-keys",
             web::post().to(create_api_key),
+        )
+        .route(
+            "/v1/admin/merchants/{id}/api-keys",
+            web::get().to(list_api_keys),
         )
         .route(
             "/v1/admin/merchants/{id}/api-keys/{key_id}",
@@ -338,6 +342,63 @@ async fn create_api_key(
         "scopes": scopes,
         "created_at": timestamp(created_at),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeysQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A merchant's API keys, newest first, revoked ones included; never a secret.
+async fn list_api_keys(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ApiKeysQuery>,
+) -> ApiResult<HttpResponse> {
+    let merchant_id = path.into_inner();
+    let limits = &state.settings.limits;
+    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
+    let (at, id) = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unzip();
+    let client = state.pool.get().await?;
+    client
+        .query_opt("SELECT 1 FROM merchants WHERE id = $1", &[&merchant_id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    let rows = client
+        .query(
+            "SELECT id, scopes, created_at, revoked_at FROM api_keys
+             WHERE merchant_id = $1
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+            &[&merchant_id, &at, &id, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let items: Vec<_> = page
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<_, &str>(0),
+                "scopes": r.get::<_, Vec<String>>(1),
+                "created_at": timestamp(r.get(2)),
+                "revoked_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(3).map(timestamp),
+            })
+        })
+        .collect();
+    let next_cursor = more.then(|| {
+        let last = page.last().expect("a full page has a last row");
+        encode_cursor(last.get(2), last.get(0))
+    });
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
 async fn revoke_api_key(

@@ -414,3 +414,65 @@ async fn every_admin_change_is_in_the_audit_log_and_reads_are_not() {
     .await;
     assert_eq!(app.count("SELECT count(*) FROM admin_audit").await, 3);
 }
+
+#[tokio::test]
+async fn operators_list_a_merchants_api_keys_without_their_secrets() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let cashier_key_id = merchant.cashier_key.split_once('.').unwrap().0.to_owned();
+    json_ok(
+        app.admin_delete(&format!(
+            "/v1/admin/merchants/{}/api-keys/{cashier_key_id}",
+            merchant.id
+        ))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list = |query: String| {
+        app.http
+            .get(app.url(&format!(
+                "/v1/admin/merchants/{}/api-keys{query}",
+                merchant.id
+            )))
+            .bearer_auth(&app.admin_token)
+            .send()
+    };
+    let first = json_ok(list("?limit=1".into()).await.unwrap(), StatusCode::OK).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = json_ok(
+        list(format!("?limit=1&cursor={cursor}")).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(second["next_cursor"].is_null());
+    let keys: Vec<_> = [&first, &second]
+        .iter()
+        .map(|page| page["items"][0].clone())
+        .collect();
+    let ids: Vec<_> = keys.iter().map(|k| k["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&cashier_key_id.as_str()), "{keys:?}");
+    for key in &keys {
+        let text = key.to_string();
+        assert!(!text.contains(merchant.manager_key.split_once('.').unwrap().1));
+        assert!(!text.contains(merchant.cashier_key.split_once('.').unwrap().1));
+        assert_eq!(key["revoked_at"].is_string(), key["id"] == cashier_key_id);
+    }
+    let unknown = app
+        .http
+        .get(app.url("/v1/admin/merchants/mer_nope/api-keys"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+    // With the merchant's own key: not an operator.
+    let as_merchant = app
+        .http
+        .get(app.url(&format!("/v1/admin/merchants/{}/api-keys", merchant.id)))
+        .bearer_auth(&merchant.manager_key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(as_merchant, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+}
