@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0011_order_shows_its_charge",
     "0012_points_in_the_payment",
     "0013_admin_tokens_and_audit",
+    "0014_blocked_accounts",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -1,11 +1,12 @@
 //! The operators themselves (`/v1/admin/tokens`, `/v1/admin/audit`): named admin
 //! tokens, so each operator acts under their own revocable identity, and the audit log
-//! of every admin action (who, what, when, with which outcome).
+//! of every admin action (who, what, when, with which outcome); blocking a customer
+//! account.
 
 use crate::{
     auth::{sha256_32, Admin},
     error::{ApiError, ApiResult},
-    http::{json_body, page_limit, timestamp},
+    http::{empty_body, json_body, page_limit, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -16,7 +17,15 @@ use serde_json::json;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/admin/tokens", web::post().to(create_token))
         .route("/v1/admin/tokens/{id}", web::delete().to(revoke_token))
-        .route("/v1/admin/audit", web::get().to(audit_log));
+        .route("/v1/admin/audit", web::get().to(audit_log))
+        .route(
+            "/v1/admin/accounts/{id}/block",
+            web::post().to(block_account),
+        )
+        .route(
+            "/v1/admin/accounts/{id}/unblock",
+            web::post().to(unblock_account),
+        );
 }
 
 const TOKEN_NAME_CHARS_MAX: usize = 100;
@@ -155,4 +164,55 @@ async fn audit_log(
             .to_string()
     });
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// Blocks a customer account: every wallet call from it is declined with
+/// `account_blocked` until it is unblocked (idempotent: the first time is kept).
+async fn block_account(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    set_blocked(&state, &admin, &path.into_inner(), true).await
+}
+
+async fn unblock_account(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    set_blocked(&state, &admin, &path.into_inner(), false).await
+}
+
+async fn set_blocked(
+    state: &AppState,
+    admin: &Admin,
+    account_id: &str,
+    blocked: bool,
+) -> ApiResult<HttpResponse> {
+    if !ids::is_gateway_id(account_id) {
+        return Err(ApiError::not_found("customer account"));
+    }
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE accounts SET blocked_at = CASE WHEN $2 THEN coalesce(blocked_at, now()) END
+             WHERE id = $1 AND kind = 'customer' RETURNING blocked_at",
+            &[&account_id, &blocked],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer account"))?;
+    let blocked_at: Option<chrono::DateTime<chrono::Utc>> = row.get(0);
+    tracing::warn!(%account_id, blocked, by = %admin.actor, "customer account block changed");
+    Ok(HttpResponse::Ok().json(json!({
+        "account_id": account_id,
+        "blocked": blocked_at.is_some(),
+        "blocked_at": blocked_at.map(timestamp),
+    })))
 }

@@ -476,3 +476,88 @@ async fn operators_list_a_merchants_api_keys_without_their_secrets() {
         .unwrap();
     assert_error(as_merchant, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
+
+#[tokio::test]
+async fn a_blocked_customer_account_can_neither_pay_nor_move_money_until_unblocked() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "50.00").await;
+    let friend = app.funded_customer(&wallet, "0").await;
+    let blocked = json_ok(
+        app.admin_post(&format!("/v1/admin/accounts/{customer}/block"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(blocked["blocked"], true);
+
+    let order = app.create_order(&merchant.cashier_key, "12.00").await;
+    let payment = crate::helpers::TestApp::pay_body(&order, &customer);
+    for _retry in 0..2 {
+        let declined = assert_error(
+            wallet.post("payments", &payment).await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "account_blocked",
+        )
+        .await;
+        assert!(declined["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&customer));
+    }
+    let transfer = json!({"wallet_txn_id": qrgate_domain::ids::mint("tr"), "from_account_id": customer, "to_account_id": friend, "amount": "1.00", "currency": "CNY"});
+    assert_error(
+        wallet.post("transfers", &transfer).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "account_blocked",
+    )
+    .await;
+    let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": customer, "amount": "1.00", "currency": "CNY"});
+    assert_error(
+        wallet.post("top-ups", &top_up).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "account_blocked",
+    )
+    .await;
+    assert_eq!(app.customer_balance(&wallet, &customer).await, "50.00");
+    assert_eq!(app.customer_balance(&wallet, &friend).await, "0.00");
+    assert_eq!(app.merchant_balance(&merchant).await, "0.00");
+    let order_id = order["id"].as_str().unwrap();
+    assert_eq!(
+        app.order(&merchant.cashier_key, order_id).await["status"],
+        "pending"
+    );
+
+    // Only customer accounts can be blocked; unknown ones are not found.
+    assert_error(
+        app.admin_post(
+            &format!("/v1/admin/accounts/{}/block", merchant.account_id),
+            &json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let unblocked = json_ok(
+        app.admin_post(
+            &format!("/v1/admin/accounts/{customer}/unblock"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(unblocked["blocked"], false);
+    // The declined wallet_txn_id keeps its answer; a new one pays.
+    assert_error(
+        wallet.post("payments", &payment).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "account_blocked",
+    )
+    .await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    assert_eq!(app.customer_balance(&wallet, &customer).await, "38.00");
+}
