@@ -145,6 +145,8 @@ pub struct MerchantProfile {
     pub local_name: Option<String>,
     pub local_city: Option<String>,
     pub local_language: Option<String>,
+    /// Blocked by an operator: no new orders, no payments.
+    pub blocked: bool,
 }
 
 impl Merchant {
@@ -179,7 +181,7 @@ impl FromRequest for Merchant {
             let stmt = client
                 .prepare_cached(
                     "SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency,
-                            m.fee_rate_bps, m.local_name, m.local_city, m.local_language
+                            m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL
                      FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
                      WHERE k.id = $1 AND k.revoked_at IS NULL",
                 )
@@ -207,6 +209,7 @@ impl FromRequest for Merchant {
                     local_name: row.get(9),
                     local_city: row.get(10),
                     local_language: row.get(11),
+                    blocked: row.get(12),
                 },
             })
         })

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(&str, &str)] = migrations![
     "0012_points_in_the_payment",
     "0013_admin_tokens_and_audit",
     "0014_blocked_accounts",
+    "0015_blocked_merchants",
 ];
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {

@@ -1,7 +1,7 @@
 //! The operators themselves (`/v1/admin/tokens`, `/v1/admin/audit`): named admin
 //! tokens, so each operator acts under their own revocable identity, and the audit log
-//! of every admin action (who, what, when, with which outcome); blocking a customer
-//! account.
+//! of every admin action (who, what, when, with which outcome); blocking customer
+//! accounts and merchants.
 
 use crate::{
     auth::{sha256_32, Admin},
@@ -25,6 +25,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/admin/accounts/{id}/unblock",
             web::post().to(unblock_account),
+        )
+        .route(
+            "/v1/admin/merchants/{id}/block",
+            web::post().to(block_merchant),
+        )
+        .route(
+            "/v1/admin/merchants/{id}/unblock",
+            web::post().to(unblock_merchant),
         );
 }
 
@@ -176,7 +184,14 @@ async fn block_account(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(&state, &admin, &path.into_inner(), true).await
+    set_blocked(
+        &state,
+        &admin,
+        Blockable::CustomerAccount,
+        &path.into_inner(),
+        true,
+    )
+    .await
 }
 
 async fn unblock_account(
@@ -187,31 +202,102 @@ async fn unblock_account(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(&state, &admin, &path.into_inner(), false).await
+    set_blocked(
+        &state,
+        &admin,
+        Blockable::CustomerAccount,
+        &path.into_inner(),
+        false,
+    )
+    .await
+}
+
+/// Blocks a merchant: no new orders, and paying one of its orders is declined with
+/// `account_blocked` (on the order's timeline). Refunds and reports still work.
+async fn block_merchant(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    set_blocked(
+        &state,
+        &admin,
+        Blockable::Merchant,
+        &path.into_inner(),
+        true,
+    )
+    .await
+}
+
+async fn unblock_merchant(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    set_blocked(
+        &state,
+        &admin,
+        Blockable::Merchant,
+        &path.into_inner(),
+        false,
+    )
+    .await
+}
+
+/// What an operator can block.
+#[derive(Clone, Copy)]
+enum Blockable {
+    CustomerAccount,
+    Merchant,
+}
+
+impl Blockable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CustomerAccount => "customer account",
+            Self::Merchant => "merchant",
+        }
+    }
+
+    fn update_sql(self) -> &'static str {
+        match self {
+            Self::CustomerAccount => {
+                "UPDATE accounts SET blocked_at = CASE WHEN $2 THEN coalesce(blocked_at, now()) END
+                 WHERE id = $1 AND kind = 'customer' RETURNING blocked_at"
+            }
+            Self::Merchant => {
+                "UPDATE merchants SET blocked_at = CASE WHEN $2 THEN coalesce(blocked_at, now()) END
+                 WHERE id = $1 RETURNING blocked_at"
+            }
+        }
+    }
 }
 
 async fn set_blocked(
     state: &AppState,
     admin: &Admin,
-    account_id: &str,
+    what: Blockable,
+    id: &str,
     blocked: bool,
 ) -> ApiResult<HttpResponse> {
-    if !ids::is_gateway_id(account_id) {
-        return Err(ApiError::not_found("customer account"));
+    if !ids::is_gateway_id(id) {
+        return Err(ApiError::not_found(what.name()));
     }
     let client = state.pool.get().await?;
     let row = client
-        .query_opt(
-            "UPDATE accounts SET blocked_at = CASE WHEN $2 THEN coalesce(blocked_at, now()) END
-             WHERE id = $1 AND kind = 'customer' RETURNING blocked_at",
-            &[&account_id, &blocked],
-        )
+        .query_opt(what.update_sql(), &[&id, &blocked])
         .await?
-        .ok_or_else(|| ApiError::not_found("customer account"))?;
+        .ok_or_else(|| ApiError::not_found(what.name()))?;
     let blocked_at: Option<chrono::DateTime<chrono::Utc>> = row.get(0);
-    tracing::warn!(%account_id, blocked, by = %admin.actor, "customer account block changed");
+    tracing::warn!(what = what.name(), %id, blocked, by = %admin.actor, "block changed");
     Ok(HttpResponse::Ok().json(json!({
-        "account_id": account_id,
+        "id": id,
         "blocked": blocked_at.is_some(),
         "blocked_at": blocked_at.map(timestamp),
     })))

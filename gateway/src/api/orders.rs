@@ -196,6 +196,12 @@ async fn insert_order(
     merchant: &MerchantProfile,
     order: &NewOrder,
 ) -> ApiResult<(StatusCode, Value)> {
+    if merchant.blocked {
+        return Err(ApiError::new(
+            ErrorCode::AccountBlocked,
+            format!("merchant {merchant_id} is blocked: it can take no new orders"),
+        ));
+    }
     if order.amount.currency().code() != merchant.currency {
         return Err(ApiError::new(
             ErrorCode::CurrencyMismatch,

@@ -560,4 +560,102 @@ async fn a_blocked_customer_account_can_neither_pay_nor_move_money_until_unblock
     .await;
     json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
     assert_eq!(app.customer_balance(&wallet, &customer).await, "38.00");
+
+    // A block freezes spending, not receiving.
+    json_ok(
+        app.admin_post(&format!("/v1/admin/accounts/{friend}/block"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let to_blocked = json!({"wallet_txn_id": qrgate_domain::ids::mint("tr"), "from_account_id": customer, "to_account_id": friend, "amount": "1.00", "currency": "CNY"});
+    json_ok(
+        wallet.post("transfers", &to_blocked).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(app.customer_balance(&wallet, &friend).await, "1.00");
+}
+
+#[tokio::test]
+async fn a_blocked_merchant_takes_no_orders_and_no_payments_but_can_refund() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "50.00").await;
+    let paid = app.create_order(&merchant.cashier_key, "10.00").await;
+    json_ok(app.pay(&wallet, &paid, &customer).await, StatusCode::OK).await;
+    let pending = app.create_order(&merchant.cashier_key, "5.00").await;
+    let merchant_before = app.merchant_balance(&merchant).await;
+
+    let blocked = json_ok(
+        app.admin_post(
+            &format!("/v1/admin/merchants/{}/block", merchant.id),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(blocked["blocked"], true);
+    assert_error(
+        app.create_order_raw(
+            &merchant.cashier_key,
+            &json!({"amount": "1.00", "currency": "CNY", "merchant_reference": "after-block"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "account_blocked",
+    )
+    .await;
+    assert_error(
+        app.pay(&wallet, &pending, &customer).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "account_blocked",
+    )
+    .await;
+    assert_eq!(app.customer_balance(&wallet, &customer).await, "40.00");
+    assert_eq!(app.merchant_balance(&merchant).await, merchant_before);
+    let pending_id = pending["id"].as_str().unwrap();
+    let events = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/orders/{pending_id}/events"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(events["items"][1]["code"], "account_blocked", "{events}");
+
+    // Money owed back to customers still goes back.
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/orders/{}/refunds", paid["id"].as_str().unwrap()),
+            &json!({"amount": "10.00", "refund_reference": "r1"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(app.customer_balance(&wallet, &customer).await, "50.00");
+
+    json_ok(
+        app.admin_post(
+            &format!("/v1/admin/merchants/{}/unblock", merchant.id),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    json_ok(app.pay(&wallet, &pending, &customer).await, StatusCode::OK).await;
+    assert_error(
+        app.admin_post("/v1/admin/merchants/mer_nope/block", &json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
