@@ -14,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Gives every request an id (`x-request-id` on the response, `request_id` in every
 /// error body and on every log line of the request) and logs one line when it ends.
@@ -26,45 +27,50 @@ pub async fn request_id_middleware(
     let method = req.method().clone();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
-    let _enter = span.enter();
-    let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
-    let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    tracing::info!(
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1e3,
-        "request served"
-    );
-    if let Some(state) = state {
-        state
-            .metrics
-            .request(method.as_str(), &route, status, elapsed);
-        let actor = response
-            .request()
-            .extensions()
-            .get::<crate::auth::AdminActor>()
-            .cloned();
-        if let (Some(actor), false) = (actor, method == actix_web::http::Method::GET) {
-            let path = response.request().path().to_owned();
-            audit(
-                &state,
-                &actor.0,
-                method.as_str(),
-                &route,
-                &path,
-                status,
-                &request_id,
-            )
-            .await;
+    // Instrumented, not entered: a span entered across an await would tag other
+    // requests' log lines on this thread with this request's id.
+    async move {
+        let state = req.app_data::<web::Data<crate::state::AppState>>().cloned();
+        let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "request served"
+        );
+        if let Some(state) = state {
+            state
+                .metrics
+                .request(method.as_str(), &route, status, elapsed);
+            let actor = response
+                .request()
+                .extensions()
+                .get::<crate::auth::AdminActor>()
+                .cloned();
+            if let (Some(actor), false) = (actor, method == actix_web::http::Method::GET) {
+                let path = response.request().path().to_owned();
+                audit(
+                    &state,
+                    &actor.0,
+                    method.as_str(),
+                    &route,
+                    &path,
+                    status,
+                    &request_id,
+                )
+                .await;
+            }
         }
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(response)
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(header::HeaderName::from_static("x-request-id"), value);
-    }
-    Ok(response)
+    .instrument(span)
+    .await
 }
 
 /// Records an admin action. The action has already happened: a failure to record it is
