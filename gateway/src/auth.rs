@@ -24,6 +24,21 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     header_str(req, "authorization")?.strip_prefix("Bearer ")
 }
 
+/// `429 rate_limited` while the caller's address has used up its failed
+/// authentications (checked before the credentials, so a guesser learns nothing).
+fn check_auth_failures(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+    let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+        return Ok(());
+    };
+    match state.auth_failures.retry_after(ip) {
+        Some(wait) => Err(ApiError::rate_limited(
+            "too many failed authentications from this address",
+            wait.as_secs_f64().ceil() as u64,
+        )),
+        None => Ok(()),
+    }
+}
+
 fn unauthenticated(what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::Unauthenticated,
@@ -57,6 +72,7 @@ impl FromRequest for Admin {
         let presented = bearer(req).map(str::to_owned);
         let req = req.clone();
         Box::pin(async move {
+            check_auth_failures(&state, &req)?;
             let presented = presented.ok_or_else(|| unauthenticated("admin token"))?;
             let actor =
                 if digests_equal(&sha256_32(presented.as_bytes()), state.admin_token_sha256()) {
@@ -169,7 +185,9 @@ impl FromRequest for Merchant {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req).clone();
         let key = bearer(req).map(str::to_owned);
+        let limited = check_auth_failures(&state, req);
         Box::pin(async move {
+            limited?;
             let key = key.ok_or_else(|| unauthenticated("merchant API key"))?;
             let (key_id, secret) = key
                 .split_once('.')
@@ -231,6 +249,7 @@ pub async fn verify_wallet(
     wallet_id: &str,
     content: &[u8],
 ) -> ApiResult<WalletCall> {
+    check_auth_failures(state, req)?;
     let headers = SignedHeaders {
         id: header_str(req, "webhook-id").unwrap_or(""),
         timestamp: header_str(req, "webhook-timestamp").unwrap_or(""),

@@ -131,6 +131,12 @@ limits! {
     referral_min_payment_units: i32 = 10;
     /// Referrals one customer is rewarded for, at most.
     referral_rewards_per_referrer_max: i32 = 10;
+    /// Failed authentications (401s) one source IP may make per window on one replica;
+    /// beyond, every authenticated call from it is 429 rate_limited until the window ends.
+    auth_failures_per_ip_max: u32 = 20;
+    auth_failure_window_seconds: u64 = 60;
+    /// Source IPs tracked at once (bounded memory under a spray of addresses).
+    auth_failure_ips_tracked_max: usize = 100_000;
     /// Delivered and given-up events are kept this long for the deliveries list.
     webhook_event_retention_seconds: i64 = 30 * 86_400;
 }

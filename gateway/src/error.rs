@@ -173,6 +173,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     cause: Option<anyhow::Error>,
+    /// `Retry-After` in seconds, for `rate_limited`.
+    retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -181,6 +183,15 @@ impl ApiError {
             code,
             message: message.into(),
             cause: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    /// Too many requests: come back in `retry_after_seconds` (at least 1).
+    pub fn rate_limited(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+        ApiError {
+            retry_after_seconds: Some(retry_after_seconds.max(1)),
+            ..Self::new(ErrorCode::RateLimited, message)
         }
     }
 
@@ -198,6 +209,7 @@ impl ApiError {
             code: ErrorCode::Internal,
             message: "internal error; the request id identifies it in our logs".into(),
             cause: Some(cause),
+            retry_after_seconds: None,
         }
     }
 
@@ -212,6 +224,7 @@ impl ApiError {
             code: ErrorCode::Unavailable,
             message: "the service is temporarily unavailable; retry with backoff".into(),
             cause: Some(cause),
+            retry_after_seconds: None,
         }
     }
 
@@ -254,7 +267,9 @@ impl ResponseError for ApiError {
             );
         }
         let mut response = HttpResponse::build(self.status_code());
-        if self.code == ErrorCode::Unavailable {
+        if let Some(seconds) = self.retry_after_seconds {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        } else if self.code == ErrorCode::Unavailable {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(self.body())

@@ -43,6 +43,11 @@ pub async fn request_id_middleware(
             state
                 .metrics
                 .request(method.as_str(), &route, status, elapsed);
+            if status == 401 {
+                if let Some(peer) = response.request().peer_addr() {
+                    state.auth_failures.record_failure(peer.ip());
+                }
+            }
             let actor = response
                 .request()
                 .extensions()

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod auth_failures;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -9,17 +9,20 @@ pub struct AppState {
     pub settings: Settings,
     pub order_waiters: OrderWaiters,
     pub metrics: Metrics,
+    pub auth_failures: crate::auth_failures::AuthFailures,
     admin_token_sha256: [u8; 32],
 }
 
 impl AppState {
     pub fn new(pool: Pool, settings: Settings) -> Self {
+        let auth_failures = crate::auth_failures::AuthFailures::new(&settings.limits);
         let admin_token_sha256 = crate::auth::sha256_32(settings.admin_token.expose().as_bytes());
         AppState {
             pool,
             settings,
             order_waiters: OrderWaiters::default(),
             metrics: Metrics::default(),
+            auth_failures,
             admin_token_sha256,
         }
     }

@@ -14,6 +14,7 @@ mod orders;
 mod payments;
 mod points;
 mod promotions;
+mod rate_limits;
 mod refunds;
 mod sdk;
 mod shutdown;
