@@ -72,6 +72,8 @@ macro_rules! limits {
 limits! {
     /// Largest request body accepted (413 above).
     body_bytes_max: usize = 64 * 1024;
+    /// The whole request body must arrive within this (slow clients get 400).
+    body_read_timeout_ms: u64 = 10_000;
     /// Largest page a list or statement returns.
     page_size_max: i64 = 200;
     /// Page size when the caller gives none.

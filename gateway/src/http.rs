@@ -124,16 +124,28 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::invalid("body", format!("could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
+    // A client that trickles its body holds a connection and a request slot: it gets
+    // this long for the whole body (the head has its own timeout at the server).
+    let timeout_ms = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .map_or(10_000, |s| s.settings.limits.body_read_timeout_ms);
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::invalid("body", format!("could not be read: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), read)
+        .await
+        .map_err(|_| {
+            ApiError::invalid("body", format!("was not received within {timeout_ms} ms"))
+        })?
 }
 
 /// 415 unless the request says its body is JSON.

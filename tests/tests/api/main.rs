@@ -19,5 +19,6 @@ mod refunds;
 mod sdk;
 mod shutdown;
 mod simulator;
+mod slow_clients;
 mod wallet_security;
 mod webhooks;
