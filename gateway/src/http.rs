@@ -250,6 +250,23 @@ pub fn page_limit(asked: Option<i64>, default: i64, max: i64) -> ApiResult<i64> 
     }
 }
 
+/// A list page from rows fetched with `LIMIT limit + 1`: `{"items", "next_cursor"}`,
+/// the cursor made from the page's last row when more rows follow.
+pub fn page_json<R>(
+    rows: &[R],
+    limit: i64,
+    item: impl Fn(&R) -> serde_json::Value,
+    cursor: impl Fn(&R) -> String,
+) -> serde_json::Value {
+    let page = &rows[..rows.len().min(limit as usize)];
+    let next_cursor =
+        (rows.len() > page.len()).then(|| cursor(page.last().expect("a full page has a last row")));
+    serde_json::json!({
+        "items": page.iter().map(item).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })
+}
+
 /// A header's value as text, if present and visible ASCII.
 pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())

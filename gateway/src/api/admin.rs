@@ -4,7 +4,7 @@
 use crate::{
     auth::{sha256_32, Admin, Scope},
     error::{ApiError, ApiResult},
-    http::{decode_cursor, empty_body, encode_cursor, json_body, page_limit, timestamp},
+    http::{decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -381,24 +381,19 @@ async fn list_api_keys(
             &[&merchant_id, &at, &id, &(limit + 1)],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
-    let items: Vec<_> = page
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.get::<_, &str>(0),
-                "scopes": r.get::<_, Vec<String>>(1),
-                "created_at": timestamp(r.get(2)),
-                "revoked_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(3).map(timestamp),
-            })
+    let item = |r: &tokio_postgres::Row| {
+        json!({
+            "id": r.get::<_, &str>(0),
+            "scopes": r.get::<_, Vec<String>>(1),
+            "created_at": timestamp(r.get(2)),
+            "revoked_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(3).map(timestamp),
         })
-        .collect();
-    let next_cursor = more.then(|| {
-        let last = page.last().expect("a full page has a last row");
-        encode_cursor(last.get(2), last.get(0))
-    });
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    };
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
+            encode_cursor(last.get(2), last.get(0))
+        })),
+    )
 }
 
 async fn revoke_api_key(

@@ -6,7 +6,7 @@
 use crate::{
     auth::{sha256_32, Admin},
     error::{ApiError, ApiResult},
-    http::{empty_body, json_body, page_limit, timestamp},
+    http::{empty_body, json_body, page_json, page_limit, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -149,29 +149,22 @@ async fn audit_log(
             &[&before, &(limit + 1)],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
-    let items: Vec<_> = page
-        .iter()
-        .map(|r| {
-            json!({
-                "actor": r.get::<_, &str>(1),
-                "method": r.get::<_, &str>(2),
-                "route": r.get::<_, &str>(3),
-                "path": r.get::<_, &str>(4),
-                "http_status": r.get::<_, i16>(5),
-                "request_id": r.get::<_, &str>(6),
-                "created_at": timestamp(r.get(7)),
-            })
+    let item = |r: &tokio_postgres::Row| {
+        json!({
+            "actor": r.get::<_, &str>(1),
+            "method": r.get::<_, &str>(2),
+            "route": r.get::<_, &str>(3),
+            "path": r.get::<_, &str>(4),
+            "http_status": r.get::<_, i16>(5),
+            "request_id": r.get::<_, &str>(6),
+            "created_at": timestamp(r.get(7)),
         })
-        .collect();
-    let next_cursor = more.then(|| {
-        page.last()
-            .expect("a full page has a last row")
-            .get::<_, i64>(0)
-            .to_string()
-    });
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    };
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
+            last.get::<_, i64>(0).to_string()
+        })),
+    )
 }
 
 /// Blocks a customer account: every wallet call from it is declined with

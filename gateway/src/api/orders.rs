@@ -5,7 +5,8 @@ use crate::{
     auth::{Merchant, MerchantProfile, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
-        decode_cursor, empty_body, encode_cursor, json_body, page_limit, parse_timestamp, timestamp,
+        decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
+        parse_timestamp, timestamp,
     },
     idempotency::{self, Idempotency},
     qr_image,
@@ -364,16 +365,11 @@ async fn list_orders(
             ],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = more.then(|| {
-        let last = page.last().expect("a full page has a last row");
-        encode_cursor(last.get(9), last.get(0))
-    });
-    Ok(HttpResponse::Ok().json(json!({
-        "items": page.iter().map(order_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, order_json, |last| {
+            encode_cursor(last.get(9), last.get(0))
+        })),
+    )
 }
 
 #[derive(Deserialize)]

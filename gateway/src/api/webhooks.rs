@@ -4,7 +4,7 @@
 use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{decode_cursor, empty_body, encode_cursor, page_limit, timestamp},
+    http::{decode_cursor, empty_body, encode_cursor, page_json, page_limit, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -58,32 +58,27 @@ async fn deliveries(
             &[&merchant.merchant_id, &at, &id, &(limit + 1)],
         )
         .await?;
-    let more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
-    let items: Vec<_> = page
-        .iter()
-        .map(|r| {
-            let pending = r.get::<_, &str>(3) == "pending";
-            json!({
-                "id": r.get::<_, &str>(0),
-                "type": r.get::<_, &str>(1),
-                "object_id": r.get::<_, &str>(2),
-                "status": r.get::<_, &str>(3),
-                "attempts": r.get::<_, i32>(4),
-                "last_http_status": r.get::<_, Option<i16>>(5),
-                "last_error": r.get::<_, Option<&str>>(6),
-                "next_attempt_at": pending.then(|| timestamp(r.get(7))),
-                "last_attempt_at": r.get::<_, Option<DateTime<Utc>>>(8).map(timestamp),
-                "delivered_at": r.get::<_, Option<DateTime<Utc>>>(9).map(timestamp),
-                "created_at": timestamp(r.get(10)),
-            })
+    let item = |r: &tokio_postgres::Row| {
+        let pending = r.get::<_, &str>(3) == "pending";
+        json!({
+            "id": r.get::<_, &str>(0),
+            "type": r.get::<_, &str>(1),
+            "object_id": r.get::<_, &str>(2),
+            "status": r.get::<_, &str>(3),
+            "attempts": r.get::<_, i32>(4),
+            "last_http_status": r.get::<_, Option<i16>>(5),
+            "last_error": r.get::<_, Option<&str>>(6),
+            "next_attempt_at": pending.then(|| timestamp(r.get(7))),
+            "last_attempt_at": r.get::<_, Option<DateTime<Utc>>>(8).map(timestamp),
+            "delivered_at": r.get::<_, Option<DateTime<Utc>>>(9).map(timestamp),
+            "created_at": timestamp(r.get(10)),
         })
-        .collect();
-    let next_cursor = more.then(|| {
-        let last = page.last().expect("a full page has a last row");
-        encode_cursor(last.get(10), last.get(0))
-    });
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    };
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
+            encode_cursor(last.get(10), last.get(0))
+        })),
+    )
 }
 
 /// Puts an event back in the queue now (delivered ones too: the merchant asked).
