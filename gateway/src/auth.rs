@@ -39,6 +39,23 @@ fn check_auth_failures(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     }
 }
 
+/// A `<id>.<secret>` credential split in two, when the id is a well-formed gateway id
+/// with the expected prefix (`key`, `adm`).
+fn split_credential<'a>(presented: &'a str, id_prefix: &str) -> Option<(&'a str, &'a str)> {
+    let (id, secret) = presented.split_once('.')?;
+    let well_formed = id
+        .strip_prefix(id_prefix)
+        .is_some_and(|rest| rest.starts_with('_'))
+        && qrgate_domain::ids::is_gateway_id(id);
+    well_formed.then_some((id, secret))
+}
+
+/// The presented secret against the SHA-256 stored for it, in constant time.
+fn secret_matches(secret: &str, stored_sha256: &[u8]) -> bool {
+    <[u8; 32]>::try_from(stored_sha256)
+        .is_ok_and(|stored| digests_equal(&sha256_32(secret.as_bytes()), &stored))
+}
+
 fn unauthenticated(what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::Unauthenticated,
@@ -70,9 +87,10 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = state(req).clone();
         let presented = bearer(req).map(str::to_owned);
+        let limited = check_auth_failures(&state, req);
         let req = req.clone();
         Box::pin(async move {
-            check_auth_failures(&state, &req)?;
+            limited?;
             let presented = presented.ok_or_else(|| unauthenticated("admin token"))?;
             let actor =
                 if digests_equal(&sha256_32(presented.as_bytes()), state.admin_token_sha256()) {
@@ -87,27 +105,19 @@ impl FromRequest for Admin {
 }
 
 async fn named_admin(state: &AppState, presented: &str) -> ApiResult<String> {
-    let (id, secret) = presented
-        .split_once('.')
-        .ok_or_else(|| unauthenticated("admin token"))?;
-    if !id.starts_with("adm_") || !qrgate_domain::ids::is_gateway_id(id) {
-        return Err(unauthenticated("admin token"));
-    }
+    let (id, secret) =
+        split_credential(presented, "adm").ok_or_else(|| unauthenticated("admin token"))?;
     let client = state.pool.get().await?;
     let stmt = client
         .prepare_cached(
             "SELECT secret_sha256 FROM admin_tokens WHERE id = $1 AND revoked_at IS NULL",
         )
         .await?;
-    let stored: Vec<u8> = client
+    let row = client
         .query_opt(&stmt, &[&id])
         .await?
-        .ok_or_else(|| unauthenticated("admin token"))?
-        .get(0);
-    let stored: [u8; 32] = stored
-        .try_into()
-        .map_err(|_| unauthenticated("admin token"))?;
-    if digests_equal(&sha256_32(secret.as_bytes()), &stored) {
+        .ok_or_else(|| unauthenticated("admin token"))?;
+    if secret_matches(secret, row.get(0)) {
         Ok(id.to_owned())
     } else {
         Err(unauthenticated("admin token"))
@@ -189,12 +199,8 @@ impl FromRequest for Merchant {
         Box::pin(async move {
             limited?;
             let key = key.ok_or_else(|| unauthenticated("merchant API key"))?;
-            let (key_id, secret) = key
-                .split_once('.')
-                .ok_or_else(|| unauthenticated("merchant API key"))?;
-            if !qrgate_domain::ids::is_gateway_id(key_id) {
-                return Err(unauthenticated("merchant API key"));
-            }
+            let (key_id, secret) =
+                split_credential(&key, "key").ok_or_else(|| unauthenticated("merchant API key"))?;
             let client = state.pool.get().await?;
             let stmt = client
                 .prepare_cached(
@@ -206,11 +212,7 @@ impl FromRequest for Merchant {
                 .await?;
             let row = client.query_opt(&stmt, &[&key_id]).await?;
             let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
-            let stored: Vec<u8> = row.get(1);
-            let stored: [u8; 32] = stored
-                .try_into()
-                .map_err(|_| unauthenticated("merchant API key"))?;
-            if !digests_equal(&sha256_32(secret.as_bytes()), &stored) {
+            if !secret_matches(secret, row.get(1)) {
                 return Err(unauthenticated("merchant API key"));
             }
             Ok(Merchant {
