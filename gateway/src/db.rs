@@ -7,33 +7,47 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
 use tokio_postgres::{error::SqlState, NoTls};
 
-/// `(version, SQL)` of each named file of `migrations/`.
-macro_rules! migrations {
-    ($($version:literal),* $(,)?) => {
-        &[$(($version, include_str!(concat!("../../migrations/", $version, ".sql")))),*]
+/// `(name, SQL)` of each named file of `migrations/` (or of a folder under it).
+macro_rules! sql_files {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../migrations/", $dir, $name, ".sql")))),*]
     };
 }
 
-/// The migrations, in order. Each is applied once, in its own transaction, and
-/// recorded with its checksum; a changed applied migration stops the start. A test
-/// checks that every file of `migrations/` is listed.
-const MIGRATIONS: &[(&str, &str)] = migrations![
+/// The versioned migrations, in order: tables, indexes, types and data. Each is
+/// applied once, in its own transaction, and recorded with its checksum; a changed
+/// applied migration stops the start. A test checks that every file is listed.
+const MIGRATIONS: &[(&str, &str)] = sql_files![
+    "":
     "0001_core",
     "0002_ledger",
-    "0003_ledger_post_one_lookup",
-    "0004_refunds",
-    "0005_transfers_payouts_statements",
-    "0006_webhooks",
-    "0007_webhooks_off_the_hot_path",
-    "0008_cross_border",
-    "0009_promotions",
-    "0010_points",
-    "0011_order_shows_its_charge",
-    "0012_points_in_the_payment",
-    "0013_admin_tokens_and_audit",
-    "0014_blocked_accounts",
-    "0015_blocked_merchants",
+    "0003_refunds",
+    "0004_transfers_payouts_statements",
+    "0005_webhooks",
+    "0006_cross_border",
+    "0007_promotions",
+    "0008_points",
+    "0009_order_shows_its_charge",
+    "0010_admin_tokens_and_audit",
+    "0011_blocked_accounts",
+    "0012_blocked_merchants",
 ];
+
+/// Every function and trigger, as it is now: one definition of each, edited in place.
+/// Applied after the versioned migrations whenever their text changes: all of this
+/// schema's functions and triggers are dropped and these created, in one transaction.
+const FUNCTIONS: &[(&str, &str)] = sql_files![
+    "functions/":
+    "ledger",
+    "wallet_calls",
+    "payments",
+    "refunds",
+    "transfers",
+    "webhooks",
+];
+
+/// The row of `schema_migrations` that records which `FUNCTIONS` are applied.
+const FUNCTIONS_VERSION: &str = "functions";
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
     let mut config: tokio_postgres::Config = settings
@@ -104,6 +118,9 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
             }
         }
     }
+    if apply_functions(&tx).await? {
+        applied.push(FUNCTIONS_VERSION);
+    }
     // SQL converts between currencies with their minor units: mirror the domain's table.
     let (codes, units): (Vec<&str>, Vec<i32>) = qrgate_domain::Currency::all()
         .map(|c| (c.code(), c.minor_units() as i32))
@@ -116,6 +133,58 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
     .await?;
     tx.commit().await?;
     Ok(applied)
+}
+
+/// Replaces every function and trigger of this schema with `FUNCTIONS` when their
+/// text changed since they were applied. Dropping first means a function removed or
+/// re-declared with other arguments leaves no stale overload behind; a table default
+/// or check that used a function would stop the drop (no CASCADE) rather than vanish.
+async fn apply_functions(tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<bool> {
+    let text: String = FUNCTIONS.iter().map(|(_, sql)| *sql).collect();
+    let checksum = checksum(&text);
+    let applied = tx
+        .query_opt(
+            "SELECT checksum FROM schema_migrations WHERE version = $1",
+            &[&FUNCTIONS_VERSION],
+        )
+        .await?;
+    if applied.is_some_and(|row| row.get::<_, String>(0) == checksum) {
+        return Ok(false);
+    }
+    tx.batch_execute(
+        "DO $$
+         DECLARE r record;
+         BEGIN
+             FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel
+                      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                      WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace
+             LOOP
+                 EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+             END LOOP;
+             FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p
+                      WHERE p.pronamespace = current_schema()::regnamespace
+                        AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+             LOOP
+                 EXECUTE format('DROP FUNCTION %s', r.f);
+             END LOOP;
+         END $$;
+         SET LOCAL check_function_bodies = off;",
+    )
+    .await
+    .context("dropping the previous functions")?;
+    for (name, sql) in FUNCTIONS {
+        tx.batch_execute(sql)
+            .await
+            .with_context(|| format!("applying functions/{name}.sql"))?;
+    }
+    tx.execute(
+        "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)
+         ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
+        &[&FUNCTIONS_VERSION, &checksum],
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Puts the operator's settings the ledger functions read into the database.
@@ -154,7 +223,32 @@ pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
 mod tests {
     #[test]
     fn every_migration_file_is_applied_in_order() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        assert_eq!(
+            registered(super::MIGRATIONS),
+            files_in("migrations"),
+            "register each file of migrations/ in MIGRATIONS, in order"
+        );
+    }
+
+    #[test]
+    fn every_function_file_is_applied() {
+        let mut registered = registered(super::FUNCTIONS);
+        registered.sort();
+        assert_eq!(
+            registered,
+            files_in("migrations/functions"),
+            "register each file of migrations/functions/ in FUNCTIONS"
+        );
+    }
+
+    fn registered(files: &[(&'static str, &str)]) -> Vec<&'static str> {
+        files.iter().map(|(name, _)| *name).collect()
+    }
+
+    fn files_in(folder: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(folder);
         let mut files: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -162,13 +256,6 @@ mod tests {
             .map(|name| name.trim_end_matches(".sql").to_owned())
             .collect();
         files.sort();
-        let registered: Vec<&str> = super::MIGRATIONS
-            .iter()
-            .map(|(version, _)| *version)
-            .collect();
-        assert_eq!(
-            registered, files,
-            "register each file of migrations/ in MIGRATIONS, in order"
-        );
+        files
     }
 }

@@ -1,31 +1,13 @@
 //! The `cashier` binary end to end: a real process against the real gateway.
 
-use crate::helpers::{json_ok, spawn_app, TestApp, TestMerchant};
+use crate::helpers::{json_ok, spawn_app, workspace_binary, TestApp, TestMerchant};
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 use tokio::process::{Child, Command};
 
-/// `target/<profile>/cashier`, built with the workspace (the SDK's own integration
-/// tests make cargo build it); built here if it is missing.
-fn cashier_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let binary = profile_dir.join("cashier");
-    if !binary.exists() {
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "-q", "-p", "merchant-sdk", "--bin", "cashier"])
-                .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
-                .status()
-                .unwrap();
-        assert!(status.success(), "building cashier");
-    }
-    binary
-}
-
 fn cashier(app: &TestApp, key: &str, args: &[&str]) -> Child {
-    Command::new(cashier_binary())
+    Command::new(workspace_binary("cashier"))
         .args(args)
         .env("QRGATE_URL", &app.address)
         .env("QRGATE_API_KEY", key)

@@ -417,3 +417,23 @@ impl TestApp {
         address
     }
 }
+
+/// `target/<profile>/<binary>`, as `./dev test` builds it before the tests (built
+/// here only if missing: cargo unifies features differently for test builds, so a
+/// build from inside a test would rebuild the workspace). Run the tests through
+/// `./dev test`: a binary left by an older build tests older code.
+pub fn workspace_binary(binary: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let path = profile_dir.join(binary);
+    if !path.exists() {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-q", "--workspace", "--bins"])
+                .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+                .status()
+                .unwrap();
+        assert!(status.success(), "building {binary}");
+    }
+    path
+}

@@ -9,6 +9,7 @@ mod cross_border;
 mod helpers;
 mod idempotency;
 mod metrics;
+mod migrations;
 mod movements;
 mod orders;
 mod payments;

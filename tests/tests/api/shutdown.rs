@@ -2,29 +2,12 @@
 //! payments. Every payment it acknowledged is settled, nothing is half done, and the
 //! ledger is whole (checked when the test app drops).
 
-use crate::helpers::{json_ok, spawn_app, TestApp};
+use crate::helpers::{json_ok, spawn_app, workspace_binary, TestApp};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 use tokio::process::Command;
-
-/// `target/<profile>/gateway`, built here if the workspace build did not make it.
-fn gateway_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let binary = profile_dir.join("gateway");
-    if !binary.exists() {
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "-q", "-p", "gateway", "--bin", "gateway"])
-                .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
-                .status()
-                .unwrap();
-        assert!(status.success(), "building the gateway");
-    }
-    binary
-}
 
 #[tokio::test]
 async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
@@ -44,7 +27,7 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mut child = Command::new(gateway_binary())
+    let mut child = Command::new(workspace_binary("gateway"))
         .arg("serve")
         .env("DATABASE_URL", &app.db_url)
         .env("QRGATE_ADMIN_TOKEN", &app.admin_token)

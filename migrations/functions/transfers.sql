@@ -1,60 +1,46 @@
--- Transfers between a wallet's customers, merchant payouts to allowed accounts, and
--- what statements need: a commit-safe order for ledger lines.
+-- Money in, between and out of accounts: top-ups, transfers, payouts.
+--
+-- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
--- Statement order. A posting's id is taken before its transaction commits, so ids alone
--- let a late commit slip behind a reader's cursor. Each line also records its
--- transaction id (xid8); a statement returns only lines whose xid is below its
--- snapshot's xmin (every older writer has finished), in (xid, id) order: a line that
--- commits later always sorts after every line already returned.
-ALTER TABLE ledger_transactions ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
-ALTER TABLE postings ADD COLUMN xid xid8;
-UPDATE postings p SET xid = t.xid FROM ledger_transactions t WHERE t.id = p.ledger_transaction_id;
-ALTER TABLE postings ALTER COLUMN xid SET NOT NULL, ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
-DROP INDEX postings_by_account;
-CREATE INDEX postings_by_account ON postings (account_id, xid, id);
-CREATE INDEX ledger_transactions_by_time ON ledger_transactions (created_at);
-
--- Customer accounts an operator allows a merchant to pay out to.
-CREATE TABLE payout_accounts (
-    merchant_id     text NOT NULL REFERENCES merchants (id),
-    account_id      text NOT NULL REFERENCES accounts (id),
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (merchant_id, account_id)
-);
-
-CREATE TABLE payouts (
-    id                      text PRIMARY KEY,
-    merchant_id             text NOT NULL REFERENCES merchants (id),
-    payout_reference        text NOT NULL CHECK (payout_reference ~ '^[ -~]{1,64}$'),
-    request_sha256          bytea NOT NULL,
-    http_status             smallint NOT NULL,
-    outcome                 text NOT NULL,
-    outcome_message         text,
-    to_account_id           text NOT NULL,
-    amount_minor            bigint NOT NULL CHECK (amount_minor > 0),
-    currency                text NOT NULL,
-    ledger_transaction_id   bigint UNIQUE REFERENCES ledger_transactions (id),
-    created_at              timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (merchant_id, payout_reference),
-    CHECK ((outcome = 'succeeded') = (ledger_transaction_id IS NOT NULL))
-);
-
--- What a transfer answered, for the wallet's retries (wallet_txns keeps the outcome).
-CREATE TABLE transfers (
-    wallet_id               text NOT NULL,
-    wallet_txn_id           text NOT NULL,
-    from_account_id         text NOT NULL,
-    to_account_id           text NOT NULL,
-    amount_minor            bigint NOT NULL CHECK (amount_minor > 0),
-    currency                text NOT NULL,
-    ledger_transaction_id   bigint NOT NULL UNIQUE REFERENCES ledger_transactions (id),
-    created_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (wallet_id, wallet_txn_id)
-);
+-- Money enters a customer's account from the wallet's funding account, which may go
+-- negative down to the operator's limit for that wallet and currency.
+CREATE OR REPLACE FUNCTION top_up(
+    p_wallet_id text, p_message_id text, p_message_sha256 bytea,
+    p_txn_id text, p_request_sha256 bytea,
+    p_account_id text, p_amount_minor bigint, p_currency text
+) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_begin record;
+    v_account_currency text;
+    v_funding text;
+    v_limit bigint;
+BEGIN
+    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'top_up',
+                                 p_request_sha256, p_account_id);
+    IF (v_begin.answer).outcome IS NOT NULL THEN
+        RETURN v_begin.answer;
+    END IF;
+    v_account_currency := v_begin.account_currency;
+    IF v_account_currency <> p_currency THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'top_up', p_request_sha256, 'currency_mismatch', 422,
+            'the account holds ' || v_account_currency, NULL, NULL, 0);
+    END IF;
+    SELECT a.id, l.limit_minor INTO v_funding, v_limit
+    FROM funding_limits l JOIN accounts a ON a.kind = 'funding' AND a.wallet_id = l.wallet_id AND a.currency = l.currency
+    WHERE l.wallet_id = p_wallet_id AND l.currency = p_currency;
+    IF NOT FOUND OR ledger_post('top_up', p_txn_id, ARRAY[v_funding, p_account_id],
+                                ARRAY[-p_amount_minor, p_amount_minor], ARRAY[-v_limit, NULL], 0) IS NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'top_up', p_request_sha256, 'limit_exceeded', 422,
+            'the wallet''s funding limit in ' || p_currency || ' would be exceeded', NULL, NULL, 0);
+    END IF;
+    INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome)
+    VALUES (p_wallet_id, p_txn_id, 'top_up', p_request_sha256, 200, 'succeeded');
+    RETURN wallet_answer('succeeded', 200, NULL);
+END $$;
 
 -- Moves money between two customer accounts of one wallet. Both balance rows are
 -- locked in account-id order first, so opposite transfers cannot deadlock.
-CREATE FUNCTION transfer(
+CREATE OR REPLACE FUNCTION transfer(
     p_wallet_id text, p_message_id text, p_message_sha256 bytea,
     p_txn_id text, p_request_sha256 bytea,
     p_from_account_id text, p_to_account_id text, p_amount_minor bigint, p_currency text
@@ -93,21 +79,9 @@ BEGIN
     RETURN wallet_answer('succeeded', 200, NULL);
 END $$;
 
-CREATE TYPE payout_outcome AS (
-    outcome         text,
-    http_status     smallint,
-    message         text,
-    payout_id       text,
-    to_account_id   text,
-    amount_minor    bigint,
-    currency        text,
-    payout_reference text,
-    created_at      timestamptz
-);
-
 -- Pays out from a merchant's settlement account to a customer account the operator
 -- allowed for it. Lock order: customer → merchant shards, as payments and refunds.
-CREATE FUNCTION payout(
+CREATE OR REPLACE FUNCTION payout(
     p_merchant_id text, p_payout_id text, p_reference text, p_request_sha256 bytea,
     p_to_account_id text, p_amount_minor bigint, p_currency text
 ) RETURNS payout_outcome LANGUAGE plpgsql AS $$

@@ -1,0 +1,410 @@
+-- Paying an order: currency conversion, campaigns, points and referrals, the
+-- quote, and pay_order itself (DESIGN.md §6, one round trip and one commit).
+--
+-- Applied by db::migrate after the versioned migrations, whenever this folder changes.
+
+-- The current rate from base to quote, or an all-NULL row.
+CREATE OR REPLACE FUNCTION fx_current_rate(p_base text, p_quote text) RETURNS fx_rates LANGUAGE sql STABLE AS $$
+    SELECT * FROM fx_rates WHERE base = p_base AND quote = p_quote ORDER BY created_at DESC, id DESC LIMIT 1;
+$$;
+
+-- due × rate × (1 + spread_bps / 10000), computed exactly and rounded half-up once, in
+-- minor units of p_to. At least one minor unit: nothing is sold for free by rounding.
+CREATE OR REPLACE FUNCTION fx_charge(p_due_minor bigint, p_from text, p_to text, p_rate numeric, p_spread_bps integer)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT greatest(1, round(p_due_minor::numeric * p_rate * (10000 + p_spread_bps) / 10000
+        * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_to)
+                           - (SELECT minor_units FROM currencies WHERE code = p_from))))::bigint;
+$$;
+
+-- A decimal cap in minor units of a currency, rounded down: rounding never lets a charge pass a cap.
+CREATE OR REPLACE FUNCTION minor_units_of(p_amount numeric, p_currency text) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT floor(p_amount * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_currency)))::bigint;
+$$;
+
+-- A campaign's discount on an order of p_amount_minor (0 when it does not apply).
+CREATE OR REPLACE FUNCTION campaign_discount(p_campaign campaigns, p_amount_minor bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_campaign.kind
+        WHEN 'percent_off' THEN least(round(p_amount_minor * p_campaign.percent_off / 100)::bigint,
+                                      coalesce(p_campaign.max_discount_minor, p_amount_minor), p_amount_minor - 1)
+        ELSE CASE WHEN p_amount_minor >= p_campaign.min_amount_minor THEN p_campaign.amount_off_minor ELSE 0 END
+    END;
+$$;
+
+-- The best campaign the customer may use on the order. With p_lock, each candidate's row
+-- is locked before its budget and the customer's uses are counted, so the answer holds
+-- until this transaction ends; without (quotes), nothing is locked or reserved.
+CREATE OR REPLACE FUNCTION campaign_take(p_order orders, p_wallet_id text, p_customer_account_id text, p_lock boolean)
+RETURNS campaign_offer LANGUAGE plpgsql AS $$
+DECLARE
+    c campaigns%ROWTYPE;
+    v_discount bigint;
+    v_uses bigint;
+    v_customer_reference text;
+BEGIN
+    FOR c IN SELECT * FROM campaigns
+             WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
+               AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
+               AND spent_minor < budget_minor
+             ORDER BY campaign_discount(campaigns, p_order.amount_minor) DESC, created_at, id LOOP
+        v_discount := campaign_discount(c, p_order.amount_minor);
+        EXIT WHEN v_discount <= 0;
+        IF p_lock THEN
+            SELECT * INTO c FROM campaigns WHERE id = c.id FOR UPDATE;
+        END IF;
+        CONTINUE WHEN c.spent_minor + v_discount > c.budget_minor;
+        IF c.per_customer_limit IS NOT NULL THEN
+            IF v_customer_reference IS NULL THEN
+                SELECT customer_reference INTO v_customer_reference FROM accounts WHERE id = p_customer_account_id;
+            END IF;
+            SELECT count(*) INTO v_uses FROM campaign_uses
+            WHERE campaign_id = c.id AND wallet_id = p_wallet_id AND customer_reference = v_customer_reference;
+            CONTINUE WHEN v_uses >= c.per_customer_limit;
+        END IF;
+        RETURN ROW(c.id, v_discount, c.funded_by)::campaign_offer;
+    END LOOP;
+    RETURN ROW(NULL, 0, NULL)::campaign_offer;
+END $$;
+
+-- Spends the budget and counts the customer's use (the campaign row is locked already).
+CREATE OR REPLACE FUNCTION campaign_record_use(p_offer campaign_offer, p_wallet_id text, p_customer_account_id text, p_payment_id text)
+RETURNS void LANGUAGE sql AS $$
+    UPDATE campaigns SET spent_minor = spent_minor + p_offer.discount_minor WHERE id = p_offer.campaign_id;
+    INSERT INTO campaign_uses (campaign_id, payment_id, wallet_id, customer_reference, discount_minor)
+    SELECT p_offer.campaign_id, p_payment_id, p_wallet_id, a.customer_reference, p_offer.discount_minor
+    FROM accounts a WHERE a.id = p_customer_account_id;
+$$;
+
+-- Up to p_points points (100 per unit of p_currency) against p_due_minor: the value
+-- (rounded down to a minor unit, at most what is due) and the points that buys.
+CREATE OR REPLACE FUNCTION points_redemption(p_points bigint, p_currency text, p_due_minor bigint)
+RETURNS points_redemption LANGUAGE sql STABLE AS $$
+    WITH scale AS (SELECT power(10::numeric, minor_units) AS per_unit FROM currencies WHERE code = p_currency),
+         value AS (SELECT least(floor(p_points * per_unit / 100), p_due_minor)::bigint AS minor, per_unit FROM scale)
+    SELECT ROW(ceil(minor * 100 / per_unit)::bigint, minor)::points_redemption FROM value;
+$$;
+
+-- Points earned by charging p_charged_minor of p_currency at a merchant: per whole unit, rounded down.
+CREATE OR REPLACE FUNCTION points_earned_for(p_charged_minor bigint, p_currency text, p_merchant_id text)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT floor(p_charged_minor / power(10::numeric, c.minor_units) * m.points_per_unit)::bigint
+    FROM currencies c, merchants m WHERE c.code = p_currency AND m.id = p_merchant_id;
+$$;
+
+-- The customer's points account (opened when first needed), its balance row locked.
+CREATE OR REPLACE FUNCTION points_account(p_wallet_id text, p_customer_account_id text, p_lock boolean)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_reference text;
+    v_id text;
+BEGIN
+    SELECT customer_reference INTO v_reference FROM accounts WHERE id = p_customer_account_id;
+    SELECT id INTO v_id FROM accounts
+    WHERE kind = 'customer' AND wallet_id = p_wallet_id AND customer_reference = v_reference AND currency = 'PTS';
+    IF v_id IS NULL THEN
+        v_id := 'acc_' || substr(md5(gen_random_uuid()::text), 1, 20);
+        INSERT INTO accounts (id, kind, currency, wallet_id, customer_reference, shard_count, referral_code, referred_by_code)
+        SELECT v_id, 'customer', 'PTS', p_wallet_id, v_reference, 1, referral_code, referred_by_code
+        FROM accounts WHERE id = p_customer_account_id
+        ON CONFLICT (wallet_id, customer_reference, currency) WHERE kind = 'customer' DO NOTHING;
+        IF FOUND THEN
+            INSERT INTO account_balances (account_id, shard, must_stay_nonnegative) VALUES (v_id, 0, true);
+        ELSE
+            SELECT id INTO v_id FROM accounts
+            WHERE kind = 'customer' AND wallet_id = p_wallet_id AND customer_reference = v_reference AND currency = 'PTS';
+        END IF;
+    END IF;
+    IF p_lock THEN
+        PERFORM 1 FROM account_balances WHERE account_id = v_id FOR UPDATE;
+    END IF;
+    RETURN v_id;
+END $$;
+
+-- Rewards a referred customer's first payment of at least the minimum, and their
+-- referrer, once each referral and at most rewards_per_referrer_max times a referrer.
+CREATE OR REPLACE FUNCTION referral_reward(p_wallet_id text, p_customer_account_id text, p_payment_id text, p_order orders, p_shard_seed integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    s referral_settings%ROWTYPE;
+    v_referee accounts%ROWTYPE;
+    v_referrer accounts%ROWTYPE;
+    v_referee_points text;
+    v_referrer_points text;
+BEGIN
+    SELECT * INTO s FROM referral_settings;
+    SELECT * INTO v_referee FROM accounts WHERE id = p_customer_account_id;
+    IF v_referee.referred_by_code IS NULL OR s.bonus_points = 0
+       OR p_order.amount_minor < s.min_payment_units * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_order.currency))
+       OR EXISTS (SELECT 1 FROM referral_rewards WHERE wallet_id = p_wallet_id AND referee_reference = v_referee.customer_reference) THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_referrer FROM accounts
+    WHERE kind = 'customer' AND wallet_id = p_wallet_id AND referral_code = v_referee.referred_by_code
+      AND customer_reference <> v_referee.customer_reference
+    ORDER BY created_at LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- The referrer's points row serializes their rewards (the cap holds under races).
+    v_referee_points := points_account(p_wallet_id, p_customer_account_id, true);
+    v_referrer_points := points_account(p_wallet_id, v_referrer.id, true);
+    IF (SELECT count(*) FROM referral_rewards WHERE wallet_id = p_wallet_id AND referrer_reference = v_referrer.customer_reference)
+       >= s.rewards_per_referrer_max THEN
+        RETURN;
+    END IF;
+    INSERT INTO referral_rewards (wallet_id, referee_reference, referrer_reference, payment_id, bonus_points)
+    VALUES (p_wallet_id, v_referee.customer_reference, v_referrer.customer_reference, p_payment_id, s.bonus_points)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        PERFORM ledger_post('points', 'referral:' || p_payment_id,
+            ARRAY[ledger_platform_account('points_liability', 'PTS', 16::smallint), v_referee_points, v_referrer_points],
+            ARRAY[-2 * s.bonus_points, s.bonus_points, s.bonus_points], ARRAY[]::bigint[], p_shard_seed);
+    END IF;
+END $$;
+
+-- What paying an order from an account would charge, locked for p_ttl_seconds.
+-- Reserves nothing: the payment checks everything again.
+CREATE OR REPLACE FUNCTION quote_order(
+    p_wallet_id text, p_quote_id text, p_order_id text, p_qr_payload text, p_customer_account_id text,
+    p_ttl_seconds integer, p_use_points bigint
+) RETURNS quote_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_account_currency text;
+    v_order orders%ROWTYPE;
+    v_rate fx_rates%ROWTYPE;
+    v_charged bigint;
+    v_offer campaign_offer;
+    v_redeem points_redemption;
+    v_expires timestamptz := now() + make_interval(secs => p_ttl_seconds);
+BEGIN
+    SELECT currency INTO v_account_currency FROM accounts
+    WHERE id = p_customer_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
+    IF NOT FOUND THEN
+        RETURN ROW('not_found', 404, 'no customer account ' || p_customer_account_id || ' in this wallet',
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
+    END IF;
+    SELECT * INTO v_order FROM orders WHERE id = p_order_id;
+    IF v_order.id IS NULL OR v_order.qr_payload <> p_qr_payload THEN
+        RETURN ROW('invalid_qr', 422, 'the QR payload was not issued by this gateway',
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
+    END IF;
+    IF v_order.status <> 'pending' OR v_order.expires_at <= now() THEN
+        RETURN ROW(CASE WHEN v_order.status IN ('pending', 'expired') THEN 'order_expired'
+                        WHEN v_order.status = 'closed' THEN 'order_not_payable' ELSE 'already_paid' END,
+                   CASE WHEN v_order.status IN ('pending', 'expired') THEN 422 ELSE 409 END,
+                   'order ' || v_order.id || ' cannot be paid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
+    END IF;
+    v_offer := campaign_take(v_order, p_wallet_id, p_customer_account_id, false);
+    v_charged := v_order.amount_minor - coalesce(v_offer.discount_minor, 0);
+    v_redeem := points_redemption(coalesce(p_use_points, 0), v_order.currency, v_charged);
+    v_charged := v_charged - v_redeem.value_minor;
+    IF v_account_currency <> v_order.currency THEN
+        v_rate := fx_current_rate(v_order.currency, v_account_currency);
+        IF v_rate.id IS NULL THEN
+            RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency,
+                       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
+        END IF;
+        v_charged := fx_charge(v_charged, v_order.currency, v_account_currency, v_rate.rate, v_rate.spread_bps);
+    END IF;
+    INSERT INTO quotes (id, wallet_id, order_id, customer_account_id, fx_rate_id, charged_minor, charged_currency, expires_at)
+    VALUES (p_quote_id, p_wallet_id, v_order.id, p_customer_account_id, v_rate.id, v_charged, v_account_currency, v_expires);
+    RETURN ROW('succeeded', 200, NULL, p_quote_id, v_order.id, v_order.amount_minor, v_order.currency, v_charged,
+               v_account_currency, v_rate.rate, v_rate.spread_bps, v_expires, coalesce(v_offer.discount_minor, 0),
+               v_redeem.points)::quote_outcome;
+END $$;
+
+-- Pays an order (as in 0002/0007), now across currencies and against quotes.
+CREATE OR REPLACE FUNCTION pay_order(
+    p_wallet_id text, p_message_id text, p_message_sha256 bytea,
+    p_txn_id text, p_request_sha256 bytea, p_payment_id text,
+    p_order_id text, p_qr_payload text, p_customer_account_id text,
+    p_amount_minor bigint, p_currency text, p_max_charged numeric, p_quote_id text, p_use_points bigint,
+    p_shard_seed integer, p_timeline_max integer
+) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_begin record;
+    v_account_currency text;
+    v_order orders%ROWTYPE;
+    v_merchant_account text;
+    v_fee_account text;
+    v_fee bigint;
+    v_ltx bigint;
+    v_now timestamptz := now();
+    v_notify boolean;
+    v_quote quotes%ROWTYPE;
+    v_rate fx_rates%ROWTYPE;
+    v_charged bigint;
+    v_charged_currency text;
+    v_legs_accounts text[];
+    v_legs_amounts bigint[];
+    v_offer campaign_offer;
+    v_due bigint;
+    v_credited bigint;
+    v_redeem points_redemption;
+    v_earned bigint;
+    v_points_account text;
+    v_merchant_blocked boolean;
+BEGIN
+    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
+                                 p_request_sha256, p_customer_account_id);
+    IF (v_begin.answer).outcome IS NOT NULL THEN
+        RETURN v_begin.answer;
+    END IF;
+    v_account_currency := v_begin.account_currency;
+
+    IF p_order_id IS NOT NULL THEN
+        SELECT * INTO v_order FROM orders WHERE id = p_order_id FOR UPDATE;
+    END IF;
+    IF v_order.id IS NULL OR v_order.qr_payload <> p_qr_payload THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'invalid_qr', 422,
+            'the QR payload was not issued by this gateway', v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    IF v_order.status = 'pending' AND v_order.expires_at <= v_now THEN
+        UPDATE orders SET status = 'expired', updated_at = v_now WHERE id = v_order.id;
+        INSERT INTO order_events (order_id, kind) VALUES (v_order.id, 'expired');
+        v_order.status := 'expired';
+    END IF;
+    IF v_order.status <> 'pending' THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256,
+            CASE v_order.status WHEN 'expired' THEN 'order_expired' WHEN 'closed' THEN 'order_not_payable' ELSE 'already_paid' END,
+            CASE v_order.status WHEN 'expired' THEN 422 ELSE 409 END,
+            'order ' || v_order.id || ' is ' || v_order.status, v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    SELECT m.account_id, m.webhook_url IS NOT NULL, m.blocked_at IS NOT NULL
+    INTO v_merchant_account, v_notify, v_merchant_blocked
+    FROM merchants m WHERE m.id = v_order.merchant_id;
+    IF v_merchant_blocked THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'account_blocked', 422,
+            'merchant ' || v_order.merchant_id || ' is blocked', v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    IF p_currency <> v_order.currency THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
+            'the order is in ' || v_order.currency || ', the request says ' || p_currency,
+            v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    IF p_amount_minor <> v_order.amount_minor THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'amount_mismatch', 422,
+            'the request amount differs from the order amount', v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    IF p_quote_id IS NOT NULL THEN
+        SELECT * INTO v_quote FROM quotes
+        WHERE id = p_quote_id AND wallet_id = p_wallet_id AND order_id = v_order.id AND customer_account_id = p_customer_account_id;
+        IF NOT FOUND OR v_quote.expires_at <= v_now THEN
+            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'quote_expired', 422,
+                CASE WHEN v_quote.id IS NULL THEN 'no such quote for this order and account' ELSE 'the quote expired at ' || v_quote.expires_at END,
+                v_order.id, p_customer_account_id, p_timeline_max);
+        END IF;
+    END IF;
+    -- The best campaign this customer may still use (its row locked: budget and
+    -- per-customer uses cannot be overspent by a concurrent payment).
+    v_offer := campaign_take(v_order, p_wallet_id, p_customer_account_id, true);
+    v_due := v_order.amount_minor - coalesce(v_offer.discount_minor, 0);
+    -- Points asked for are worth 1/100 of a unit of the order's currency each, at most
+    -- what is due; the platform funds their value.
+    v_redeem := points_redemption(coalesce(p_use_points, 0), v_order.currency, v_due);
+    v_due := v_due - v_redeem.value_minor;
+    -- What the paying account is charged: what is due, or across currencies what is due
+    -- at the quoted (else the current) rate plus spread, rounded once.
+    v_charged := v_due;
+    v_charged_currency := v_order.currency;
+    IF v_account_currency <> v_order.currency THEN
+        IF v_quote.id IS NOT NULL THEN
+            SELECT * INTO v_rate FROM fx_rates WHERE id = v_quote.fx_rate_id;
+        ELSE
+            v_rate := fx_current_rate(v_order.currency, v_account_currency);
+        END IF;
+        IF v_rate.id IS NULL THEN
+            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
+                'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency || ' (the paying account''s currency)',
+                v_order.id, p_customer_account_id, p_timeline_max);
+        END IF;
+        v_charged := fx_charge(v_due, v_order.currency, v_account_currency, v_rate.rate, v_rate.spread_bps);
+        v_charged_currency := v_account_currency;
+    END IF;
+    IF p_max_charged IS NOT NULL AND v_charged > minor_units_of(p_max_charged, v_charged_currency) THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'charge_exceeds_max', 422,
+            'the charge exceeds max_charged', v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+    -- The customer's points account is locked before their money (the one lock order),
+    -- whenever this payment redeems or earns points.
+    v_earned := points_earned_for(v_charged, v_charged_currency, v_order.merchant_id);
+    IF v_redeem.points > 0 OR v_earned > 0 THEN
+        v_points_account := points_account(p_wallet_id, p_customer_account_id, true);
+        IF v_redeem.points > (SELECT balance_minor FROM account_balances WHERE account_id = v_points_account) THEN
+            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
+                'the customer has fewer than ' || v_redeem.points || ' points', v_order.id, p_customer_account_id, p_timeline_max);
+        END IF;
+    END IF;
+
+    v_fee_account := 'acc_fee_' || lower(v_order.currency);
+    -- The merchant is credited the amount less a discount it funds; the fee is on that,
+    -- half-up (integer arithmetic on positives).
+    v_credited := v_order.amount_minor - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
+    v_fee := (v_credited * v_order.fee_rate_bps * 2 + 10000) / 20000;
+    -- Legs in the one lock order: customer, merchant, fee, FX positions (payer's side first).
+    v_legs_accounts := ARRAY[p_customer_account_id, v_merchant_account, v_fee_account];
+    v_legs_amounts := ARRAY[-v_charged, v_credited - v_fee, v_fee];
+    IF v_charged_currency <> v_order.currency THEN
+        v_legs_accounts := v_legs_accounts || ledger_platform_account('fx_position', v_charged_currency, 16::smallint)
+                                           || ledger_platform_account('fx_position', v_order.currency, 16::smallint);
+        v_legs_amounts := v_legs_amounts || v_charged || -v_due;
+    END IF;
+    IF v_offer.funded_by = 'platform' OR v_redeem.value_minor > 0 THEN
+        v_legs_accounts := v_legs_accounts || ledger_platform_account('promotions', v_order.currency, 16::smallint);
+        v_legs_amounts := v_legs_amounts
+            || -(CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END + v_redeem.value_minor);
+    END IF;
+    -- Points redeemed and earned are legs of the payment's own transaction (PTS balances
+    -- on its own): one ledger transaction per sale.
+    IF v_redeem.points > 0 OR v_earned > 0 THEN
+        v_legs_accounts := v_legs_accounts || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint)
+                                           || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint);
+        v_legs_amounts := v_legs_amounts || -v_redeem.points || v_redeem.points || v_earned || -v_earned;
+    END IF;
+    v_ltx := ledger_post('payment', p_payment_id, v_legs_accounts, v_legs_amounts, ARRAY[0]::bigint[], p_shard_seed);
+    IF v_ltx IS NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
+            'the customer account balance is too low', v_order.id, p_customer_account_id, p_timeline_max);
+    END IF;
+
+    INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
+                          charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,
+                          fx_rate_id, fx_rate, fx_spread_bps, quote_id, discount_minor, campaign_id, discount_funded_by,
+                          points_used, points_value_minor, points_earned)
+    VALUES (p_payment_id, v_order.id, p_wallet_id, p_txn_id, p_customer_account_id, v_order.amount_minor,
+            v_order.currency, v_charged, v_charged_currency, v_fee, v_ltx, v_now,
+            v_rate.id, v_rate.rate, v_rate.spread_bps, v_quote.id, coalesce(v_offer.discount_minor, 0),
+            v_offer.campaign_id, v_offer.funded_by, v_redeem.points, v_redeem.value_minor, v_earned);
+    IF (SELECT referred_by_code IS NOT NULL FROM accounts WHERE id = p_customer_account_id) THEN
+        PERFORM referral_reward(p_wallet_id, p_customer_account_id, p_payment_id, v_order, p_shard_seed);
+    END IF;
+    IF v_offer.campaign_id IS NOT NULL THEN
+        PERFORM campaign_record_use(v_offer, p_wallet_id, p_customer_account_id, p_payment_id);
+    END IF;
+    UPDATE orders SET status = 'paid', paid_at = v_now, payment_id = p_payment_id, updated_at = v_now,
+                      discount_minor = coalesce(v_offer.discount_minor, 0), charged_minor = v_charged,
+                      charged_currency = v_charged_currency
+    WHERE id = v_order.id;
+    INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, payment_id, order_id)
+    VALUES (p_wallet_id, p_txn_id, 'payment', p_request_sha256, 200, 'succeeded', p_payment_id, v_order.id);
+    IF v_notify THEN
+        PERFORM webhook_enqueue(v_order.merchant_id, 'order.paid', v_order.id);
+    END IF;
+    RETURN ROW('succeeded', 200, NULL, p_payment_id, v_order.id, v_order.amount_minor, v_order.currency,
+               coalesce(v_offer.discount_minor, 0), v_charged, v_charged_currency, v_fee, v_redeem.points, v_earned,
+               v_now)::wallet_outcome;
+END $$;
+
+-- Moves due pending orders to expired, at most p_batch at a time; safe to run on
+-- every replica at once (SKIP LOCKED).
+CREATE OR REPLACE FUNCTION expire_due_orders(p_batch integer) RETURNS integer LANGUAGE sql AS $$
+    WITH due AS (
+        SELECT id FROM orders WHERE status = 'pending' AND expires_at <= now()
+        ORDER BY expires_at LIMIT p_batch FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        UPDATE orders o SET status = 'expired', updated_at = now() FROM due WHERE o.id = due.id RETURNING o.id
+    ), events AS (
+        INSERT INTO order_events (order_id, kind) SELECT id, 'expired' FROM expired RETURNING 1
+    )
+    SELECT count(*)::integer FROM events;
+$$;
