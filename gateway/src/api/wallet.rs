@@ -135,8 +135,32 @@ async fn reject_malformed(
     Err(error)
 }
 
-fn parse_request<T: serde::de::DeserializeOwned>(post: &SignedPost) -> Result<T, ApiError> {
-    parse_json(&post.body)
+/// The signed POST bodies this API parses, by the last segment of their path.
+#[derive(Clone, Copy, Debug)]
+pub enum WalletPost {
+    Customers,
+    TopUps,
+    Transfers,
+    Quotes,
+    Payments,
+}
+
+/// Parses a signed body exactly as its handler does, up to the database. The entry
+/// point of the `wallet_request` fuzz target (`fuzz/`); the handlers call the same
+/// parsers.
+pub fn parse_wallet_post(kind: WalletPost, body: &[u8]) -> ApiResult<()> {
+    match kind {
+        WalletPost::Customers => parse_open_customer(body).map(drop),
+        WalletPost::TopUps => parse_top_up(body).map(drop),
+        WalletPost::Transfers => parse_transfer(body).map(drop),
+        WalletPost::Quotes => parse_quote(body).map(drop),
+        WalletPost::Payments => parse_payment(body).map(drop),
+    }
+}
+
+fn money(field: &'static str, amount: &str, currency: &str) -> ApiResult<Money> {
+    let currency = Currency::parse(currency).map_err(|e| ApiError::invalid("currency", e))?;
+    Money::parse(amount, currency).map_err(|e| ApiError::invalid(field, e))
 }
 
 /// The canonical digest of a parsed request: equal for equal requests however the
@@ -168,6 +192,19 @@ struct OpenCustomerRequest {
     referral_code: Option<String>,
 }
 
+type CustomerReference = AsciiText<CUSTOMER_REFERENCE_CHARS_MAX>;
+
+fn parse_open_customer(
+    body: &[u8],
+) -> ApiResult<(OpenCustomerRequest, CustomerReference, Currency)> {
+    let request: OpenCustomerRequest = parse_json(body)?;
+    let reference = CustomerReference::parse(&request.customer_reference)
+        .map_err(|e| ApiError::invalid("customer_reference", e))?;
+    let currency =
+        Currency::parse(&request.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    Ok((request, reference, currency))
+}
+
 /// Opens a customer's account in a currency. Opening the same customer's account in
 /// the same currency again answers that account (201, idempotent).
 async fn open_customer(
@@ -177,19 +214,7 @@ async fn open_customer(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
-    let request: OpenCustomerRequest = match parse_request(&post) {
-        Ok(r) => r,
-        Err(e) => return reject_malformed(&state, &post, e).await,
-    };
-    let parsed = (|| {
-        let reference =
-            AsciiText::<CUSTOMER_REFERENCE_CHARS_MAX>::parse(&request.customer_reference)
-                .map_err(|e| ApiError::invalid("customer_reference", e))?;
-        let currency =
-            Currency::parse(&request.currency).map_err(|e| ApiError::invalid("currency", e))?;
-        Ok::<_, ApiError>((reference, currency))
-    })();
-    let (reference, currency) = match parsed {
+    let (request, reference, currency) = match parse_open_customer(&post.body) {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
@@ -290,6 +315,14 @@ struct TopUpRequest {
     currency: String,
 }
 
+fn parse_top_up(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, Money)> {
+    let r: TopUpRequest = parse_json(body)?;
+    let txn = wallet_txn_id(&r.wallet_txn_id)?;
+    let account = account_id("account_id", &r.account_id)?;
+    let amount = money("amount", &r.amount, &r.currency)?;
+    Ok((request_sha256("top_up", &r), txn, account, amount))
+}
+
 async fn top_up(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -297,15 +330,7 @@ async fn top_up(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
-    let parsed = parse_request::<TopUpRequest>(&post).and_then(|r| {
-        let txn = wallet_txn_id(&r.wallet_txn_id)?;
-        let account = account_id("account_id", &r.account_id)?;
-        let currency =
-            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
-        let amount =
-            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
-        Ok((request_sha256("top_up", &r), txn, account, amount))
-    });
+    let parsed = parse_top_up(&post.body);
     let (request_sha, txn, account, amount) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
@@ -347,6 +372,21 @@ struct TransferRequest {
     customer_authentication: Option<CustomerAuthentication>,
 }
 
+fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, Money)> {
+    let r: TransferRequest = parse_json(body)?;
+    let txn = wallet_txn_id(&r.wallet_txn_id)?;
+    let from = account_id("from_account_id", &r.from_account_id)?;
+    let to = account_id("to_account_id", &r.to_account_id)?;
+    if from == to {
+        return Err(ApiError::invalid(
+            "to_account_id",
+            "must differ from from_account_id",
+        ));
+    }
+    let amount = money("amount", &r.amount, &r.currency)?;
+    Ok((request_sha256("transfer", &r), txn, from, to, amount))
+}
+
 /// Between two accounts of this wallet's customers, in one currency.
 async fn transfer(
     state: web::Data<AppState>,
@@ -355,22 +395,7 @@ async fn transfer(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
-    let parsed = parse_request::<TransferRequest>(&post).and_then(|r| {
-        let txn = wallet_txn_id(&r.wallet_txn_id)?;
-        let from = account_id("from_account_id", &r.from_account_id)?;
-        let to = account_id("to_account_id", &r.to_account_id)?;
-        if from == to {
-            return Err(ApiError::invalid(
-                "to_account_id",
-                "must differ from from_account_id",
-            ));
-        }
-        let currency =
-            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
-        let amount =
-            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
-        Ok((request_sha256("transfer", &r), txn, from, to, amount))
-    });
+    let parsed = parse_transfer(&post.body);
     let (request_sha, txn, from, to, amount) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
@@ -442,10 +467,7 @@ impl Payment {
     fn parse(r: &PayRequest) -> ApiResult<Self> {
         let txn = wallet_txn_id(&r.wallet_txn_id)?;
         let customer_account_id = account_id("customer_account_id", &r.customer_account_id)?;
-        let currency =
-            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
-        let amount =
-            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+        let amount = money("amount", &r.amount, &r.currency)?;
         let max_charged = r
             .max_charged
             .as_deref()
@@ -483,6 +505,11 @@ impl Payment {
     }
 }
 
+fn parse_payment(body: &[u8]) -> ApiResult<(Payment, PayRequest)> {
+    let request: PayRequest = parse_json(body)?;
+    Ok((Payment::parse(&request)?, request))
+}
+
 async fn pay(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -490,7 +517,7 @@ async fn pay(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
-    let parsed = parse_request::<PayRequest>(&post).and_then(|r| Ok((Payment::parse(&r)?, r)));
+    let parsed = parse_payment(&post.body);
     let (payment, request) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
@@ -670,6 +697,18 @@ struct QuoteRequest {
     use_points: Option<i64>,
 }
 
+fn parse_quote(body: &[u8]) -> ApiResult<(String, String, Option<i64>)> {
+    let r: QuoteRequest = parse_json(body)?;
+    let account = account_id("customer_account_id", &r.customer_account_id)?;
+    if r.use_points.is_some_and(|p| p < 0) {
+        return Err(ApiError::invalid(
+            "use_points",
+            "must be a whole number of points, zero or more",
+        ));
+    }
+    Ok((r.qr_payload, account, r.use_points))
+}
+
 /// What the customer would be charged for a scanned QR, locked for a minute. Reserves
 /// nothing: the payment checks everything again (and pays at the quote's rate).
 async fn quote(
@@ -679,16 +718,7 @@ async fn quote(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
-    let parsed = parse_request::<QuoteRequest>(&post).and_then(|r| {
-        let account = account_id("customer_account_id", &r.customer_account_id)?;
-        if r.use_points.is_some_and(|p| p < 0) {
-            return Err(ApiError::invalid(
-                "use_points",
-                "must be a whole number of points, zero or more",
-            ));
-        }
-        Ok((r.qr_payload, account, r.use_points))
-    });
+    let parsed = parse_quote(&post.body);
     let (qr_payload, account, use_points) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
