@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0010_admin_tokens_and_audit",
     "0011_blocked_accounts",
     "0012_blocked_merchants",
+    "0013_risk",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -40,6 +41,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "functions/":
     "ledger",
     "wallet_calls",
+    "risk",
     "payments",
     "refunds",
     "transfers",

@@ -175,6 +175,8 @@ pub struct ApiError {
     cause: Option<anyhow::Error>,
     /// `Retry-After` in seconds, for `rate_limited`.
     retry_after_seconds: Option<u64>,
+    /// The risk rule that declined a payment or transfer (`daily_amount`, …).
+    rule: Option<String>,
 }
 
 impl ApiError {
@@ -184,7 +186,13 @@ impl ApiError {
             message: message.into(),
             cause: None,
             retry_after_seconds: None,
+            rule: None,
         }
+    }
+
+    /// Names the risk rule that declined the call, in the body's `error.rule`.
+    pub fn with_rule(self, rule: Option<String>) -> Self {
+        ApiError { rule, ..self }
     }
 
     /// Too many requests: come back in `retry_after_seconds` (at least 1).
@@ -210,6 +218,7 @@ impl ApiError {
             message: "internal error; the request id identifies it in our logs".into(),
             cause: Some(cause),
             retry_after_seconds: None,
+            rule: None,
         }
     }
 
@@ -225,15 +234,20 @@ impl ApiError {
             message: "the service is temporarily unavailable; retry with backoff".into(),
             cause: Some(cause),
             retry_after_seconds: None,
+            rule: None,
         }
     }
 
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": {
+        let mut error = serde_json::json!({
             "code": self.code.as_str(),
             "message": self.message,
             "request_id": current_request_id(),
-        }})
+        });
+        if let Some(rule) = &self.rule {
+            error["rule"] = rule.as_str().into();
+        }
+        serde_json::json!({ "error": error })
     }
 }
 

@@ -206,8 +206,10 @@ pub fn outcome_error(row: &tokio_postgres::Row) -> Option<ApiError> {
         return None;
     }
     let message: Option<String> = row.get("message");
+    // Only wallet calls can be declined by a risk rule; other outcomes have no column.
+    let rule: Option<String> = row.try_get("rule").ok().flatten();
     Some(match ErrorCode::parse(outcome) {
-        Some(code) => ApiError::new(code, message.unwrap_or_default()),
+        Some(code) => ApiError::new(code, message.unwrap_or_default()).with_rule(rule),
         None => ApiError::internal(anyhow::anyhow!(
             "a ledger function answered an unknown outcome {outcome}"
         )),

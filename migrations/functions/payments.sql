@@ -219,7 +219,7 @@ CREATE OR REPLACE FUNCTION pay_order(
     p_txn_id text, p_request_sha256 bytea, p_payment_id text,
     p_order_id text, p_qr_payload text, p_customer_account_id text,
     p_amount_minor bigint, p_currency text, p_max_charged numeric, p_quote_id text, p_use_points bigint,
-    p_shard_seed integer, p_timeline_max integer
+    p_mfa boolean, p_shard_seed integer, p_timeline_max integer
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
     v_begin record;
@@ -244,6 +244,7 @@ DECLARE
     v_earned bigint;
     v_points_account text;
     v_merchant_blocked boolean;
+    v_risk record;
 BEGIN
     v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
                                  p_request_sha256, p_customer_account_id);
@@ -325,6 +326,11 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'charge_exceeds_max', 422,
             'the charge exceeds max_charged', v_order.id, p_customer_account_id, p_timeline_max);
     END IF;
+    v_risk := risk_check(p_wallet_id, p_customer_account_id, v_charged_currency, v_charged, p_mfa);
+    IF v_risk.code IS NOT NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, v_risk.code, 422,
+            v_risk.message, v_order.id, p_customer_account_id, p_timeline_max, v_risk.rule);
+    END IF;
     -- The customer's points account is locked before their money (the one lock order),
     -- whenever this payment redeems or earns points.
     v_earned := points_earned_for(v_charged, v_charged_currency, v_order.merchant_id);
@@ -366,6 +372,7 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
             'the customer account balance is too low', v_order.id, p_customer_account_id, p_timeline_max);
     END IF;
+    PERFORM risk_record(p_customer_account_id, v_charged, p_mfa);
 
     INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
                           charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,
@@ -392,7 +399,7 @@ BEGIN
     END IF;
     RETURN ROW('succeeded', 200, NULL, p_payment_id, v_order.id, v_order.amount_minor, v_order.currency,
                coalesce(v_offer.discount_minor, 0), v_charged, v_charged_currency, v_fee, v_redeem.points, v_earned,
-               v_now)::wallet_outcome;
+               v_now, NULL)::wallet_outcome;
 END $$;
 
 -- Moves due pending orders to expired, at most p_batch at a time; safe to run on

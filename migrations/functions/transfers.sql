@@ -43,12 +43,13 @@ END $$;
 CREATE OR REPLACE FUNCTION transfer(
     p_wallet_id text, p_message_id text, p_message_sha256 bytea,
     p_txn_id text, p_request_sha256 bytea,
-    p_from_account_id text, p_to_account_id text, p_amount_minor bigint, p_currency text
+    p_from_account_id text, p_to_account_id text, p_amount_minor bigint, p_currency text, p_mfa boolean
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
     v_begin record;
     v_to_currency text;
     v_ltx bigint;
+    v_risk record;
 BEGIN
     v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'transfer',
                                  p_request_sha256, p_from_account_id);
@@ -64,6 +65,11 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'currency_mismatch', 422,
             'both accounts must hold ' || p_currency, NULL, NULL, 0);
     END IF;
+    v_risk := risk_check(p_wallet_id, p_from_account_id, p_currency, p_amount_minor, p_mfa);
+    IF v_risk.code IS NOT NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, v_risk.code, 422,
+            v_risk.message, NULL, NULL, 0, v_risk.rule);
+    END IF;
     PERFORM 1 FROM account_balances WHERE account_id IN (p_from_account_id, p_to_account_id)
     ORDER BY account_id FOR UPDATE;
     v_ltx := ledger_post('transfer', p_txn_id, ARRAY[p_from_account_id, p_to_account_id],
@@ -72,6 +78,7 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'insufficient_funds', 422,
             'the paying account''s balance is too low', NULL, NULL, 0);
     END IF;
+    PERFORM risk_record(p_from_account_id, p_amount_minor, p_mfa);
     INSERT INTO transfers (wallet_id, wallet_txn_id, from_account_id, to_account_id, amount_minor, currency, ledger_transaction_id)
     VALUES (p_wallet_id, p_txn_id, p_from_account_id, p_to_account_id, p_amount_minor, p_currency, v_ltx);
     INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome)

@@ -3,9 +3,9 @@
 --
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
-CREATE OR REPLACE FUNCTION wallet_answer(p_code text, p_http_status integer, p_message text)
+CREATE OR REPLACE FUNCTION wallet_answer(p_code text, p_http_status integer, p_message text, p_rule text DEFAULT NULL)
 RETURNS wallet_outcome LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(p_code, p_http_status, p_message, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::wallet_outcome;
+    SELECT ROW(p_code, p_http_status, p_message, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p_rule)::wallet_outcome;
 $$;
 
 -- The stored answer to (wallet, wallet_txn_id), or NULL when there is none.
@@ -13,7 +13,7 @@ CREATE OR REPLACE FUNCTION wallet_txn_answer(p_wallet_id text, p_txn_id text)
 RETURNS wallet_outcome LANGUAGE sql STABLE AS $$
     SELECT ROW(t.outcome, t.http_status, t.outcome_message, p.id, coalesce(p.order_id, t.order_id),
                p.amount_minor, p.currency, p.discount_minor, p.charged_minor, p.charged_currency,
-               p.fee_minor, p.points_used, p.points_earned, p.paid_at)::wallet_outcome
+               p.fee_minor, p.points_used, p.points_earned, p.paid_at, t.outcome_rule)::wallet_outcome
     FROM wallet_txns t LEFT JOIN payments p ON p.id = t.payment_id
     WHERE t.wallet_id = p_wallet_id AND t.wallet_txn_id = p_txn_id;
 $$;
@@ -88,21 +88,23 @@ END $$;
 
 -- Stores a definitive failure of a wallet_txn call, and puts a payment attempt on its
 -- order's timeline (at most p_timeline_max entries per order). Moves no money.
+-- p_rule names the risk rule that declined it, if one did.
 CREATE OR REPLACE FUNCTION wallet_txn_fail(
     p_wallet_id text, p_txn_id text, p_kind text, p_request_sha256 bytea,
     p_code text, p_http_status integer, p_message text,
-    p_order_id text, p_customer_account_id text, p_timeline_max integer
+    p_order_id text, p_customer_account_id text, p_timeline_max integer, p_rule text DEFAULT NULL
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, outcome_message, order_id)
-    VALUES (p_wallet_id, p_txn_id, p_kind, p_request_sha256, p_http_status, p_code, p_message, p_order_id);
+    INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, outcome_message,
+                             order_id, outcome_rule)
+    VALUES (p_wallet_id, p_txn_id, p_kind, p_request_sha256, p_http_status, p_code, p_message, p_order_id, p_rule);
     IF p_order_id IS NOT NULL THEN
         UPDATE orders SET failed_attempts = failed_attempts + 1
         WHERE id = p_order_id AND failed_attempts < p_timeline_max;
         IF FOUND THEN
-            INSERT INTO order_events (order_id, kind, code, wallet_id, customer_account_id)
-            VALUES (p_order_id, 'payment_failed', p_code, p_wallet_id, p_customer_account_id);
+            INSERT INTO order_events (order_id, kind, code, wallet_id, customer_account_id, rule)
+            VALUES (p_order_id, 'payment_failed', p_code, p_wallet_id, p_customer_account_id, p_rule);
         END IF;
     END IF;
-    RETURN wallet_answer(p_code, p_http_status, p_message);
+    RETURN wallet_answer(p_code, p_http_status, p_message, p_rule);
 END $$;

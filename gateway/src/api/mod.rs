@@ -8,6 +8,7 @@ pub mod payouts;
 pub mod reconciliation;
 pub mod refunds;
 pub mod reports;
+pub mod risk;
 pub mod statements;
 pub mod wallet;
 pub mod webhooks;
@@ -18,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::routes)
         .configure(admin::routes)
         .configure(operators::routes)
+        .configure(risk::routes)
         .configure(orders::routes)
         .configure(wallet::routes)
         .configure(reconciliation::routes)

@@ -530,13 +530,13 @@ async fn order_events(
     let order = fetch_order(&client, &merchant.merchant_id, &path).await?;
     let rows = client
         .query(
-            "SELECT created_at, 'created', NULL, NULL, 0::bigint FROM orders WHERE id = $1
+            "SELECT created_at, 'created', NULL, NULL, 0::bigint, NULL FROM orders WHERE id = $1
              UNION ALL
-             SELECT created_at, kind, code, customer_account_id, id FROM order_events WHERE order_id = $1
+             SELECT created_at, kind, code, customer_account_id, id, rule FROM order_events WHERE order_id = $1
              UNION ALL
-             SELECT paid_at, 'paid', NULL, customer_account_id, 9223372036854775807 FROM payments WHERE order_id = $1
+             SELECT paid_at, 'paid', NULL, customer_account_id, 9223372036854775807, NULL FROM payments WHERE order_id = $1
              UNION ALL
-             SELECT created_at, 'refunded', NULL, NULL, 9223372036854775807 FROM refunds
+             SELECT created_at, 'refunded', NULL, NULL, 9223372036854775807, NULL FROM refunds
              WHERE order_id = $1 AND outcome = 'succeeded'
              ORDER BY 1, 5",
             &[&order.get::<_, &str>(0)],
@@ -549,6 +549,7 @@ async fn order_events(
                 "at": timestamp(r.get(0)),
                 "kind": r.get::<_, &str>(1),
                 "code": r.get::<_, Option<&str>>(2),
+                "rule": r.get::<_, Option<&str>>(5),
                 "customer_account": r.get::<_, Option<&str>>(3).map(mask_account),
             })
         })

@@ -372,7 +372,7 @@ struct TransferRequest {
     customer_authentication: Option<CustomerAuthentication>,
 }
 
-fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, Money)> {
+fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, Money, bool)> {
     let r: TransferRequest = parse_json(body)?;
     let txn = wallet_txn_id(&r.wallet_txn_id)?;
     let from = account_id("from_account_id", &r.from_account_id)?;
@@ -384,7 +384,8 @@ fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, 
         ));
     }
     let amount = money("amount", &r.amount, &r.currency)?;
-    Ok((request_sha256("transfer", &r), txn, from, to, amount))
+    let mfa = CustomerAuthentication::is_mfa(r.customer_authentication);
+    Ok((request_sha256("transfer", &r), txn, from, to, amount, mfa))
 }
 
 /// Between two accounts of this wallet's customers, in one currency.
@@ -396,13 +397,13 @@ async fn transfer(
 ) -> ApiResult<HttpResponse> {
     let post = signed_post(&state, &req, payload, &path).await?;
     let parsed = parse_transfer(&post.body);
-    let (request_sha, txn, from, to, amount) = match parsed {
+    let (request_sha, txn, from, to, amount, mfa) = match parsed {
         Ok(p) => p,
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
     let row = call_with_retry(
         &state,
-        "SELECT * FROM transfer($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "SELECT * FROM transfer($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -413,6 +414,7 @@ async fn transfer(
             &to,
             &amount.minor(),
             &amount.currency().code(),
+            &mfa,
         ],
     )
     .await?;
@@ -442,13 +444,20 @@ struct PayRequest {
     customer_authentication: Option<CustomerAuthentication>,
 }
 
-/// How the wallet verified its customer for this payment.
+/// How the wallet verified its customer for this payment or transfer, asserted inside
+/// its signed body. Only `mfa` satisfies strong customer authentication.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 enum CustomerAuthentication {
     None,
     Pin,
     Mfa,
+}
+
+impl CustomerAuthentication {
+    fn is_mfa(asserted: Option<Self>) -> bool {
+        asserted == Some(Self::Mfa)
+    }
 }
 
 /// A payment request with every field parsed.
@@ -461,6 +470,7 @@ struct Payment {
     /// decimal text the wallet sent (checked to be one) and converted there.
     max_charged: Option<String>,
     quote_id: Option<String>,
+    mfa: bool,
 }
 
 impl Payment {
@@ -501,6 +511,7 @@ impl Payment {
             amount,
             max_charged,
             quote_id,
+            mfa: CustomerAuthentication::is_mfa(r.customer_authentication),
         })
     }
 }
@@ -533,7 +544,7 @@ async fn pay(
     let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16)",
+        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -549,6 +560,7 @@ async fn pay(
             &payment.max_charged,
             &payment.quote_id,
             &request.use_points,
+            &payment.mfa,
             &shard_seed,
             &state.settings.limits.timeline_entries_per_order_max,
         ],

@@ -187,6 +187,43 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_put(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The wallet's signing secret, read from the database: for a second client of the
+    /// same wallet (another replica's address).
+    pub async fn wallet_secret(&self, wallet_id: &str) -> SigningSecret {
+        let text: String = self
+            .db()
+            .await
+            .query_one(
+                "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 LIMIT 1",
+                &[&wallet_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        SigningSecret::parse(&text).unwrap()
+    }
+
+    /// An order's timeline items (`GET /v1/orders/{id}/events`).
+    pub async fn timeline(&self, key: &str, order_id: &str) -> Vec<Value> {
+        let events = json_ok(
+            self.merchant_get(key, &format!("/v1/orders/{order_id}/events"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        events["items"].as_array().unwrap().clone()
+    }
+
     pub async fn admin_delete(&self, path: &str) -> Response {
         self.http
             .delete(self.url(path))

@@ -17,6 +17,7 @@ mod points;
 mod promotions;
 mod rate_limits;
 mod refunds;
+mod risk;
 mod sdk;
 mod shutdown;
 mod simulator;

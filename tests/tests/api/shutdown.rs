@@ -55,7 +55,7 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
     let replica = simulator::wallet::WalletClient::new(
         &base,
         &wallet.wallet_id,
-        secret(&app, &wallet.wallet_id).await,
+        app.wallet_secret(&wallet.wallet_id).await,
         app.http.clone(),
     );
 
@@ -115,18 +115,4 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
         app.count("SELECT count(*) FROM orders WHERE status = 'paid'")
             .await
     );
-}
-
-async fn secret(app: &TestApp, wallet_id: &str) -> qrgate_domain::signing::SigningSecret {
-    let text: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 LIMIT 1",
-            &[&wallet_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    qrgate_domain::signing::SigningSecret::parse(&text).unwrap()
 }
