@@ -4,6 +4,7 @@
 use crate::{
     error::{ApiError, ApiResult, ErrorCode},
     http::header_str,
+    request_rates::RateSubject,
     state::AppState,
 };
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
@@ -215,6 +216,10 @@ impl FromRequest for Merchant {
             if !secret_matches(secret, row.get(1)) {
                 return Err(unauthenticated("merchant API key"));
             }
+            let limit = state.settings.limits.api_key_requests_per_second_max;
+            (state.request_rates)
+                .admit(&client, RateSubject::ApiKey(key_id), limit)
+                .await?;
             Ok(Merchant {
                 merchant_id: row.get(0),
                 key_id: key_id.to_owned(),
@@ -265,24 +270,36 @@ pub async fn verify_wallet(
     }
     let message_id = qrgate_domain::ids::ClientId::parse(headers.id)
         .map_err(|e| ApiError::new(ErrorCode::InvalidSignature, format!("webhook-id {e}")))?;
-    let secrets = if qrgate_domain::ids::is_gateway_id(wallet_id) {
-        active_wallet_secrets(state, wallet_id).await?
+    let client = if qrgate_domain::ids::is_gateway_id(wallet_id) {
+        Some(state.pool.get().await?)
     } else {
-        Vec::new()
+        None
+    };
+    let secrets = match &client {
+        Some(client) => active_wallet_secrets(client, wallet_id).await?,
+        None => Vec::new(),
     };
     let now = chrono::Utc::now().timestamp();
     signing::verify(&secrets, headers, content, now).map_err(|e| match e {
         SignatureError::Stale => ApiError::new(ErrorCode::StaleTimestamp, e.to_string()),
         _ => ApiError::new(ErrorCode::InvalidSignature, e.to_string()),
     })?;
+    if let Some(client) = &client {
+        let limit = state.settings.limits.wallet_requests_per_second_max;
+        (state.request_rates)
+            .admit(client, RateSubject::Wallet(wallet_id), limit)
+            .await?;
+    }
     Ok(WalletCall {
         wallet_id: wallet_id.to_owned(),
         message_id: message_id.as_str().to_owned(),
     })
 }
 
-async fn active_wallet_secrets(state: &AppState, wallet_id: &str) -> ApiResult<Vec<SigningSecret>> {
-    let client = state.pool.get().await?;
+async fn active_wallet_secrets(
+    client: &deadpool_postgres::Client,
+    wallet_id: &str,
+) -> ApiResult<Vec<SigningSecret>> {
     let stmt = client
         .prepare_cached(
             "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",

@@ -139,6 +139,12 @@ limits! {
     auth_failure_window_seconds: u64 = 60;
     /// Source IPs tracked at once (bounded memory under a spray of addresses).
     auth_failure_ips_tracked_max: usize = 100_000;
+    /// Requests one merchant API key may make per second, across all replicas (429 beyond).
+    api_key_requests_per_second_max: u32 = 200;
+    /// Signed requests one wallet may make per second, across all replicas (429 beyond).
+    wallet_requests_per_second_max: u32 = 1_000;
+    /// API keys and wallets whose leases one replica keeps at once (bounded memory).
+    rate_subjects_tracked_max: usize = 100_000;
     /// Delivered and given-up events are kept this long for the deliveries list.
     webhook_event_retention_seconds: i64 = 30 * 86_400;
 }

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0011_blocked_accounts",
     "0012_blocked_merchants",
     "0013_risk",
+    "0014_request_rates",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -46,6 +47,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "refunds",
     "transfers",
     "webhooks",
+    "request_rates",
 ];
 
 /// The row of `schema_migrations` that records which `FUNCTIONS` are applied.

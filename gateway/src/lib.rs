@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod qr_image;
+pub mod request_rates;
 pub mod startup;
 pub mod state;
 pub mod sweeper;

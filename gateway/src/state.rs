@@ -10,12 +10,15 @@ pub struct AppState {
     pub order_waiters: OrderWaiters,
     pub metrics: Metrics,
     pub auth_failures: crate::auth_failures::AuthFailures,
+    pub request_rates: crate::request_rates::RequestRates,
     admin_token_sha256: [u8; 32],
 }
 
 impl AppState {
     pub fn new(pool: Pool, settings: Settings) -> Self {
         let auth_failures = crate::auth_failures::AuthFailures::new(&settings.limits);
+        let request_rates =
+            crate::request_rates::RequestRates::new(settings.limits.rate_subjects_tracked_max);
         let admin_token_sha256 = crate::auth::sha256_32(settings.admin_token.expose().as_bytes());
         AppState {
             pool,
@@ -23,6 +26,7 @@ impl AppState {
             order_waiters: OrderWaiters::default(),
             metrics: Metrics::default(),
             auth_failures,
+            request_rates,
             admin_token_sha256,
         }
     }

@@ -57,3 +57,127 @@ async fn a_source_that_keeps_failing_authentication_is_held_off_for_the_window()
     tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
 }
+
+/// The database's current unix second: request windows are its seconds.
+async fn db_second(app: &crate::helpers::TestApp) -> i64 {
+    app.count("SELECT floor(extract(epoch FROM clock_timestamp()))::bigint")
+        .await
+}
+
+/// Sends `count` requests through `send`, `batch` at a time; the statuses, and how many
+/// one-second windows of the database clock they spanned.
+async fn burst<F, Fut>(
+    app: &crate::helpers::TestApp,
+    count: usize,
+    batch: usize,
+    send: F,
+) -> (Vec<reqwest::Response>, i64)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let first = db_second(app).await;
+    let mut responses = Vec::new();
+    for start in (0..count).step_by(batch) {
+        let sent = (start..(start + batch).min(count)).map(&send);
+        responses.extend(futures_util::future::join_all(sent).await);
+    }
+    let windows = db_second(app).await - first + 1;
+    (responses, windows)
+}
+
+fn tally(responses: &[reqwest::Response]) -> (usize, usize) {
+    let ok = responses.iter().filter(|r| r.status().is_success()).count();
+    let limited = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(ok + limited, responses.len(), "only 2xx and 429 expected");
+    for r in responses.iter().filter(|r| !r.status().is_success()) {
+        assert_eq!(r.headers()["retry-after"], "1");
+    }
+    (ok, limited)
+}
+
+#[tokio::test]
+async fn an_api_key_gets_at_most_its_rate_across_two_replicas() {
+    let limits = [("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "20")];
+    let app = spawn_app_with(&limits).await;
+    let replica = app.spawn_replica(&limits).await;
+    let merchant = app.create_merchant().await;
+    let other = app.create_merchant().await;
+
+    let (responses, windows) = burst(&app, 300, 30, |i| {
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.clone()
+        };
+        let request = app
+            .http
+            .get(format!("{base}/v1/orders"))
+            .bearer_auth(&merchant.cashier_key);
+        async move { request.send().await.unwrap() }
+    })
+    .await;
+    let (ok, limited) = tally(&responses);
+    assert!(limited > 0, "300 requests in {windows} s at 20/s");
+    assert!(
+        ok as i64 <= 20 * windows,
+        "{ok} admitted in {windows} windows of 20"
+    );
+    let error = assert_error(
+        responses
+            .into_iter()
+            .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+            .unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("API key"));
+    // Another merchant's key has its own allowance.
+    json_ok(
+        app.merchant_get(&other.cashier_key, "/v1/orders").await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wallet_gets_at_most_its_rate_and_a_limited_call_changes_nothing() {
+    let app = spawn_app_with(&[("QRGATE_WALLET_REQUESTS_PER_SECOND_MAX", "10")]).await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let mut orders = Vec::new();
+    for _ in 0..60 {
+        orders.push(app.create_order(&merchant.cashier_key, "1.00").await);
+    }
+
+    let (responses, windows) = burst(&app, orders.len(), 20, |i| {
+        let body = crate::helpers::TestApp::pay_body(&orders[i], &customer);
+        let wallet = &wallet;
+        async move { wallet.post("payments", &body).await.unwrap() }
+    })
+    .await;
+    let (ok, limited) = tally(&responses);
+    assert!(limited > 0, "60 payments in {windows} s at 10/s");
+    assert!(
+        ok as i64 <= 10 * windows,
+        "{ok} admitted in {windows} windows of 10"
+    );
+    // What was refused moved nothing: every paid order is an admitted payment.
+    assert_eq!(app.count("SELECT count(*) FROM payments").await, ok as i64);
+    let spent_minor = 100 * ok as i64;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT sum(balance_minor)::bigint FROM account_balances WHERE account_id = '{customer}'"
+        ))
+        .await,
+        10_000 - spent_minor
+    );
+}
