@@ -28,7 +28,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 /// `429 rate_limited` while the caller's address has used up its failed
 /// authentications (checked before the credentials, so a guesser learns nothing).
 fn check_auth_failures(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
-    let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+    let Some(ip) = crate::http::client_ip(req, &state.settings.trusted_proxies) else {
         return Ok(());
     };
     match state.auth_failures.retry_after(ip) {

@@ -4,8 +4,9 @@
 //!
 //! Per replica, in memory: the one limit where an approximation is acceptable (N
 //! replicas allow N× the guesses), and it keeps the database out of an attack's path.
-//! The source is the TCP peer: `X-Forwarded-For` is not trusted, or an attacker would
-//! name a new address for every guess.
+//! The source is the TCP peer, or behind a listed reverse proxy the address that proxy
+//! saw (`http::client_ip`); an `X-Forwarded-For` from anyone else is ignored, or an
+//! attacker would name a new address for every guess.
 
 use crate::config::Limits;
 use std::{

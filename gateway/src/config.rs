@@ -35,6 +35,9 @@ pub struct Settings {
     pub gateway_guid: String,
     /// `json` for production log lines, `text` for people.
     pub log_format: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`QRGATE_TRUSTED_PROXIES`,
+    /// comma-separated addresses). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub limits: Limits,
 }
 
@@ -207,6 +210,17 @@ impl Settings {
             allow_private_webhooks: get("QRGATE_ALLOW_PRIVATE_WEBHOOKS").as_deref() == Some("1"),
             gateway_guid,
             log_format: get("QRGATE_LOG_FORMAT").unwrap_or_else(|| "text".into()),
+            trusted_proxies: get("QRGATE_TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse().with_context(|| {
+                        format!("QRGATE_TRUSTED_PROXIES: {a} is not an IP address")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
             limits,
         })
     }

@@ -44,8 +44,8 @@ pub async fn request_id_middleware(
                 .metrics
                 .request(method.as_str(), &route, status, elapsed);
             if status == 401 {
-                if let Some(peer) = response.request().peer_addr() {
-                    state.auth_failures.record_failure(peer.ip());
+                if let Some(ip) = client_ip(response.request(), &state.settings.trusted_proxies) {
+                    state.auth_failures.record_failure(ip);
                 }
             }
             let actor = response
@@ -280,4 +280,80 @@ pub fn sha256(parts: &[&[u8]]) -> Vec<u8> {
         hasher.update(part);
     }
     hasher.finalize().to_vec()
+}
+
+/// The caller's address: the TCP peer, or, when the peer is a trusted reverse proxy,
+/// the nearest address in `X-Forwarded-For` that is not one of ours. Nearest, because
+/// each proxy appends the address it saw and anything to its left may be forged by
+/// the client. A list that runs out or does not parse leaves the proxy's own address.
+pub fn client_ip(
+    req: &HttpRequest,
+    trusted_proxies: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(forwarded_client(peer, &forwarded, trusted_proxies))
+}
+
+fn forwarded_client(
+    peer: std::net::IpAddr,
+    forwarded_for: &str,
+    trusted_proxies: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    let mut client = peer;
+    let mut hops = forwarded_for.rsplit(',').map(str::trim);
+    while trusted_proxies.contains(&client) {
+        match hops.next().and_then(|hop| hop.parse().ok()) {
+            Some(ip) => client = ip,
+            None => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::forwarded_client;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_peer_is_the_client_unless_it_is_a_trusted_proxy() {
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // No proxy trusted: X-Forwarded-For is whatever the client wrote.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), "203.0.113.7", &[]),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            forwarded_client(ip("198.51.100.1"), "203.0.113.7", &proxies),
+            ip("198.51.100.1")
+        );
+        // Through two of our proxies; the client's own forged entry is to the left.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), "1.2.3.4, 203.0.113.7, 10.0.0.2", &proxies),
+            ip("203.0.113.7")
+        );
+        // A list that runs out, or an entry that does not parse, leaves the proxy.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), "", &proxies),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), "10.0.0.2", &proxies),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), "unknown", &proxies),
+            ip("10.0.0.1")
+        );
+    }
 }

@@ -181,3 +181,37 @@ async fn a_wallet_gets_at_most_its_rate_and_a_limited_call_changes_nothing() {
         10_000 - spent_minor
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_failure_limit() {
+    let app = spawn_app_with(&[
+        ("QRGATE_AUTH_FAILURES_PER_IP_MAX", "2"),
+        ("QRGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let merchant = app.create_merchant().await;
+    let get = |key: &str, forwarded_for: &str| {
+        app.http
+            .get(app.url("/v1/orders"))
+            .bearer_auth(key)
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+    };
+    let (key_id, _) = merchant.cashier_key.split_once('.').unwrap();
+    let wrong = format!("{key_id}.{}", "0".repeat(32));
+    for _ in 0..2 {
+        // The client writes an address of its own; the proxy appends the one it saw.
+        let response = get(&wrong, "198.51.100.9, 203.0.113.7").await.unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    let held = get(&merchant.cashier_key, "203.0.113.7").await.unwrap();
+    assert_error(held, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Other clients of the same proxy, and the forged address, are not held off.
+    let other = get(&merchant.cashier_key, "198.51.100.9").await.unwrap();
+    json_ok(other, StatusCode::OK).await;
+    json_ok(
+        app.merchant_get(&merchant.cashier_key, "/v1/orders").await,
+        StatusCode::OK,
+    )
+    .await;
+}
