@@ -38,6 +38,9 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` names the client (`QRGATE_TRUSTED_PROXIES`,
     /// comma-separated addresses). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Validate every JSON request and response against `/openapi.json` and keep the
+    /// mismatches (`QRGATE_OPENAPI_CHECK=1`; the integration tests set it).
+    pub openapi_check: bool,
     pub limits: Limits,
 }
 
@@ -221,6 +224,7 @@ impl Settings {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?,
+            openapi_check: get("QRGATE_OPENAPI_CHECK").as_deref() == Some("1"),
             limits,
         })
     }

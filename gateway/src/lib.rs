@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod qr_image;
 pub mod request_rates;
 pub mod startup;

@@ -2,9 +2,19 @@
 //! on its listener (port 0 in tests), and the sweeper.
 
 use crate::{
-    api, config::Settings, db, http::request_id_middleware, state::AppState, sweeper, webhooks,
+    api,
+    config::Settings,
+    db,
+    http::request_id_middleware,
+    openapi::{self, check::Checker},
+    state::AppState,
+    sweeper, webhooks,
 };
-use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use actix_web::{
+    dev::Server,
+    middleware::{from_fn, Condition},
+    web, App, HttpServer,
+};
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 /// Concurrent connections per worker before new ones wait in the backlog.
@@ -18,6 +28,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: Arc<AppState>,
+    openapi_checker: Option<Arc<Checker>>,
 }
 
 impl Application {
@@ -34,21 +45,30 @@ impl Application {
         let state = Arc::new(AppState::new(pool, settings));
         let data = web::Data::from(state.clone());
         let limits = state.settings.limits.clone();
+        let openapi_checker =
+            (state.settings.openapi_check).then(|| Arc::new(Checker::new(openapi::document())));
+        let checker_data = openapi_checker.clone().map(web::Data::from);
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    crate::error::ApiError::invalid("query", e.to_string()).into()
-                }))
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|_, _| crate::error::ApiError::not_found("resource").into()),
-                )
-                .wrap(from_fn(request_id_middleware))
-                .configure(api::routes)
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(crate::error::ApiError::not_found("route"))
-                }))
+            let mut app = App::new().app_data(data.clone());
+            if let Some(checker) = &checker_data {
+                app = app.app_data(checker.clone());
+            }
+            app.app_data(web::QueryConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::invalid("query", e.to_string()).into()
+            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_, _| crate::error::ApiError::not_found("resource").into()),
+            )
+            .wrap(Condition::new(
+                checker_data.is_some(),
+                from_fn(openapi::check::check_middleware),
+            ))
+            .wrap(from_fn(request_id_middleware))
+            .configure(api::routes)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(crate::error::ApiError::not_found("route"))
+            }))
         })
         .listen(listener)?
         .max_connections(CONNECTIONS_PER_WORKER_MAX)
@@ -60,7 +80,14 @@ impl Application {
             port,
             server,
             state,
+            openapi_checker,
         })
+    }
+
+    /// With `openapi_check` on: the requests and responses that did not match the
+    /// OpenAPI document so far.
+    pub fn openapi_checker(&self) -> Option<Arc<Checker>> {
+        self.openapi_checker.clone()
     }
 
     pub fn port(&self) -> u16 {

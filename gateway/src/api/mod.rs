@@ -20,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(admin::routes)
         .configure(operators::routes)
         .configure(risk::routes)
+        .configure(crate::openapi::routes)
         .configure(orders::routes)
         .configure(wallet::routes)
         .configure(reconciliation::routes)

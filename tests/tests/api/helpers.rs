@@ -1,19 +1,25 @@
 //! `spawn_app()`: a fresh database, the real gateway on a random port, and one method
 //! per thing a test does. Dropping a `TestApp` checks the ledger invariants of
-//! DESIGN.md §4 — after every test, whatever it did.
+//! DESIGN.md §4 — after every test, whatever it did — and that every request the
+//! gateway accepted and every JSON response it sent matched `/openapi.json`.
 
 use gateway::{Application, Settings};
 use qrgate_domain::signing::SigningSecret;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use simulator::wallet::WalletClient;
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 pub struct TestApp {
     pub address: String,
     pub admin_token: String,
     pub http: reqwest::Client,
     pub db_url: String,
+    /// This app's and its replicas' OpenAPI checkers.
+    openapi_checkers: Mutex<Vec<Arc<gateway::openapi::check::Checker>>>,
 }
 
 /// A merchant with a manager key (all scopes) and a cashier key (`orders`).
@@ -70,6 +76,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
         ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
         ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),
+        ("QRGATE_OPENAPI_CHECK".into(), "1".into()),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
@@ -79,12 +86,14 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .await
         .expect("the gateway starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let openapi_checkers = Mutex::new(app.openapi_checker().into_iter().collect());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         admin_token,
         http: reqwest::Client::new(),
         db_url,
+        openapi_checkers,
     }
 }
 
@@ -107,6 +116,14 @@ impl Drop for TestApp {
             violations.is_empty(),
             "ledger invariants broken:\n{}",
             violations.join("\n")
+        );
+        let mismatches: Vec<String> = (self.openapi_checkers.lock().unwrap().iter())
+            .flat_map(|checker| checker.violations())
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "requests or responses that /openapi.json does not describe:\n{}",
+            mismatches.join("\n")
         );
     }
 }
@@ -442,6 +459,7 @@ impl TestApp {
             ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
             ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
             ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),
+            ("QRGATE_OPENAPI_CHECK".into(), "1".into()),
         ]);
         for (k, v) in overrides {
             vars.insert((*k).into(), (*v).into());
@@ -449,6 +467,7 @@ impl TestApp {
         let app = Application::build(Settings::from_vars(&vars).unwrap())
             .await
             .expect("the replica starts");
+        (self.openapi_checkers.lock().unwrap()).extend(app.openapi_checker());
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         address

@@ -11,6 +11,7 @@ mod idempotency;
 mod metrics;
 mod migrations;
 mod movements;
+mod openapi;
 mod orders;
 mod payments;
 mod points;

@@ -1,7 +1,7 @@
 //! Merchant webhooks: outbox, signed at-least-once delivery, retries, 410, replicas,
 //! secret rotation, and destinations that must not be private.
 
-use crate::helpers::{assert_error, json_ok, spawn_app_with, TestApp, TestMerchant};
+use crate::helpers::{assert_error, json_ok, spawn_app, spawn_app_with, TestApp, TestMerchant};
 use merchant_sdk::webhooks::verify;
 use reqwest::{header::HeaderMap, StatusCode};
 use serde_json::{json, Value};
@@ -412,4 +412,37 @@ async fn private_destinations_are_refused_unless_allowed() {
         hook.seen.lock().unwrap().is_empty(),
         "nothing reached the private address"
     );
+}
+
+#[tokio::test]
+async fn an_operator_rotates_a_merchants_webhook_secret() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let path = format!("/v1/admin/merchants/{}/webhook-secret", merchant.id);
+    let rotated = json_ok(app.admin_post(&path, &json!({})).await, StatusCode::CREATED).await;
+    assert!(rotated["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    let stored: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT webhook_secret FROM merchants WHERE id = $1",
+            &[&merchant.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, rotated["webhook_secret"].as_str().unwrap());
+    assert_error(
+        app.admin_post(
+            "/v1/admin/merchants/mch_nosuchmerchant0000/webhook-secret",
+            &json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }

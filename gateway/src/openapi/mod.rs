@@ -1,0 +1,525 @@
+//! The API described: `/openapi.json` (OpenAPI 3.1) and `/docs`, an interactive page
+//! served from assets bundled in the binary (it works with no network). The document
+//! is built here from the operation table below and the schemas in `schemas.json`; the
+//! error-code catalogue, the currencies and the limits come from the code itself. Tests
+//! hold it to the code both ways: every route and method actix serves is in the table
+//! (and nothing else is), and with `QRGATE_OPENAPI_CHECK=1` every request the gateway
+//! accepted and every JSON response it sent in the integration tests is validated
+//! against it (`check`).
+
+pub mod check;
+
+use crate::{config::Limits, error::ErrorCode};
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi_json))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .service(swagger_ui_dist::generate_scope(
+            swagger_ui_dist::ApiDefinition {
+                uri_prefix: "/docs",
+                api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
+                title: Some("qrgate API"),
+            },
+        ));
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// Who may call an operation, and how.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anyone,
+    Metrics,
+    Admin,
+    Merchant(&'static str),
+    Wallet,
+}
+
+/// What a successful call answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    Json(u16, &'static str),
+    /// JSON, or CSV with `format=csv`.
+    JsonOrCsv(u16, &'static str),
+    Media(&'static str),
+}
+
+/// One operation: `(method, path, summary, caller, query parameters, request body
+/// schema, success answer, error statuses beyond those its caller and body imply)`.
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Caller,
+    &'static [&'static str],
+    Option<&'static str>,
+    Answer,
+    &'static [u16],
+);
+
+const PAGE: &[&str] = &["cursor", "limit"];
+const STATEMENT: &[&str] = &["from", "to", "cursor", "limit", "format"];
+
+#[rustfmt::skip]
+const OPERATIONS: &[Operation] = {
+    use Answer::*;
+    use Caller::*;
+    &[
+        ("get", "/healthz", "The process is up", Anyone, &[], None, Json(200, "Health"), &[]),
+        ("get", "/readyz", "The database answers", Anyone, &[], None, Json(200, "Ready"), &[503]),
+        ("get", "/metrics", "Prometheus metrics (404 while QRGATE_METRICS_TOKEN is unset)", Metrics, &[], None, Media("text/plain"), &[404]),
+        ("get", "/openapi.json", "This document", Anyone, &[], None, Json(200, "OpenApiDocument"), &[]),
+        ("post", "/v1/admin/merchants", "Register a merchant", Admin, &[], Some("MerchantCreate"), Json(201, "Merchant"), &[]),
+        ("post", "/v1/admin/merchants/{id}/api-keys", "Issue an API key", Admin, &[], Some("ApiKeyCreate"), Json(201, "ApiKeyCreated"), &[404]),
+        ("get", "/v1/admin/merchants/{id}/api-keys", "List a merchant's API keys", Admin, PAGE, None, Json(200, "ApiKeyPage"), &[404]),
+        ("delete", "/v1/admin/merchants/{id}/api-keys/{key_id}", "Revoke an API key", Admin, &[], None, Json(200, "Revoked"), &[404]),
+        ("post", "/v1/admin/merchants/{id}/payout-accounts", "Allow a payout account", Admin, &[], Some("PayoutAccountAllow"), Json(201, "PayoutAccountAllowed"), &[404, 422]),
+        ("post", "/v1/admin/merchants/{id}/webhook-secret", "Rotate a merchant's webhook secret", Admin, &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[404]),
+        ("post", "/v1/admin/merchants/{id}/block", "Block a merchant", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
+        ("post", "/v1/admin/merchants/{id}/unblock", "Unblock a merchant", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
+        ("post", "/v1/admin/accounts/{id}/block", "Block a customer account", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
+        ("post", "/v1/admin/accounts/{id}/unblock", "Unblock a customer account", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
+        ("post", "/v1/admin/fx-rates", "Set an exchange rate", Admin, &[], Some("FxRateCreate"), Json(201, "FxRate"), &[]),
+        ("post", "/v1/admin/campaigns", "Start a campaign", Admin, &[], Some("CampaignCreate"), Json(201, "Campaign"), &[404]),
+        ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
+        ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404]),
+        ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret", Admin, &[], None, Json(200, "WalletSecretRetired"), &[404]),
+        ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
+        ("get", "/v1/admin/wallets/{id}/sca", "A wallet's SCA rules", Admin, &[], None, Json(200, "ScaRuleList"), &[404]),
+        ("put", "/v1/admin/wallets/{id}/sca/{currency}", "Set a wallet's SCA rule for a currency", Admin, &[], Some("ScaRuleSet"), Json(200, "ScaRule"), &[404]),
+        ("delete", "/v1/admin/wallets/{id}/sca/{currency}", "Remove a wallet's SCA rule", Admin, &[], Some("Empty"), Json(200, "ScaRuleRemoved"), &[404]),
+        ("get", "/v1/admin/risk-limits", "Every currency's risk limits", Admin, &[], None, Json(200, "RiskLimitsList"), &[]),
+        ("put", "/v1/admin/risk-limits/{currency}", "Replace a currency's risk limits", Admin, &[], Some("RiskLimitsSet"), Json(200, "RiskLimits"), &[]),
+        ("post", "/v1/admin/tokens", "Issue a named admin token", Admin, &[], Some("AdminTokenCreate"), Json(201, "AdminTokenCreated"), &[]),
+        ("delete", "/v1/admin/tokens/{id}", "Revoke a named admin token", Admin, &[], None, Json(200, "Revoked"), &[404]),
+        ("get", "/v1/admin/audit", "The audit log of admin actions", Admin, PAGE, None, Json(200, "AuditPage"), &[]),
+        ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
+        ("post", "/v1/admin/reconciliation/payments", "Check that payments settled exactly once", Admin, &[], Some("ReconcilePayments"), Json(200, "PaymentsReconciled"), &[]),
+        ("post", "/v1/orders", "Create an order and its QR", Merchant("orders"), &[], Some("OrderCreate"), Json(201, "Order"), &[409, 422]),
+        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["status", "from", "to", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
+        ("get", "/v1/orders/{id}", "An order (long-polls with wait_seconds)", Merchant("orders"), &["wait_seconds"], None, Json(200, "Order"), &[404]),
+        ("get", "/v1/orders/{id}/qr.svg", "The order's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
+        ("get", "/v1/orders/{id}/qr.png", "The order's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
+        ("post", "/v1/orders/{id}/close", "Close a pending order", Merchant("orders"), &[], Some("Empty"), Json(200, "Order"), &[404, 409]),
+        ("get", "/v1/orders/{id}/events", "The order's timeline", Merchant("orders"), &[], None, Json(200, "OrderTimeline"), &[404]),
+        ("post", "/v1/orders/{id}/refunds", "Refund a paid order, in part or whole", Merchant("refunds"), &[], Some("RefundCreate"), Json(201, "Refund"), &[404, 409, 422]),
+        ("post", "/v1/payouts", "Pay out to an allowed account", Merchant("refunds"), &[], Some("PayoutCreate"), Json(201, "Payout"), &[404, 409, 422]),
+        ("get", "/v1/accounts", "The merchant's accounts", Merchant("reports"), &[], None, Json(200, "AccountList"), &[]),
+        ("get", "/v1/accounts/{id}", "An account's balance", Merchant("reports"), &[], None, Json(200, "Account"), &[404]),
+        ("get", "/v1/accounts/{id}/statement", "An account's statement", Merchant("reports"), STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
+        ("get", "/v1/reports/settlement", "The daily settlement report", Merchant("reports"), &["date", "format"], None, JsonOrCsv(200, "SettlementReport"), &[]),
+        ("get", "/v1/webhooks/deliveries", "Webhook deliveries, newest first", Merchant("reports"), PAGE, None, Json(200, "WebhookDeliveryPage"), &[]),
+        ("post", "/v1/webhooks/deliveries/{id}/retry", "Deliver an event again", Merchant("reports"), &[], Some("Empty"), Json(200, "WebhookRetry"), &[404]),
+        ("post", "/v1/webhooks/secret", "Rotate the webhook secret", Merchant("reports"), &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[]),
+        ("post", "/v1/wallets/{wallet_id}/customers", "Open a customer's account", Wallet, &[], Some("CustomerOpen"), Json(201, "CustomerOpened"), &[]),
+        ("post", "/v1/wallets/{wallet_id}/top-ups", "Top up a customer's account", Wallet, &[], Some("TopUp"), Json(200, "TopUpDone"), &[404, 422]),
+        ("post", "/v1/wallets/{wallet_id}/transfers", "Move money between two customers", Wallet, &[], Some("Transfer"), Json(200, "TransferDone"), &[404, 422]),
+        ("post", "/v1/wallets/{wallet_id}/quotes", "What paying a scanned QR would charge", Wallet, &[], Some("QuoteRequest"), Json(200, "Quote"), &[404, 409, 422]),
+        ("post", "/v1/wallets/{wallet_id}/payments", "Pay a scanned order", Wallet, &[], Some("PaymentRequest"), Json(200, "Payment"), &[404, 422]),
+        ("get", "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}", "The stored answer to a payment", Wallet, &[], None, Json(200, "Payment"), &[404, 409, 422]),
+        ("get", "/v1/wallets/{wallet_id}/accounts/{id}", "A customer account's balance", Wallet, &[], None, Json(200, "Account"), &[404]),
+        ("get", "/v1/wallets/{wallet_id}/accounts/{id}/statement", "A customer account's statement", Wallet, STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
+    ]
+};
+
+/// The document, built once.
+pub fn document() -> Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build).clone()
+}
+
+fn build() -> Value {
+    let mut paths = Map::new();
+    for &(method, path, summary, caller, query, request, answer, errors) in OPERATIONS {
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
+        entry[method] = operation(
+            method, path, summary, caller, query, request, answer, errors,
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "qrgate",
+            "version": "1",
+            "description": "QR acquiring gateway: merchants create orders and show their QR; wallets pay them with signed requests; operators run it. Amounts are decimal strings. See docs/api.md for the rules behind each call.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "responses": error_responses(),
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer", "description": "QRGATE_ADMIN_TOKEN, or a named admin token `adm_….<secret>`."},
+                "merchant": {"type": "http", "scheme": "bearer", "description": "A merchant API key `key_….<secret>`; each operation names the scope it needs."},
+                "metrics": {"type": "http", "scheme": "bearer", "description": "QRGATE_METRICS_TOKEN."},
+                "walletId": {"type": "apiKey", "in": "header", "name": "webhook-id", "description": "Standard Webhooks: a unique message id, at most once per 10 minutes."},
+                "walletTimestamp": {"type": "apiKey", "in": "header", "name": "webhook-timestamp", "description": "Unix seconds, within 5 minutes of the gateway's clock."},
+                "walletSignature": {"type": "apiKey", "in": "header", "name": "webhook-signature", "description": "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` under a secret of the wallet; space-separated during rotation."},
+            },
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn operation(
+    method: &str,
+    path: &str,
+    summary: &str,
+    caller: Caller,
+    query: &[&str],
+    request: Option<&str>,
+    answer: Answer,
+    errors: &[u16],
+) -> Value {
+    let mut parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    parameters.extend(query.iter().map(|name| query_parameter(name)));
+    let mut responses = Map::new();
+    match answer {
+        Answer::Json(status, schema) => {
+            responses.insert(status.to_string(), json!({"description": "Success", "content": {"application/json": {"schema": schema_ref(schema)}}}));
+        }
+        Answer::JsonOrCsv(status, schema) => {
+            responses.insert(
+                status.to_string(),
+                json!({"description": "Success: JSON, or CSV with format=csv", "content": {
+                    "application/json": {"schema": schema_ref(schema)},
+                    "text/csv": {"schema": {"type": "string"}},
+                }}),
+            );
+        }
+        Answer::Media(media) => {
+            responses.insert("200".into(), json!({"description": "Success", "content": {media: {"schema": {"type": "string"}}}}));
+        }
+    }
+    for status in error_statuses(method, caller, query, request, errors) {
+        responses.insert(
+            status.to_string(),
+            json!({"$ref": format!("#/components/responses/E{status}")}),
+        );
+    }
+    let mut op = json!({
+        "summary": summary,
+        "operationId": operation_id(method, path),
+        "parameters": parameters,
+        "responses": responses,
+    });
+    match caller {
+        Caller::Anyone => op["security"] = json!([]),
+        Caller::Metrics => op["security"] = json!([{"metrics": []}]),
+        Caller::Admin => op["security"] = json!([{"admin": []}]),
+        Caller::Merchant(scope) => {
+            op["security"] = json!([{"merchant": []}]);
+            op["description"] = format!("Needs an API key with the `{scope}` scope.").into();
+        }
+        Caller::Wallet => {
+            op["security"] = json!([{"walletId": [], "walletTimestamp": [], "walletSignature": []}])
+        }
+    }
+    if let Some(schema) = request {
+        op["requestBody"] = json!({"required": schema != "Empty", "content": {"application/json": {"schema": schema_ref(schema)}}});
+    }
+    op
+}
+
+/// Every error status an operation can answer: its own, and those of its caller's
+/// checks, its body and its query.
+fn error_statuses(
+    method: &str,
+    caller: Caller,
+    query: &[&str],
+    request: Option<&str>,
+    own: &[u16],
+) -> Vec<u16> {
+    let mut statuses = vec![500];
+    if caller != Caller::Anyone {
+        statuses.push(503); // the database or its pool did not answer in time
+    }
+    match caller {
+        Caller::Anyone => {}
+        Caller::Metrics => statuses.push(401),
+        Caller::Admin => statuses.extend([401, 429]),
+        Caller::Merchant(_) => statuses.extend([401, 403, 429]),
+        Caller::Wallet => statuses.extend([401, 409, 429]),
+    }
+    if request.is_some() || method != "get" {
+        statuses.extend([400, 413, 415]);
+    }
+    if !query.is_empty() {
+        statuses.push(400);
+    }
+    statuses.extend(own);
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+/// One shared response per error status, each the one error shape.
+fn error_responses() -> Value {
+    let described = [
+        (400, "The request is malformed; the message names the field"),
+        (
+            401,
+            "Missing or wrong credentials, or a signature that does not verify",
+        ),
+        (403, "The API key lacks the scope"),
+        (404, "No such object, or another merchant's or wallet's"),
+        (
+            409,
+            "Conflicts with the state or an earlier request (replays, references, order state)",
+        ),
+        (413, "The body is larger than QRGATE_BODY_BYTES_MAX"),
+        (415, "The body is not application/json"),
+        (
+            422,
+            "Well-formed but refused: see the code (and `rule` for a risk decline)",
+        ),
+        (
+            429,
+            "Too many requests or failed authentications; see Retry-After",
+        ),
+        (500, "Our bug; the request id finds it in the log"),
+        (
+            503,
+            "The database is unreachable or busy; retry with backoff",
+        ),
+    ];
+    let mut responses = Map::new();
+    for (status, description) in described {
+        let mut response = json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}});
+        if status == 429 || status == 503 {
+            response["headers"] = json!({"Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}});
+        }
+        responses.insert(format!("E{status}"), response);
+    }
+    Value::Object(responses)
+}
+
+fn query_parameter(name: &str) -> Value {
+    let limits = Limits::default();
+    let schema = match name {
+        "limit" => {
+            json!({"type": "integer", "minimum": 1, "maximum": limits.page_size_max, "default": limits.page_size_default})
+        }
+        "wait_seconds" => {
+            json!({"type": "integer", "minimum": 0, "maximum": limits.long_poll_seconds_max})
+        }
+        "status" => schema_ref("OrderStatus"),
+        "from" | "to" => json!({"type": "string", "format": "date-time"}),
+        "date" => json!({"type": "string", "format": "date"}),
+        "format" => json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
+        _ => json!({"type": "string"}),
+    };
+    json!({"name": name, "in": "query", "required": name == "date", "schema": schema})
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "v1")
+        .map(|s| {
+            s.trim_matches(|c| c == '{' || c == '}')
+                .replace(['-', '.'], "_")
+        })
+        .collect();
+    format!("{method}_{}", words.join("_"))
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// `schemas.json`, and the schemas the code itself defines: the error catalogue and
+/// the currencies.
+fn schemas() -> Value {
+    let mut schemas: Map<String, Value> =
+        serde_json::from_str(include_str!("schemas.json")).expect("schemas.json is a JSON object");
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    schemas.insert("ErrorCode".into(), json!({"type": "string", "enum": codes}));
+    let currencies: Vec<&str> = qrgate_domain::Currency::all().map(|c| c.code()).collect();
+    schemas.insert("Currency".into(), json!({"type": "string", "enum": currencies, "description": "ISO 4217 (PTS: loyalty points accounts)."}));
+    schemas.insert("Error".into(), json!({
+        "type": "object", "additionalProperties": false, "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "additionalProperties": false, "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": schema_ref("ErrorCode"),
+                "message": {"type": "string", "description": "For a person; may change."},
+                "request_id": {"type": "string", "description": "Finds the request in the gateway's logs."},
+                "rule": schema_ref("RiskRule"),
+            },
+        }},
+    }));
+    Value::Object(schemas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{http::StatusCode, test as actix_test, App, HttpRequest};
+    use std::collections::BTreeSet;
+
+    /// Every full path actix routes, read from its resource map (its `Debug` output:
+    /// actix has no public way to list routes). Scopes nest, so a pattern is appended
+    /// to the prefixes that enclose it.
+    fn actix_paths(resource_map: &str) -> Vec<String> {
+        let lines: Vec<&str> = resource_map.lines().collect();
+        let mut prefixes: Vec<(usize, String)> = Vec::new();
+        let mut paths = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() != "patterns: Single(" {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let pattern = lines[i + 1]
+                .trim()
+                .trim_end_matches(',')
+                .trim_matches('"')
+                .to_owned();
+            let is_prefix = lines[i + 3].trim() == "is_prefix: true,";
+            while prefixes.last().is_some_and(|(depth, _)| *depth >= indent) {
+                prefixes.pop();
+            }
+            let full: String = prefixes
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .chain([pattern.as_str()])
+                .collect();
+            if is_prefix {
+                prefixes.push((indent, pattern));
+            } else {
+                paths.push(full);
+            }
+        }
+        paths
+    }
+
+    #[actix_web::test]
+    async fn every_route_actix_serves_is_documented_with_its_methods_and_nothing_else() {
+        // A pool that never connects (nothing listens on port 1): the probes below are
+        // answered by authentication or by 503, never by a database.
+        let vars = std::collections::HashMap::from([
+            (
+                "DATABASE_URL".to_owned(),
+                "postgres://probe@127.0.0.1:1/none".to_owned(),
+            ),
+            (
+                "QRGATE_ADMIN_TOKEN".to_owned(),
+                "probe-admin-token-0123456789".to_owned(),
+            ),
+        ]);
+        let settings = crate::Settings::from_vars(&vars).unwrap();
+        let state = crate::state::AppState::new(crate::db::pool(&settings).unwrap(), settings);
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .configure(crate::api::routes)
+                .route(
+                    "/__resource_map",
+                    web::get()
+                        .to(|req: HttpRequest| async move { format!("{:#?}", req.resource_map()) }),
+                ),
+        )
+        .await;
+        let request = actix_test::TestRequest::get()
+            .uri("/__resource_map")
+            .to_request();
+        let map = String::from_utf8(actix_test::call_and_read_body(&app, request).await.to_vec())
+            .unwrap();
+        let paths = actix_paths(&map);
+        assert!(
+            paths.len() > 50,
+            "the resource map did not parse: {paths:?}"
+        );
+
+        let mut served = BTreeSet::new();
+        for path in paths
+            .iter()
+            .filter(|p| *p != "/__resource_map" && !p.starts_with("/docs"))
+        {
+            let concrete: String = path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let request = actix_test::TestRequest::default()
+                    .method(method.to_uppercase().parse().unwrap())
+                    .uri(&concrete)
+                    .to_request();
+                // Without credentials a routed method is refused by its handler, with
+                // the error body; actix answers any other an empty 404 (or 405).
+                let response = actix_test::call_service(&app, request).await;
+                let status = response.status();
+                let body = actix_test::read_body(response).await;
+                let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+                    || (status == StatusCode::NOT_FOUND && body.is_empty());
+                if !unrouted {
+                    served.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        let documented: BTreeSet<(String, String)> = OPERATIONS
+            .iter()
+            .map(|(method, path, ..)| (method.to_string(), path.to_string()))
+            .collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from OPERATIONS: {undocumented:?}"
+        );
+        assert!(
+            unserved.is_empty(),
+            "documented operations actix does not serve: {unserved:?}"
+        );
+    }
+
+    /// Every `$ref` in the document names something the document defines.
+    #[test]
+    fn every_reference_resolves_and_every_schema_is_used() {
+        let document = document();
+        let mut references = Vec::new();
+        collect_refs(&document, &mut references);
+        for reference in &references {
+            let pointer = reference.strip_prefix('#').unwrap_or(reference);
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{reference} does not resolve"
+            );
+        }
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for name in schemas.keys() {
+            let wanted = format!("#/components/schemas/{name}");
+            assert!(references.contains(&wanted), "schema {name} is never used");
+        }
+        assert_eq!(document["openapi"], "3.1.0");
+    }
+
+    fn collect_refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) => {
+                if let Some(Value::String(r)) = fields.get("$ref") {
+                    out.push(r.clone());
+                }
+                fields.values().for_each(|v| collect_refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+}
