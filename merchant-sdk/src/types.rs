@@ -282,6 +282,8 @@ pub struct OrderEvent {
     pub kind: String,
     /// The reason code of a failed attempt.
     pub code: Option<String>,
+    /// The risk rule that declined an attempt (`daily_amount`, `sca_threshold`, …).
+    pub rule: Option<String>,
     /// The paying account, masked.
     pub customer_account: Option<String>,
 }
