@@ -97,6 +97,30 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
              version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
     )
     .await?;
+    // A version this binary does not know: a newer binary migrated this database, or
+    // it predates the squash of 2026-11-26 (nothing was deployed then). Either way,
+    // applying our files on top would be wrong.
+    let known: Vec<&str> = MIGRATIONS
+        .iter()
+        .map(|(v, _)| *v)
+        .chain([FUNCTIONS_VERSION])
+        .collect();
+    let unknown: Vec<String> = tx
+        .query(
+            "SELECT version FROM schema_migrations WHERE version <> ALL($1) ORDER BY version",
+            &[&known],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "the database has migrations this gateway does not know ({}): it was migrated by a newer \
+             gateway, or by one from before migrations were squashed on 2026-11-26 (recreate such a database)",
+            unknown.join(", ")
+        );
+    }
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         let checksum = checksum(sql);

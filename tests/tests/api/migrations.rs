@@ -41,6 +41,24 @@ async fn functions_are_reapplied_when_they_change_and_payments_still_settle() {
         .await;
     assert_eq!(triggers, 2, "the triggers are back");
 
+    // A database migrated by a gateway that knows more (or an older layout) is refused.
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, checksum) VALUES ('9999_from_the_future', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = db::migrate(&pool).await.unwrap_err().to_string();
+    assert!(refused.contains("9999_from_the_future"), "{refused}");
+    client
+        .execute(
+            "DELETE FROM schema_migrations WHERE version = '9999_from_the_future'",
+            &[],
+        )
+        .await
+        .unwrap();
+
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
     let customer = app.funded_customer(&wallet, "10.00").await;
