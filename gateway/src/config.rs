@@ -196,6 +196,9 @@ impl Settings {
         if limits.wallet_message_retention_seconds < 600 {
             bail!("QRGATE_WALLET_MESSAGE_RETENTION_SECONDS must be at least 600");
         }
+        if limits.api_key_requests_per_second_max < 1 || limits.wallet_requests_per_second_max < 1 {
+            bail!("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX and QRGATE_WALLET_REQUESTS_PER_SECOND_MAX must be at least 1");
+        }
         if limits.page_size_default > limits.page_size_max || limits.page_size_max < 1 {
             bail!("page sizes: need 1 <= QRGATE_PAGE_SIZE_DEFAULT <= QRGATE_PAGE_SIZE_MAX");
         }
@@ -284,5 +287,23 @@ mod tests {
             ("QRGATE_ADMIN_TOKEN", "short"),
         ]));
         assert!(short_token.is_err());
+        for (name, value) in [
+            ("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "0"),
+            ("QRGATE_TRUSTED_PROXIES", "10.0.0.1, proxy.local"),
+        ] {
+            let refused = Settings::from_vars(&vars(&[
+                ("DATABASE_URL", "postgres://localhost/q"),
+                ("QRGATE_ADMIN_TOKEN", "0123456789abcdef"),
+                (name, value),
+            ]));
+            assert!(refused.is_err(), "{name}={value}");
+        }
+        let proxies = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://localhost/q"),
+            ("QRGATE_ADMIN_TOKEN", "0123456789abcdef"),
+            ("QRGATE_TRUSTED_PROXIES", " 10.0.0.1, ::1 "),
+        ]))
+        .unwrap();
+        assert_eq!(proxies.trusted_proxies.len(), 2);
     }
 }
