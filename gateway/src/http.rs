@@ -195,6 +195,20 @@ pub async fn json_body<T: DeserializeOwned>(
     parse_json(&body)
 }
 
+/// A currency code from the wire, or `400 invalid_request` naming `field`.
+pub fn currency_field(field: &str, code: &str) -> ApiResult<qrgate_domain::Currency> {
+    qrgate_domain::Currency::parse(code).map_err(|e| ApiError::invalid(field, e))
+}
+
+/// An amount of `currency` from the wire, or `400 invalid_request` naming `field`.
+pub fn money_field(
+    field: &str,
+    amount: &str,
+    currency: qrgate_domain::Currency,
+) -> ApiResult<qrgate_domain::Money> {
+    qrgate_domain::Money::parse(amount, currency).map_err(|e| ApiError::invalid(field, e))
+}
+
 /// For POSTs that take no fields: an empty body or `{}`.
 pub async fn empty_body(payload: web::Payload, req: &HttpRequest, limit: usize) -> ApiResult<()> {
     let body = read_body(payload, req, limit).await?;

@@ -4,7 +4,10 @@
 use crate::{
     auth::{sha256_32, Admin, Scope},
     error::{ApiError, ApiResult},
-    http::{decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit, timestamp},
+    http::{
+        currency_field, decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
+        timestamp,
+    },
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -126,8 +129,7 @@ impl NewMerchant {
                 "must be a 4-digit merchant category code",
             ));
         }
-        let currency =
-            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+        let currency = currency_field("currency", &r.currency)?;
         let fee_rate_bps = r.fee_rate_bps.unwrap_or(DEFAULT_FEE_RATE_BPS);
         if !(0..=10_000).contains(&fee_rate_bps) {
             return Err(ApiError::invalid(
@@ -609,7 +611,7 @@ async fn set_funding_limit(
     let wallet_id = path.into_inner();
     let body: FundingLimitRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let currency = Currency::parse(&body.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let currency = currency_field("currency", &body.currency)?;
     let limit_minor =
         parse_minor(&body.limit, currency).map_err(|e| ApiError::invalid("limit", e))?;
     let funding_account = ids::mint("acc");
@@ -670,8 +672,8 @@ async fn set_fx_rate(
 ) -> ApiResult<HttpResponse> {
     let body: FxRateRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let base = Currency::parse(&body.base).map_err(|e| ApiError::invalid("base", e))?;
-    let quote = Currency::parse(&body.quote).map_err(|e| ApiError::invalid("quote", e))?;
+    let base = currency_field("base", &body.base)?;
+    let quote = currency_field("quote", &body.quote)?;
     if base == quote {
         return Err(ApiError::invalid("quote", "must differ from base"));
     }
@@ -745,7 +747,7 @@ async fn create_campaign(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let r: CampaignRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let currency = Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let currency = currency_field("currency", &r.currency)?;
     let money = |field: &str, value: &Option<String>| -> ApiResult<Option<i64>> {
         value
             .as_deref()

@@ -5,8 +5,8 @@ use crate::{
     auth::{Merchant, MerchantProfile, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
-        decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
-        parse_timestamp, timestamp,
+        currency_field, decode_cursor, empty_body, encode_cursor, json_body, money_field,
+        page_json, page_limit, parse_timestamp, timestamp,
     },
     idempotency::{self, Idempotency},
     qr_image,
@@ -122,10 +122,8 @@ struct NewOrder {
 
 impl NewOrder {
     fn parse(r: &NewOrderRequest) -> ApiResult<Self> {
-        let currency =
-            Currency::parse(&r.currency).map_err(|e| ApiError::invalid("currency", e))?;
-        let amount =
-            Money::parse(&r.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+        let currency = currency_field("currency", &r.currency)?;
+        let amount = money_field("amount", &r.amount, currency)?;
         let merchant_reference = AsciiText::parse(&r.merchant_reference)
             .map_err(|e| ApiError::invalid("merchant_reference", e))?;
         let terminal_id = r

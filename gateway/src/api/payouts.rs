@@ -4,13 +4,13 @@
 use crate::{
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{json_body, sha256, timestamp},
+    http::{currency_field, json_body, money_field, sha256, timestamp},
     idempotency::{self, Idempotency},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use qrgate_domain::{ids, money::format_minor, Currency, Money};
+use qrgate_domain::{ids, money::format_minor, Currency};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -38,9 +38,8 @@ async fn payout(
     merchant.require(Scope::Refunds)?;
     let body: PayoutRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let currency = Currency::parse(&body.currency).map_err(|e| ApiError::invalid("currency", e))?;
-    let amount =
-        Money::parse(&body.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+    let currency = currency_field("currency", &body.currency)?;
+    let amount = money_field("amount", &body.amount, currency)?;
     let reference = &body.payout_reference;
     if reference.is_empty()
         || reference.len() > PAYOUT_REFERENCE_CHARS_MAX

@@ -4,13 +4,13 @@
 use crate::{
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{json_body, sha256, timestamp},
+    http::{json_body, money_field, sha256, timestamp},
     idempotency::{self, Idempotency},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use qrgate_domain::{ids, money::format_minor, Currency, Money};
+use qrgate_domain::{ids, money::format_minor, Currency};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -44,8 +44,7 @@ async fn refund(
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     // Orders are in the merchant's currency, so refunds are too.
     let currency = Currency::parse(&merchant.profile.currency).map_err(ApiError::internal_from)?;
-    let amount =
-        Money::parse(&body.amount, currency).map_err(|e| ApiError::invalid("amount", e))?;
+    let amount = money_field("amount", &body.amount, currency)?;
     let reference = &body.refund_reference;
     if reference.is_empty()
         || reference.len() > REFUND_REFERENCE_CHARS_MAX

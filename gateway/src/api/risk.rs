@@ -7,7 +7,7 @@
 use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
-    http::{empty_body, json_body, timestamp},
+    http::{currency_field, empty_body, json_body, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -91,10 +91,6 @@ impl RiskLimits {
     }
 }
 
-fn currency_in_path(text: &str) -> ApiResult<Currency> {
-    Currency::parse(text).map_err(|e| ApiError::invalid("currency", e))
-}
-
 fn risk_limits_json(row: &Row) -> ApiResult<Value> {
     let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
     let amount = |column: &str| {
@@ -121,7 +117,7 @@ async fn set_risk_limits(
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let currency = currency_in_path(&path)?;
+    let currency = currency_field("currency", &path)?;
     let body: RiskLimitsRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let limits = RiskLimits::parse(&body, currency)?;
@@ -196,7 +192,7 @@ async fn set_sca(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let (wallet_id, currency) = path.into_inner();
-    let currency = currency_in_path(&currency)?;
+    let currency = currency_field("currency", &currency)?;
     let body: ScaRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let threshold_minor =
         parse_minor(&body.threshold, currency).map_err(|e| ApiError::invalid("threshold", e))?;
@@ -249,7 +245,7 @@ async fn remove_sca(
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let (wallet_id, currency) = path.into_inner();
-    let currency = currency_in_path(&currency)?;
+    let currency = currency_field("currency", &currency)?;
     let client = state.pool.get().await?;
     let removed = client
         .execute(

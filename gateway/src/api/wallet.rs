@@ -9,7 +9,10 @@ use crate::{
     auth::{verify_wallet, WalletCall},
     db::is_retryable,
     error::{ApiError, ApiResult, ErrorCode},
-    http::{parse_json, read_body, require_json_content_type, sha256, timestamp},
+    http::{
+        currency_field, money_field, parse_json, read_body, require_json_content_type, sha256,
+        timestamp,
+    },
     state::AppState,
 };
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
@@ -158,11 +161,6 @@ pub fn parse_wallet_post(kind: WalletPost, body: &[u8]) -> ApiResult<()> {
     }
 }
 
-fn money(field: &'static str, amount: &str, currency: &str) -> ApiResult<Money> {
-    let currency = Currency::parse(currency).map_err(|e| ApiError::invalid("currency", e))?;
-    Money::parse(amount, currency).map_err(|e| ApiError::invalid(field, e))
-}
-
 /// The canonical digest of a parsed request: equal for equal requests however the
 /// JSON was formatted.
 fn request_sha256<T: Serialize>(kind: &str, request: &T) -> Vec<u8> {
@@ -200,8 +198,7 @@ fn parse_open_customer(
     let request: OpenCustomerRequest = parse_json(body)?;
     let reference = CustomerReference::parse(&request.customer_reference)
         .map_err(|e| ApiError::invalid("customer_reference", e))?;
-    let currency =
-        Currency::parse(&request.currency).map_err(|e| ApiError::invalid("currency", e))?;
+    let currency = currency_field("currency", &request.currency)?;
     Ok((request, reference, currency))
 }
 
@@ -319,7 +316,8 @@ fn parse_top_up(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, Money)> {
     let r: TopUpRequest = parse_json(body)?;
     let txn = wallet_txn_id(&r.wallet_txn_id)?;
     let account = account_id("account_id", &r.account_id)?;
-    let amount = money("amount", &r.amount, &r.currency)?;
+    let currency = currency_field("currency", &r.currency)?;
+    let amount = money_field("amount", &r.amount, currency)?;
     Ok((request_sha256("top_up", &r), txn, account, amount))
 }
 
@@ -383,7 +381,8 @@ fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, 
             "must differ from from_account_id",
         ));
     }
-    let amount = money("amount", &r.amount, &r.currency)?;
+    let currency = currency_field("currency", &r.currency)?;
+    let amount = money_field("amount", &r.amount, currency)?;
     let mfa = CustomerAuthentication::is_mfa(r.customer_authentication);
     Ok((request_sha256("transfer", &r), txn, from, to, amount, mfa))
 }
@@ -477,7 +476,8 @@ impl Payment {
     fn parse(r: &PayRequest) -> ApiResult<Self> {
         let txn = wallet_txn_id(&r.wallet_txn_id)?;
         let customer_account_id = account_id("customer_account_id", &r.customer_account_id)?;
-        let amount = money("amount", &r.amount, &r.currency)?;
+        let currency = currency_field("currency", &r.currency)?;
+        let amount = money_field("amount", &r.amount, currency)?;
         let max_charged = r
             .max_charged
             .as_deref()
