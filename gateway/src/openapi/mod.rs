@@ -95,7 +95,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/campaigns", "Start a campaign", Admin, &[], Some("CampaignCreate"), Json(201, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
         ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404]),
-        ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret", Admin, &[], None, Json(200, "WalletSecretRetired"), &[404]),
+        ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
         ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
         ("get", "/v1/admin/wallets/{id}/sca", "A wallet's SCA rules", Admin, &[], None, Json(200, "ScaRuleList"), &[404]),
         ("put", "/v1/admin/wallets/{id}/sca/{currency}", "Set a wallet's SCA rule for a currency", Admin, &[], Some("ScaRuleSet"), Json(200, "ScaRule"), &[404]),
@@ -142,11 +142,9 @@ pub fn document() -> Value {
 
 fn build() -> Value {
     let mut paths = Map::new();
-    for &(method, path, summary, caller, query, request, answer, errors) in OPERATIONS {
-        let entry = paths.entry(path).or_insert_with(|| json!({}));
-        entry[method] = operation(
-            method, path, summary, caller, query, request, answer, errors,
-        );
+    for row in OPERATIONS {
+        let (method, path, ..) = *row;
+        paths.entry(path).or_insert_with(|| json!({}))[method] = operation(row);
     }
     json!({
         "openapi": "3.1.0",
@@ -171,17 +169,8 @@ fn build() -> Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn operation(
-    method: &str,
-    path: &str,
-    summary: &str,
-    caller: Caller,
-    query: &[&str],
-    request: Option<&str>,
-    answer: Answer,
-    errors: &[u16],
-) -> Value {
+fn operation(row: &Operation) -> Value {
+    let &(method, path, summary, caller, query, request, answer, errors) = row;
     let mut parameters: Vec<Value> = path
         .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
@@ -206,7 +195,7 @@ fn operation(
             responses.insert("200".into(), json!({"description": "Success", "content": {media: {"schema": {"type": "string"}}}}));
         }
     }
-    for status in error_statuses(method, caller, query, request, errors) {
+    for status in error_statuses(caller, query, request, errors) {
         responses.insert(
             status.to_string(),
             json!({"$ref": format!("#/components/responses/E{status}")}),
@@ -238,13 +227,7 @@ fn operation(
 
 /// Every error status an operation can answer: its own, and those of its caller's
 /// checks, its body and its query.
-fn error_statuses(
-    method: &str,
-    caller: Caller,
-    query: &[&str],
-    request: Option<&str>,
-    own: &[u16],
-) -> Vec<u16> {
+fn error_statuses(caller: Caller, query: &[&str], request: Option<&str>, own: &[u16]) -> Vec<u16> {
     let mut statuses = vec![500];
     if caller != Caller::Anyone {
         statuses.push(503); // the database or its pool did not answer in time
@@ -256,7 +239,7 @@ fn error_statuses(
         Caller::Merchant(_) => statuses.extend([401, 403, 429]),
         Caller::Wallet => statuses.extend([401, 409, 429]),
     }
-    if request.is_some() || method != "get" {
+    if request.is_some() {
         statuses.extend([400, 413, 415]);
     }
     if !query.is_empty() {
