@@ -227,12 +227,7 @@ async fn operators_can_reconcile_the_ledger_and_payments() {
     let paid = json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
 
     let invariants = json_ok(
-        app.http
-            .get(app.url("/v1/admin/ledger/invariants"))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
+        app.admin_get("/v1/admin/ledger/invariants").await,
         StatusCode::OK,
     )
     .await;
@@ -251,12 +246,7 @@ async fn operators_can_reconcile_the_ledger_and_payments() {
     // A broken ledger is reported, not hidden.
     app.db().await.execute("UPDATE account_balances SET balance_minor = balance_minor + 1 WHERE account_id = $1 AND shard = 0", &[&customer]).await.unwrap();
     let broken = json_ok(
-        app.http
-            .get(app.url("/v1/admin/ledger/invariants"))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
+        app.admin_get("/v1/admin/ledger/invariants").await,
         StatusCode::OK,
     )
     .await;
@@ -395,12 +385,8 @@ async fn every_admin_change_is_in_the_audit_log_and_reads_are_not() {
     let first = json_ok(read("?limit=2").await.unwrap(), StatusCode::OK).await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
     let rest = json_ok(
-        app.http
-            .get(app.url(&format!("/v1/admin/audit?limit=2&cursor={cursor}")))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
+        app.admin_get(&format!("/v1/admin/audit?limit=2&cursor={cursor}"))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -458,13 +444,7 @@ async fn operators_list_a_merchants_api_keys_without_their_secrets() {
         assert!(!text.contains(merchant.cashier_key.split_once('.').unwrap().1));
         assert_eq!(key["revoked_at"].is_string(), key["id"] == cashier_key_id);
     }
-    let unknown = app
-        .http
-        .get(app.url("/v1/admin/merchants/mer_nope/api-keys"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
+    let unknown = app.admin_get("/v1/admin/merchants/mer_nope/api-keys").await;
     assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
     // With the merchant's own key: not an operator.
     let as_merchant = app

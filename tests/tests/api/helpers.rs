@@ -204,6 +204,15 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn admin_put(&self, path: &str, body: &Value) -> Response {
         self.http
             .put(self.url(path))

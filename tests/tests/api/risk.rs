@@ -27,54 +27,55 @@ fn transfer_body(from: &str, to: &str, amount: &str, authentication: &str) -> Va
            "amount": amount, "currency": "CNY", "customer_authentication": authentication})
 }
 
-/// Pays a new order of `amount`; the answer's body.
-async fn pay(
-    app: &TestApp,
-    merchant: &TestMerchant,
-    wallet: &WalletClient,
-    account: &str,
-    amount: &str,
-    authentication: &str,
-) -> (Value, reqwest::Response) {
-    let order = app.create_order(&merchant.cashier_key, amount).await;
-    let response = wallet
-        .post("payments", &pay_body(&order, account, authentication))
-        .await
-        .unwrap();
-    (order, response)
+/// A customer of `wallet` paying new orders of `merchant`.
+struct Payer<'a> {
+    app: &'a TestApp,
+    merchant: &'a TestMerchant,
+    wallet: &'a WalletClient,
+    account: &'a str,
 }
 
-/// Asserts a decline by `rule`, that the order is still pending, and that its timeline
-/// says why.
-async fn assert_declined(
-    app: &TestApp,
-    merchant: &TestMerchant,
-    (order, response): (Value, reqwest::Response),
-    code: &str,
-    rule: &str,
-) {
-    let error = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
-    assert_eq!(error["error"]["rule"], rule, "{error}");
-    let order_id = order["id"].as_str().unwrap();
-    assert_eq!(
-        app.order(&merchant.cashier_key, order_id).await["status"],
-        "pending"
-    );
-    let timeline = app.timeline(&merchant.cashier_key, order_id).await;
-    let last = timeline.last().unwrap();
-    assert_eq!(
-        (
-            last["kind"].as_str(),
-            last["code"].as_str(),
-            last["rule"].as_str()
-        ),
-        (Some("payment_failed"), Some(code), Some(rule)),
-        "{timeline:?}"
-    );
-}
+impl Payer<'_> {
+    /// Pays a new order of `amount`: the order and the answer.
+    async fn pay(&self, amount: &str, authentication: &str) -> (Value, reqwest::Response) {
+        let order = self
+            .app
+            .create_order(&self.merchant.cashier_key, amount)
+            .await;
+        let body = pay_body(&order, self.account, authentication);
+        (order, self.wallet.post("payments", &body).await.unwrap())
+    }
 
-async fn paid(response: reqwest::Response) {
-    json_ok(response, StatusCode::OK).await;
+    async fn pays(&self, amount: &str, authentication: &str) {
+        json_ok(self.pay(amount, authentication).await.1, StatusCode::OK).await;
+    }
+
+    /// Asserts a decline by `rule`, that the order is still pending, and that its
+    /// timeline — through the API and the merchant SDK — says why.
+    async fn is_declined(&self, amount: &str, authentication: &str, code: &str, rule: &str) {
+        let (order, response) = self.pay(amount, authentication).await;
+        let error = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+        assert_eq!(error["error"]["rule"], rule, "{error}");
+        let key = &self.merchant.cashier_key;
+        let order_id = order["id"].as_str().unwrap();
+        assert_eq!(self.app.order(key, order_id).await["status"], "pending");
+        let timeline = self.app.timeline(key, order_id).await;
+        let last = timeline.last().unwrap();
+        assert_eq!(
+            (
+                last["kind"].as_str(),
+                last["code"].as_str(),
+                last["rule"].as_str()
+            ),
+            (Some("payment_failed"), Some(code), Some(rule)),
+            "{timeline:?}"
+        );
+        let sdk = merchant_sdk::Client::builder(&self.app.address, key)
+            .build()
+            .unwrap();
+        let events = sdk.order_events(order_id).await.unwrap();
+        assert_eq!(events.last().unwrap().rule.as_deref(), Some(rule));
+    }
 }
 
 #[tokio::test]
@@ -82,7 +83,13 @@ async fn each_limit_declines_with_its_rule_and_moves_nothing() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    let alice = app.funded_customer(&wallet, "500.00").await;
+    let alice_account = app.funded_customer(&wallet, "500.00").await;
+    let alice = Payer {
+        app: &app,
+        merchant: &merchant,
+        wallet: &wallet,
+        account: &alice_account,
+    };
     let bob = app.funded_customer(&wallet, "0").await;
     set_limits(
         &app,
@@ -90,35 +97,25 @@ async fn each_limit_declines_with_its_rule_and_moves_nothing() {
     )
     .await;
 
-    let over_max = pay(&app, &merchant, &wallet, &alice, "60.00", "none").await;
-    assert_declined(
-        &app,
-        &merchant,
-        over_max,
-        "limit_exceeded",
-        "transaction_max",
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "40.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "40.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    let over_day = pay(&app, &merchant, &wallet, &alice, "30.00", "none").await;
-    assert_declined(&app, &merchant, over_day, "limit_exceeded", "daily_amount").await;
+    alice
+        .is_declined("60.00", "none", "limit_exceeded", "transaction_max")
+        .await;
+    alice.pays("40.00", "none").await;
+    alice.pays("40.00", "none").await;
+    alice
+        .is_declined("30.00", "none", "limit_exceeded", "daily_amount")
+        .await;
     // Transfers count too: the third movement of the day, then none.
-    let transfer = transfer_body(&alice, &bob, "10.00", "none");
-    paid(wallet.post("transfers", &transfer).await.unwrap()).await;
-    let fourth = pay(&app, &merchant, &wallet, &alice, "1.00", "none").await;
-    assert_declined(&app, &merchant, fourth, "limit_exceeded", "daily_count").await;
-    let late_transfer = transfer_body(&alice, &bob, "1.00", "mfa");
+    let transfer = transfer_body(alice.account, &bob, "10.00", "none");
+    json_ok(
+        wallet.post("transfers", &transfer).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    alice
+        .is_declined("1.00", "none", "limit_exceeded", "daily_count")
+        .await;
+    let late_transfer = transfer_body(alice.account, &bob, "1.00", "mfa");
     let declined = assert_error(
         wallet.post("transfers", &late_transfer).await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -136,15 +133,10 @@ async fn each_limit_declines_with_its_rule_and_moves_nothing() {
     .await;
     assert_eq!(again["error"]["rule"], "daily_count");
 
-    assert_eq!(app.customer_balance(&wallet, &alice).await, "410.00");
+    assert_eq!(app.customer_balance(&wallet, alice.account).await, "410.00");
     assert_eq!(app.customer_balance(&wallet, &bob).await, "10.00");
     // With the limits lifted the next movement goes through.
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "60.00", "none")
-            .await
-            .1,
-    )
-    .await;
+    alice.pays("60.00", "none").await;
 }
 
 #[tokio::test]
@@ -152,23 +144,20 @@ async fn velocity_declines_past_n_movements_a_minute_and_the_window_slides() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    let alice = app.funded_customer(&wallet, "100.00").await;
+    let alice_account = app.funded_customer(&wallet, "100.00").await;
+    let alice = Payer {
+        app: &app,
+        merchant: &merchant,
+        wallet: &wallet,
+        account: &alice_account,
+    };
     set_limits(&app, json!({"per_minute_count_max": 2})).await;
 
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "1.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "1.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    let third = pay(&app, &merchant, &wallet, &alice, "1.00", "mfa").await;
-    assert_declined(&app, &merchant, third, "risk_declined", "velocity").await;
+    alice.pays("1.00", "none").await;
+    alice.pays("1.00", "none").await;
+    alice
+        .is_declined("1.00", "mfa", "risk_declined", "velocity")
+        .await;
 
     // A minute later (the recorded times moved back), the customer may pay again.
     app.db()
@@ -179,13 +168,8 @@ async fn velocity_declines_past_n_movements_a_minute_and_the_window_slides() {
         )
         .await
         .unwrap();
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "1.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    assert_eq!(app.customer_balance(&wallet, &alice).await, "97.00");
+    alice.pays("1.00", "none").await;
+    assert_eq!(app.customer_balance(&wallet, alice.account).await, "97.00");
 }
 
 #[tokio::test]
@@ -229,7 +213,13 @@ async fn strong_customer_authentication_by_threshold_allowance_and_risk() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    let alice = app.funded_customer(&wallet, "500.00").await;
+    let alice_account = app.funded_customer(&wallet, "500.00").await;
+    let alice = Payer {
+        app: &app,
+        merchant: &merchant,
+        wallet: &wallet,
+        account: &alice_account,
+    };
     let bob = app.funded_customer(&wallet, "0").await;
     let sca_path = format!("/v1/admin/wallets/{}/sca/CNY", wallet.wallet_id);
     let rule = json_ok(
@@ -247,90 +237,59 @@ async fn strong_customer_authentication_by_threshold_allowance_and_risk() {
     );
 
     // Above the threshold: MFA, however the customer was verified otherwise.
-    let big = pay(&app, &merchant, &wallet, &alice, "60.00", "pin").await;
-    assert_declined(
-        &app,
-        &merchant,
-        big,
-        "authentication_required",
-        "sca_threshold",
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "60.00", "mfa")
-            .await
-            .1,
-    )
-    .await;
+    alice
+        .is_declined("60.00", "pin", "authentication_required", "sca_threshold")
+        .await;
+    alice.pays("60.00", "mfa").await;
     // Small payments pass until 30.00 have moved without MFA since the last MFA.
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "20.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    let over_allowance = pay(&app, &merchant, &wallet, &alice, "20.00", "none").await;
-    assert_declined(
-        &app,
-        &merchant,
-        over_allowance,
-        "authentication_required",
-        "sca_allowance",
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "20.00", "mfa")
-            .await
-            .1,
-    )
-    .await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "20.00", "none")
-            .await
-            .1,
-    )
-    .await;
+    alice.pays("20.00", "none").await;
+    alice
+        .is_declined("20.00", "none", "authentication_required", "sca_allowance")
+        .await;
+    alice.pays("20.00", "mfa").await;
+    alice.pays("20.00", "none").await;
     // Transfers are held to the same rule.
     assert_error(
         wallet
-            .post("transfers", &transfer_body(&alice, &bob, "60.00", "none"))
+            .post(
+                "transfers",
+                &transfer_body(alice.account, &bob, "60.00", "none"),
+            )
             .await
             .unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "authentication_required",
     )
     .await;
-    paid(
+    json_ok(
         wallet
-            .post("transfers", &transfer_body(&alice, &bob, "60.00", "mfa"))
+            .post(
+                "transfers",
+                &transfer_body(alice.account, &bob, "60.00", "mfa"),
+            )
             .await
             .unwrap(),
+        StatusCode::OK,
     )
     .await;
     // A risk rule asks for MFA past an amount a day, whatever the wallet's allowance:
     // 180.00 have moved today (120.00 paid, 60.00 transferred).
     set_limits(&app, json!({"mfa_daily_amount_above": "180.00"})).await;
-    let risky = pay(&app, &merchant, &wallet, &alice, "5.00", "none").await;
-    assert_declined(
-        &app,
-        &merchant,
-        risky,
-        "authentication_required",
-        "mfa_daily_amount",
-    )
-    .await;
-    paid(pay(&app, &merchant, &wallet, &alice, "5.00", "mfa").await.1).await;
+    alice
+        .is_declined(
+            "5.00",
+            "none",
+            "authentication_required",
+            "mfa_daily_amount",
+        )
+        .await;
+    alice.pays("5.00", "mfa").await;
 
     // Without the wallet's rule, small and large payments need no MFA from us.
     set_limits(&app, json!({})).await;
     json_ok(app.admin_delete(&sca_path).await, StatusCode::OK).await;
-    paid(
-        pay(&app, &merchant, &wallet, &alice, "60.00", "none")
-            .await
-            .1,
-    )
-    .await;
-    assert_eq!(app.customer_balance(&wallet, &alice).await, "255.00");
+    alice.pays("60.00", "none").await;
+    assert_eq!(app.customer_balance(&wallet, alice.account).await, "255.00");
 }
 
 #[tokio::test]
@@ -361,16 +320,7 @@ async fn risk_settings_are_validated_listed_and_audited() {
         "invalid_request",
     )
     .await;
-    let listed = json_ok(
-        app.http
-            .get(app.url("/v1/admin/risk-limits"))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let listed = json_ok(app.admin_get("/v1/admin/risk-limits").await, StatusCode::OK).await;
     assert_eq!(
         listed["items"],
         json!([]),
@@ -382,16 +332,7 @@ async fn risk_settings_are_validated_listed_and_audited() {
         json!({"transaction_max": "50.00", "per_minute_count_max": 5}),
     )
     .await;
-    let listed = json_ok(
-        app.http
-            .get(app.url("/v1/admin/risk-limits"))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let listed = json_ok(app.admin_get("/v1/admin/risk-limits").await, StatusCode::OK).await;
     assert_eq!(listed["items"][0]["transaction_max"], "50.00");
     assert_eq!(listed["items"][0]["daily_amount_max"], Value::Null);
     assert_eq!(listed["items"][0]["per_minute_count_max"], 5);
@@ -416,28 +357,10 @@ async fn risk_settings_are_validated_listed_and_audited() {
         StatusCode::OK,
     )
     .await;
-    let listed = json_ok(
-        app.http
-            .get(app.url(&sca_path))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let listed = json_ok(app.admin_get(&sca_path).await, StatusCode::OK).await;
     assert_eq!(listed["items"][0]["threshold"], "0.00");
 
-    let audit = json_ok(
-        app.http
-            .get(app.url("/v1/admin/audit"))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let audit = json_ok(app.admin_get("/v1/admin/audit").await, StatusCode::OK).await;
     let routes: Vec<&str> = audit["items"]
         .as_array()
         .unwrap()
