@@ -4,8 +4,9 @@
 -- Every movement of money is one call of one function (pay_order, refund_order,
 -- top_up, transfer, payout): one round trip and one commit per payment, with row
 -- locks held only inside the server. Lock order, always: wallet_messages → orders →
--- the debited account → credited accounts (in leg order) → wallet_txns. No other
--- order is used, so these functions cannot deadlock with each other.
+-- the order's campaign → the debited account's risk_counters → its points account →
+-- the debited account → credited accounts (in leg order) → wallet_txns (ARCHITECTURE.md
+-- lists the legs). No other order is used, so these functions cannot deadlock.
 --
 -- A debit leg after the first that would cross its floor raises SQLSTATE QG001; the
 -- caller's whole transaction is rolled back (nothing moves) and the gateway maps it.
