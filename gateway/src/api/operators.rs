@@ -20,19 +20,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/admin/audit", web::get().to(audit_log))
         .route(
             "/v1/admin/accounts/{id}/block",
-            web::post().to(block_account),
+            blocking(Blockable::CustomerAccount, true),
         )
         .route(
             "/v1/admin/accounts/{id}/unblock",
-            web::post().to(unblock_account),
+            blocking(Blockable::CustomerAccount, false),
         )
         .route(
             "/v1/admin/merchants/{id}/block",
-            web::post().to(block_merchant),
+            blocking(Blockable::Merchant, true),
         )
         .route(
             "/v1/admin/merchants/{id}/unblock",
-            web::post().to(unblock_merchant),
+            blocking(Blockable::Merchant, false),
         );
 }
 
@@ -167,86 +167,28 @@ async fn audit_log(
     )
 }
 
-/// Blocks a customer account: every wallet call from it is declined with
-/// `account_blocked` until it is unblocked (idempotent: the first time is kept).
-async fn block_account(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<HttpResponse> {
-    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(
-        &state,
-        &admin,
-        Blockable::CustomerAccount,
-        &path.into_inner(),
-        true,
+/// The handler that blocks (or unblocks) one kind of thing; idempotent: the first
+/// block's time is kept.
+fn blocking(what: Blockable, blocked: bool) -> actix_web::Route {
+    web::post().to(
+        move |admin: Admin,
+              state: web::Data<AppState>,
+              path: web::Path<String>,
+              req: HttpRequest,
+              payload: web::Payload| async move {
+            empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+            set_blocked(&state, &admin, what, &path, blocked).await
+        },
     )
-    .await
-}
-
-async fn unblock_account(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<HttpResponse> {
-    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(
-        &state,
-        &admin,
-        Blockable::CustomerAccount,
-        &path.into_inner(),
-        false,
-    )
-    .await
-}
-
-/// Blocks a merchant: no new orders, and paying one of its orders is declined with
-/// `account_blocked` (on the order's timeline). Refunds and reports still work.
-async fn block_merchant(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<HttpResponse> {
-    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(
-        &state,
-        &admin,
-        Blockable::Merchant,
-        &path.into_inner(),
-        true,
-    )
-    .await
-}
-
-async fn unblock_merchant(
-    admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> ApiResult<HttpResponse> {
-    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    set_blocked(
-        &state,
-        &admin,
-        Blockable::Merchant,
-        &path.into_inner(),
-        false,
-    )
-    .await
 }
 
 /// What an operator can block.
 #[derive(Clone, Copy)]
 enum Blockable {
+    /// Every wallet call from it is declined with `account_blocked`.
     CustomerAccount,
+    /// No new orders, and paying one of its orders is declined with `account_blocked`
+    /// (on the order's timeline). Refunds and reports still work.
     Merchant,
 }
 
