@@ -1,17 +1,25 @@
 //! Request rates per API key and per wallet (issue 7): at most N requests a second per
 //! subject across every replica, `429 rate_limited` with `Retry-After` beyond.
 //!
-//! Exact upper bound without a database write per request: a replica leases a chunk of
+//! Exact upper bound without a database write per request: a replica leases part of
 //! the subject's current one-second window from `request_rate_windows` (one short
 //! transaction of its own, never inside a payment's) and spends it from memory. The sum
-//! leased in a window never passes the limit, so no replica mix can exceed it; the cost
-//! is that tokens one replica leased and did not use are lost to the others for the
-//! rest of that second (at most one chunk per replica).
+//! leased in a window never passes the limit, so no replica mix can exceed it.
+//!
+//! Not refusing early (issue 11): per subject and replica one lease is in flight at a
+//! time and the requests that arrive meanwhile wait for it, so a burst cannot lease the
+//! window away in parallel chunks it will not use. A lease asks for what is waiting, or
+//! twice the last lease when that ran out within its window; the database grants at most
+//! half of what is left, so tokens one replica holds and does not spend strand at most
+//! half of the rest. A request is refused only when the database says nothing is left.
 
 use crate::error::{ApiError, ApiResult};
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -31,31 +39,53 @@ impl RateSubject<'_> {
     }
 }
 
-/// This replica's unspent leases, by subject.
+/// This replica's leases, by subject.
 pub struct RequestRates {
-    leases: Mutex<HashMap<String, Lease>>,
+    subjects: Mutex<HashMap<String, Arc<Subject>>>,
     subjects_max: usize,
 }
 
+/// One subject on this replica: its lease, and how many requests wait for it.
+#[derive(Default)]
+struct Subject {
+    waiting: AtomicUsize,
+    /// Held across the lease statement: one lease in flight per subject and replica.
+    lease: tokio::sync::Mutex<Lease>,
+}
+
+#[derive(Default)]
 struct Lease {
     remaining: u32,
     /// When the database's window ends, on this replica's monotonic clock.
-    ends: Instant,
-    /// The last lease got less than it asked: the window is used up on every replica,
-    /// so further requests are refused here without asking the database again.
+    ends: Option<Instant>,
+    /// Nothing was left to lease in this window on any replica: refuse until it ends.
     window_spent: bool,
+    /// The size of the last grant, which the next lease doubles when busy.
+    granted: u32,
 }
 
-/// A tenth of the limit per lease: ten lease statements per subject, replica and second
-/// at most when busy, and at most a tenth of the limit stranded per replica.
-fn chunk(limit_per_second: u32) -> u32 {
-    (limit_per_second / 10).max(1)
+impl Lease {
+    fn current(&self, now: Instant) -> bool {
+        self.ends.is_some_and(|ends| now < ends)
+    }
+
+    /// How many to ask for: everyone waiting, or, when the last grant ran out within its
+    /// window, twice that; never more than the limit.
+    fn asked(&self, now: Instant, waiting: usize, limit_per_second: u32) -> u32 {
+        let waiting = u32::try_from(waiting).unwrap_or(u32::MAX).saturating_add(1);
+        let busy = if self.current(now) {
+            self.granted.saturating_mul(2)
+        } else {
+            self.granted
+        };
+        waiting.max(busy).clamp(1, limit_per_second.max(1))
+    }
 }
 
 impl RequestRates {
     pub fn new(subjects_max: usize) -> Self {
         RequestRates {
-            leases: Mutex::new(HashMap::new()),
+            subjects: Mutex::new(HashMap::new()),
             subjects_max,
         }
     }
@@ -69,60 +99,66 @@ impl RequestRates {
         limit_per_second: u32,
     ) -> ApiResult<()> {
         let key = subject.key();
-        match self.take_leased(&key) {
-            Some(true) => return Ok(()),
-            Some(false) => return Err(limited(subject, limit_per_second)),
-            None => {}
+        let entry = self.subject(&key);
+        entry.waiting.fetch_add(1, Ordering::Relaxed);
+        let mut lease = entry.lease.lock().await;
+        let waiting = entry.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
+        let now = Instant::now();
+        if lease.current(now) {
+            if lease.remaining > 0 {
+                lease.remaining -= 1;
+                return Ok(());
+            }
+            if lease.window_spent {
+                return Err(limited(subject, limit_per_second));
+            }
         }
+        let asked = lease.asked(now, waiting, limit_per_second);
         let stmt = client
-            .prepare_cached("SELECT leased, window_left_ms FROM request_rate_lease($1, $2, $3)")
+            .prepare_cached(
+                "SELECT leased, unleased, window_left_ms FROM request_rate_lease($1, $2, $3)",
+            )
             .await?;
-        let limit = i32::try_from(limit_per_second).unwrap_or(i32::MAX);
-        let chunk = i32::try_from(chunk(limit_per_second)).unwrap_or(i32::MAX);
-        let row = client.query_one(&stmt, &[&key, &chunk, &limit]).await?;
+        let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let row = client
+            .query_one(&stmt, &[&key, &to_i32(asked), &to_i32(limit_per_second)])
+            .await?;
         let leased = u32::try_from(row.get::<_, i32>(0)).unwrap_or(0);
-        let window_left = Duration::from_millis(u64::try_from(row.get::<_, i32>(1)).unwrap_or(1));
-        self.store(
-            key,
-            Lease {
-                remaining: leased.saturating_sub(1),
-                ends: Instant::now() + window_left,
-                window_spent: i64::from(leased) < i64::from(chunk),
-            },
-        );
+        let window_left = Duration::from_millis(u64::try_from(row.get::<_, i32>(2)).unwrap_or(1));
+        *lease = Lease {
+            remaining: leased.saturating_sub(1),
+            ends: Some(Instant::now() + window_left),
+            window_spent: row.get::<_, i32>(1) == 0,
+            granted: leased.max(1),
+        };
         if leased == 0 {
             return Err(limited(subject, limit_per_second));
         }
         Ok(())
     }
 
-    /// Spends one leased request: `Some(true)` when there was one, `Some(false)` when
-    /// this window is used up (known without asking the database again), `None` when
-    /// a new lease is needed.
-    fn take_leased(&self, key: &str) -> Option<bool> {
-        let mut leases = self.leases.lock().expect("request rate map poisoned");
-        let lease = leases.get_mut(key)?;
-        if Instant::now() >= lease.ends {
-            return None;
+    /// The subject's entry, kept while the map has room; when it is full, entries nobody
+    /// holds whose window has ended make room, or the caller gets an unstored entry (it
+    /// leases again next time: correct, only slower).
+    fn subject(&self, key: &str) -> Arc<Subject> {
+        let mut subjects = self.subjects.lock().expect("request rate map poisoned");
+        if let Some(entry) = subjects.get(key) {
+            return Arc::clone(entry);
         }
-        if lease.remaining > 0 {
-            lease.remaining -= 1;
-            return Some(true);
-        }
-        (lease.window_spent).then_some(false)
-    }
-
-    fn store(&self, key: String, lease: Lease) {
-        let mut leases = self.leases.lock().expect("request rate map poisoned");
-        if leases.len() >= self.subjects_max && !leases.contains_key(&key) {
+        if subjects.len() >= self.subjects_max {
             let now = Instant::now();
-            leases.retain(|_, lease| now < lease.ends);
-            if leases.len() >= self.subjects_max {
-                // Unstored, the next request leases again: correct, only slower.
-                return;
+            subjects.retain(|_, entry| {
+                Arc::strong_count(entry) > 1
+                    || entry
+                        .lease
+                        .try_lock()
+                        .map_or(true, |lease| lease.current(now))
+            });
+            if subjects.len() >= self.subjects_max {
+                return Arc::default();
             }
         }
-        leases.insert(key, lease);
+        Arc::clone(subjects.entry(key.to_owned()).or_default())
     }
 }
 

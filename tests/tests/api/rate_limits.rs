@@ -215,3 +215,48 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_failure_limit(
     )
     .await;
 }
+
+/// Issue 11: concurrent requests that found no lease each leased a tenth of the limit,
+/// so a burst far under the limit was partly refused. All of these must pass.
+#[tokio::test]
+async fn a_concurrent_burst_under_the_wallet_rate_all_passes() {
+    let app = spawn_app_with(&[("QRGATE_WALLET_REQUESTS_PER_SECOND_MAX", "1000")]).await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "1.00").await;
+    let path = format!("accounts/{customer}");
+    let (responses, _) = burst(&app, 400, 200, |_| {
+        let (wallet, path) = (&wallet, &path);
+        async move { wallet.get(path).await.unwrap() }
+    })
+    .await;
+    assert_eq!(tally(&responses), (400, 0));
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_under_the_key_rate_all_passes_on_one_replica_and_on_two() {
+    let limits = [("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "200")];
+    let app = spawn_app_with(&limits).await;
+    let replica = app.spawn_replica(&limits).await;
+    let merchant = app.create_merchant().await;
+    for replicas in [1, 2] {
+        // A fresh window, so both rounds start from a whole allowance.
+        let second = db_second(&app).await;
+        while db_second(&app).await == second {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (responses, _) = burst(&app, 150, 150, |i| {
+            let base = if replicas == 2 && i % 2 == 1 {
+                replica.clone()
+            } else {
+                app.address.clone()
+            };
+            let request = app
+                .http
+                .get(format!("{base}/v1/orders"))
+                .bearer_auth(&merchant.cashier_key);
+            async move { request.send().await.unwrap() }
+        })
+        .await;
+        assert_eq!(tally(&responses), (150, 0), "{replicas} replica(s)");
+    }
+}
