@@ -33,6 +33,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0012_blocked_merchants",
     "0013_risk",
     "0014_request_rates",
+    "0015_referral_plan",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -61,9 +62,10 @@ pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
         .context("DATABASE_URL is not a PostgreSQL URL")?;
     let limits = &settings.limits;
     config.connect_timeout(Duration::from_millis(limits.db_connect_timeout_ms));
+    // Both per connection, so no statement of the hot path spends a round trip on them.
     config.options(format!(
-        "-c statement_timeout={}",
-        limits.statement_timeout_ms
+        "-c statement_timeout={} -c lock_timeout={}",
+        limits.statement_timeout_ms, limits.lock_timeout_ms
     ));
     config.application_name("qrgate-gateway");
     let manager = Manager::from_config(

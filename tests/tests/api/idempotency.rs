@@ -1,6 +1,6 @@
 //! Merchant Idempotency-Key: stored first answers, conflicts, transient answers.
 
-use crate::helpers::{assert_error, json_ok, spawn_app};
+use crate::helpers::{assert_error, json_ok, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -97,7 +97,7 @@ async fn keys_are_per_merchant_and_endpoint() {
 }
 
 #[tokio::test]
-async fn concurrent_duplicates_create_one_order() {
+async fn concurrent_duplicates_create_one_order_and_all_get_its_answer() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-C"});
@@ -112,19 +112,50 @@ async fn concurrent_duplicates_create_one_order() {
     let responses = futures_util::future::join_all(requests).await;
     let mut ids = std::collections::HashSet::new();
     for response in responses {
-        let response = response.unwrap();
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap();
-        match status {
-            StatusCode::CREATED => {
-                ids.insert(body["id"].as_str().unwrap().to_owned());
-            }
-            StatusCode::CONFLICT => {
-                assert_eq!(body["error"]["code"], "idempotency_in_progress", "{body}")
-            }
-            other => panic!("unexpected {other}: {body}"),
-        }
+        // Each duplicate waits (at most lock_timeout) for the first and replays its answer.
+        let order = json_ok(response.unwrap(), StatusCode::CREATED).await;
+        ids.insert(order["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1);
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 1);
+}
+
+/// Issue 11: lock_timeout was documented but never set, so a duplicate blocked behind a
+/// twin that did not finish waited the whole statement timeout and got 503.
+#[tokio::test]
+async fn a_duplicate_blocked_behind_its_twin_is_told_in_progress_after_the_lock_timeout() {
+    let app = spawn_app_with(&[
+        ("QRGATE_LOCK_TIMEOUT_MS", "200"),
+        ("QRGATE_STATEMENT_TIMEOUT_MS", "20000"),
+    ])
+    .await;
+    let merchant = app.create_merchant().await;
+    let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-H"});
+    // The twin: a transaction that has claimed the key and not yet committed.
+    let mut twin = app.db().await;
+    let tx = twin.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
+         VALUES ($1, 'POST /v1/orders', 'held', '\\x00')",
+        &[&merchant.id],
+    )
+    .await
+    .unwrap();
+    let send = || {
+        app.http
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", "held")
+            .json(&body)
+            .send()
+    };
+    assert_error(
+        send().await.unwrap(),
+        StatusCode::CONFLICT,
+        "idempotency_in_progress",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 0);
+    tx.rollback().await.unwrap();
+    json_ok(send().await.unwrap(), StatusCode::CREATED).await;
 }
