@@ -10,7 +10,7 @@ use actix_web::{
     web, HttpMessage, HttpRequest,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::time::Instant;
@@ -228,13 +228,32 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The years a date or time from outside may name: PostgreSQL and chrono disagree at
+/// the far ends of their ranges, and nothing in a payments ledger lies outside these.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
 pub fn parse_timestamp(field: &str, s: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
+        .ok()
+        .filter(|t| YEARS.contains(&t.year()))
+        .ok_or_else(|| {
             ApiError::invalid(
                 field,
-                "must be an RFC 3339 timestamp such as 2026-01-31T08:00:00Z",
+                "must be an RFC 3339 timestamp such as 2026-01-31T08:00:00Z, in the years 1970 to 9999",
+            )
+        })
+}
+
+/// A calendar date `YYYY-MM-DD` in the years 1970 to 9999.
+pub fn parse_date(field: &str, s: &str) -> ApiResult<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|d| s.len() == 10 && YEARS.contains(&d.year()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                "must be a date such as 2026-11-25, in the years 1970 to 9999",
             )
         })
 }
@@ -248,7 +267,9 @@ pub fn decode_cursor(s: &str) -> ApiResult<(DateTime<Utc>, String)> {
     let bad = || ApiError::invalid("cursor", "is not a cursor this API returned");
     let text = String::from_utf8(B64URL.decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
     let (micros, id) = text.split_once('|').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?)
+        .filter(|t| YEARS.contains(&t.year()))
+        .ok_or_else(bad)?;
     Ok((at, id.to_owned()))
 }
 

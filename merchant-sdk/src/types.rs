@@ -441,12 +441,18 @@ pub struct SettlementReport {
     pub opening_balance: Decimal,
     /// Payments settled that day, and their total.
     pub payments_count: i64,
-    /// Total of those payments (before fees).
+    /// Total of those payments (before fees and discounts).
     pub payments_amount: Decimal,
+    /// Discounts the merchant funded on those payments (not credited to it).
+    pub discounts_amount: Decimal,
     /// Refunds made that day.
     pub refunds_count: i64,
-    /// Total of those refunds.
+    /// Total of those refunds (of the orders' amounts).
     pub refunds_amount: Decimal,
+    /// The share of merchant-funded discounts in those refunds (not taken from the
+    /// merchant). `net = payments_amount − discounts_amount − fees − refunds_amount +
+    /// refunded_discounts_amount − payouts_amount`.
+    pub refunded_discounts_amount: Decimal,
     /// Fees charged that day, less fees returned by refunds.
     pub fees: Decimal,
     /// Paid out that day.
@@ -464,8 +470,10 @@ pub(crate) struct SettlementReportWire {
     opening_balance: String,
     payments_count: i64,
     payments_amount: String,
+    discounts_amount: String,
     refunds_count: i64,
     refunds_amount: String,
+    refunded_discounts_amount: String,
     fees: String,
     payouts_amount: String,
     net: String,
@@ -482,8 +490,10 @@ impl TryFrom<SettlementReportWire> for SettlementReport {
             opening_balance: signed_decimal(&w.opening_balance, c)?,
             payments_count: w.payments_count,
             payments_amount: signed_decimal(&w.payments_amount, c)?,
+            discounts_amount: signed_decimal(&w.discounts_amount, c)?,
             refunds_count: w.refunds_count,
             refunds_amount: signed_decimal(&w.refunds_amount, c)?,
+            refunded_discounts_amount: signed_decimal(&w.refunded_discounts_amount, c)?,
             fees: signed_decimal(&w.fees, c)?,
             payouts_amount: signed_decimal(&w.payouts_amount, c)?,
             net: signed_decimal(&w.net, c)?,

@@ -31,27 +31,37 @@ CREATE OR REPLACE FUNCTION campaign_discount(p_campaign campaigns, p_amount_mino
     END;
 $$;
 
--- The best campaign the customer may use on the order. With p_lock, each candidate's row
--- is locked before its budget and the customer's uses are counted, so the answer holds
--- until this transaction ends; without (quotes), nothing is locked or reserved.
+-- The best campaign the customer may use on the order. With p_lock, every campaign that
+-- would discount this order is locked first, in id order (the one lock order: never an
+-- order that depends on the amount), before budgets and the customer's uses are
+-- counted, so the answer holds until this transaction ends; without (quotes), nothing
+-- is locked or reserved.
 CREATE OR REPLACE FUNCTION campaign_take(p_order orders, p_wallet_id text, p_customer_account_id text, p_lock boolean)
 RETURNS campaign_offer LANGUAGE plpgsql AS $$
 DECLARE
+    v_candidates campaigns[];
     c campaigns%ROWTYPE;
     v_discount bigint;
     v_uses bigint;
     v_customer_reference text;
 BEGIN
-    FOR c IN SELECT * FROM campaigns
-             WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
-               AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
-               AND spent_minor < budget_minor
-             ORDER BY campaign_discount(campaigns, p_order.amount_minor) DESC, created_at, id LOOP
+    IF p_lock THEN
+        SELECT array_agg(l ORDER BY l.id) INTO v_candidates FROM (
+            SELECT * FROM campaigns
+            WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
+              AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
+              AND spent_minor < budget_minor AND campaign_discount(campaigns, p_order.amount_minor) > 0
+            ORDER BY id FOR UPDATE) l;
+    ELSE
+        SELECT array_agg(l ORDER BY l.id) INTO v_candidates FROM (
+            SELECT * FROM campaigns
+            WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
+              AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
+              AND spent_minor < budget_minor AND campaign_discount(campaigns, p_order.amount_minor) > 0) l;
+    END IF;
+    FOR c IN SELECT * FROM unnest(v_candidates) u
+             ORDER BY campaign_discount(u, p_order.amount_minor) DESC, u.created_at, u.id LOOP
         v_discount := campaign_discount(c, p_order.amount_minor);
-        EXIT WHEN v_discount <= 0;
-        IF p_lock THEN
-            SELECT * INTO c FROM campaigns WHERE id = c.id FOR UPDATE;
-        END IF;
         CONTINUE WHEN c.spent_minor + v_discount > c.budget_minor;
         IF c.per_customer_limit IS NOT NULL THEN
             IF v_customer_reference IS NULL THEN
@@ -120,45 +130,59 @@ BEGIN
     RETURN v_id;
 END $$;
 
--- Rewards a referred customer's first payment of at least the minimum, and their
--- referrer, once each referral and at most rewards_per_referrer_max times a referrer.
-CREATE OR REPLACE FUNCTION referral_reward(p_wallet_id text, p_customer_account_id text, p_payment_id text, p_order orders, p_shard_seed integer)
-RETURNS void LANGUAGE plpgsql AS $$
+-- The referral a payment would reward: a referred customer's first payment of at least
+-- the minimum, once each referral and at most rewards_per_referrer_max times a
+-- referrer. Called before the payment moves money: it locks both customers' points
+-- rows (in account id order, the one lock order's "customer's points"), which
+-- serialize each referral and each referrer's cap under races. NULL: nothing to reward.
+CREATE OR REPLACE FUNCTION referral_due(p_wallet_id text, p_customer_account_id text, p_order orders)
+RETURNS referral_plan LANGUAGE plpgsql AS $$
 DECLARE
     s referral_settings%ROWTYPE;
     v_referee accounts%ROWTYPE;
     v_referrer accounts%ROWTYPE;
-    v_referee_points text;
-    v_referrer_points text;
+    v_plan referral_plan;
 BEGIN
     SELECT * INTO s FROM referral_settings;
     SELECT * INTO v_referee FROM accounts WHERE id = p_customer_account_id;
     IF v_referee.referred_by_code IS NULL OR s.bonus_points = 0
        OR p_order.amount_minor < s.min_payment_units * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_order.currency))
        OR EXISTS (SELECT 1 FROM referral_rewards WHERE wallet_id = p_wallet_id AND referee_reference = v_referee.customer_reference) THEN
-        RETURN;
+        RETURN NULL;
     END IF;
     SELECT * INTO v_referrer FROM accounts
     WHERE kind = 'customer' AND wallet_id = p_wallet_id AND referral_code = v_referee.referred_by_code
       AND customer_reference <> v_referee.customer_reference
     ORDER BY created_at LIMIT 1;
     IF NOT FOUND THEN
-        RETURN;
+        RETURN NULL;
     END IF;
-    -- The referrer's points row serializes their rewards (the cap holds under races).
-    v_referee_points := points_account(p_wallet_id, p_customer_account_id, true);
-    v_referrer_points := points_account(p_wallet_id, v_referrer.id, true);
-    IF (SELECT count(*) FROM referral_rewards WHERE wallet_id = p_wallet_id AND referrer_reference = v_referrer.customer_reference)
-       >= s.rewards_per_referrer_max THEN
-        RETURN;
+    v_plan.referee_points := points_account(p_wallet_id, p_customer_account_id, false);
+    v_plan.referrer_points := points_account(p_wallet_id, v_referrer.id, false);
+    PERFORM 1 FROM account_balances WHERE account_id IN (v_plan.referee_points, v_plan.referrer_points)
+    ORDER BY account_id FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM referral_rewards WHERE wallet_id = p_wallet_id AND referee_reference = v_referee.customer_reference)
+       OR (SELECT count(*) FROM referral_rewards WHERE wallet_id = p_wallet_id AND referrer_reference = v_referrer.customer_reference)
+          >= s.rewards_per_referrer_max THEN
+        RETURN NULL;
     END IF;
+    v_plan.referee_reference := v_referee.customer_reference;
+    v_plan.referrer_reference := v_referrer.customer_reference;
+    v_plan.bonus_points := s.bonus_points;
+    RETURN v_plan;
+END $$;
+
+-- Books a referral planned (and locked) by referral_due, once the payment exists.
+CREATE OR REPLACE FUNCTION referral_reward(p_wallet_id text, p_plan referral_plan, p_payment_id text, p_shard_seed integer)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO referral_rewards (wallet_id, referee_reference, referrer_reference, payment_id, bonus_points)
-    VALUES (p_wallet_id, v_referee.customer_reference, v_referrer.customer_reference, p_payment_id, s.bonus_points)
+    VALUES (p_wallet_id, p_plan.referee_reference, p_plan.referrer_reference, p_payment_id, p_plan.bonus_points)
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
         PERFORM ledger_post('points', 'referral:' || p_payment_id,
-            ARRAY[ledger_platform_account('points_liability', 'PTS', 16::smallint), v_referee_points, v_referrer_points],
-            ARRAY[-2 * s.bonus_points, s.bonus_points, s.bonus_points], ARRAY[]::bigint[], p_shard_seed);
+            ARRAY[ledger_platform_account('points_liability', 'PTS', 16::smallint), p_plan.referee_points, p_plan.referrer_points],
+            ARRAY[-2 * p_plan.bonus_points, p_plan.bonus_points, p_plan.bonus_points], ARRAY[]::bigint[], p_shard_seed);
     END IF;
 END $$;
 
@@ -245,6 +269,7 @@ DECLARE
     v_points_account text;
     v_merchant_blocked boolean;
     v_risk record;
+    v_referral referral_plan;
 BEGIN
     v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
                                  p_request_sha256, p_customer_account_id);
@@ -334,6 +359,9 @@ BEGIN
     -- The customer's points account is locked before their money (the one lock order),
     -- whenever this payment redeems or earns points.
     v_earned := points_earned_for(v_charged, v_charged_currency, v_order.merchant_id);
+    IF (SELECT referred_by_code IS NOT NULL FROM accounts WHERE id = p_customer_account_id) THEN
+        v_referral := referral_due(p_wallet_id, p_customer_account_id, v_order);
+    END IF;
     IF v_redeem.points > 0 OR v_earned > 0 THEN
         v_points_account := points_account(p_wallet_id, p_customer_account_id, true);
         IF v_redeem.points > (SELECT balance_minor FROM account_balances WHERE account_id = v_points_account) THEN
@@ -382,8 +410,8 @@ BEGIN
             v_order.currency, v_charged, v_charged_currency, v_fee, v_ltx, v_now,
             v_rate.id, v_rate.rate, v_rate.spread_bps, v_quote.id, coalesce(v_offer.discount_minor, 0),
             v_offer.campaign_id, v_offer.funded_by, v_redeem.points, v_redeem.value_minor, v_earned);
-    IF (SELECT referred_by_code IS NOT NULL FROM accounts WHERE id = p_customer_account_id) THEN
-        PERFORM referral_reward(p_wallet_id, p_customer_account_id, p_payment_id, v_order, p_shard_seed);
+    IF v_referral.bonus_points IS NOT NULL THEN
+        PERFORM referral_reward(p_wallet_id, v_referral, p_payment_id, p_shard_seed);
     END IF;
     IF v_offer.campaign_id IS NOT NULL THEN
         PERFORM campaign_record_use(v_offer, p_wallet_id, p_customer_account_id, p_payment_id);

@@ -24,9 +24,8 @@ DECLARE
     v_due bigint;
     v_fee bigint;
     v_accounts text[];
-    v_discount bigint;
+    v_gross bigint;
     v_points bigint;
-    v_points_value bigint;
     v_earned bigint;
     v_points_account text;
     v_amounts bigint[];
@@ -63,9 +62,13 @@ BEGIN
 
     SELECT * INTO v_payment FROM payments WHERE order_id = p_order_id;
     -- Each leg returned cumulatively: after this refund, leg L has returned
-    -- round_half_up(L_total × refunded / amount).
-    -- The customer's leg is in the currency charged, at the payment's rate; the merchant
-    -- returns the order-currency share less the fee share.
+    -- round_half_up(L_total × refunded / amount), so the last refund returns the rest.
+    -- The merchant gives back its share of what it was credited (the amount less a
+    -- discount it funded) less the fee's share; the customer gets their share of what
+    -- they were charged (in that currency, at the payment's rate); the promotions account
+    -- takes back the difference in the order's currency (a platform discount, points).
+    v_gross := refund_share(v_payment.amount_minor - CASE WHEN v_payment.discount_funded_by = 'merchant' THEN v_payment.discount_minor ELSE 0 END, v_after, v_order.amount_minor)
+             - refund_share(v_payment.amount_minor - CASE WHEN v_payment.discount_funded_by = 'merchant' THEN v_payment.discount_minor ELSE 0 END, v_before, v_order.amount_minor);
     v_customer := refund_share(v_payment.charged_minor, v_after, v_order.amount_minor)
                 - refund_share(v_payment.charged_minor, v_before, v_order.amount_minor);
     v_due := refund_share(v_payment.amount_minor - v_payment.discount_minor - v_payment.points_value_minor, v_after, v_order.amount_minor)
@@ -74,8 +77,6 @@ BEGIN
            - refund_share(v_payment.fee_minor, v_before, v_order.amount_minor);
     v_points := refund_share(v_payment.points_used, v_after, v_order.amount_minor)
               - refund_share(v_payment.points_used, v_before, v_order.amount_minor);
-    v_points_value := refund_share(v_payment.points_value_minor, v_after, v_order.amount_minor)
-                    - refund_share(v_payment.points_value_minor, v_before, v_order.amount_minor);
     v_earned := refund_share(v_payment.points_earned, v_after, v_order.amount_minor)
               - refund_share(v_payment.points_earned, v_before, v_order.amount_minor);
     -- The one lock order: the customer's points, then their money.
@@ -83,21 +84,16 @@ BEGIN
         v_points_account := points_account(v_payment.wallet_id, v_payment.customer_account_id, true);
     END IF;
     PERFORM 1 FROM account_balances WHERE account_id = v_payment.customer_account_id FOR UPDATE;
-    -- A platform-funded discount goes back to the promotions account in proportion
-    -- (not to the campaign's budget); the merchant returns what it was credited for it.
-    v_discount := CASE WHEN v_payment.discount_funded_by = 'platform'
-                       THEN refund_share(v_payment.discount_minor, v_after, v_order.amount_minor)
-                          - refund_share(v_payment.discount_minor, v_before, v_order.amount_minor) ELSE 0 END;
     v_accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_merchant_id), 'acc_fee_' || lower(v_order.currency)];
-    v_amounts := ARRAY[-(v_due + v_discount + v_points_value - v_fee), -v_fee];
+    v_amounts := ARRAY[-(v_gross - v_fee), -v_fee];
     IF v_payment.charged_currency <> v_order.currency THEN
         v_accounts := v_accounts || ledger_platform_account('fx_position', v_payment.charged_currency, 16::smallint)
                                  || ledger_platform_account('fx_position', v_order.currency, 16::smallint);
         v_amounts := v_amounts || -v_customer || v_due;
     END IF;
-    IF v_discount + v_points_value <> 0 THEN
+    IF v_gross <> v_due THEN
         v_accounts := v_accounts || ledger_platform_account('promotions', v_order.currency, 16::smallint);
-        v_amounts := v_amounts || (v_discount + v_points_value);
+        v_amounts := v_amounts || (v_gross - v_due);
     END IF;
     IF v_points <> 0 THEN
         v_accounts := v_accounts || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint);
@@ -123,7 +119,7 @@ BEGIN
                          customer_returned_minor, fee_returned_minor, merchant_debited_minor, order_status_after,
                          ledger_transaction_id)
     VALUES (p_refund_id, p_order_id, p_reference, p_request_sha256, 201, 'succeeded', p_amount_minor, p_reason,
-            v_customer, v_fee, v_customer - v_fee, v_status, v_ltx)
+            v_customer, v_fee, v_gross - v_fee, v_status, v_ltx)
     RETURNING * INTO v_stored;
     RETURN ROW('succeeded', 201, NULL, p_refund_id, p_amount_minor, v_order.currency, v_status, p_reason,
                v_stored.created_at)::refund_outcome;

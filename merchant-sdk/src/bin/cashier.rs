@@ -423,10 +423,12 @@ async fn settlement_report(client: &Client, date: Option<String>) -> Result<Exit
             "payments",
             format!("{} × {}", r.payments_count, r.payments_amount),
         ),
+        ("discounts", r.discounts_amount.to_string()),
         (
             "refunds",
             format!("{} × {}", r.refunds_count, r.refunds_amount),
         ),
+        ("refunded disc.", r.refunded_discounts_amount.to_string()),
         ("fees", r.fees.to_string()),
         ("payouts", r.payouts_amount.to_string()),
         ("net", r.net.to_string()),

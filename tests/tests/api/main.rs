@@ -18,6 +18,7 @@ mod points;
 mod promotions;
 mod rate_limits;
 mod refunds;
+mod reports;
 mod risk;
 mod sdk;
 mod shutdown;

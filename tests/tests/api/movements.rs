@@ -545,7 +545,7 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
         .text()
         .await
         .unwrap();
-    assert!(csv.starts_with("date,currency,opening_balance,payments_count,payments_amount,refunds_count,refunds_amount,fees,payouts_amount,net,closing_balance\r\n"));
+    assert!(csv.starts_with("date,currency,opening_balance,payments_count,payments_amount,discounts_amount,refunds_count,refunds_amount,refunded_discounts_amount,fees,payouts_amount,net,closing_balance\r\n"));
     assert!(csv.contains(",99.51,99.51\r\n"), "{csv}");
     assert_error(
         app.merchant_get(
