@@ -3,6 +3,7 @@
 use crate::helpers::{json_ok, spawn_app, TestApp};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
+use serde_json::json;
 use serde_json::Value;
 
 #[tokio::test]
@@ -114,4 +115,109 @@ async fn many_payments_to_one_hot_merchant_all_settle() {
         ))
         .await;
     assert!(shards_used > 1, "{shards_used}");
+}
+
+/// Issue 11: the referral bonus locked the referrer's points after the fee and merchant
+/// shards, and campaigns were locked in an order that depended on the amount. A herd of
+/// referred customers, their referrer, two overlapping campaigns and refunds, across two
+/// replicas with no retries, must all succeed: a deadlock would answer 503.
+#[tokio::test]
+async fn referrals_campaigns_and_refunds_together_on_two_replicas_never_deadlock() {
+    let settings = [
+        ("QRGATE_DB_RETRY_MAX", "0"),
+        ("QRGATE_REFERRAL_REWARDS_PER_REFERRER_MAX", "100"),
+        ("QRGATE_REFERRAL_MIN_PAYMENT_UNITS", "1"),
+    ];
+    let app = crate::helpers::spawn_app_with(&settings).await;
+    let replica = app.spawn_replica(&settings).await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let secret = app.wallet_secret(&wallet.wallet_id).await;
+    let wallet_there =
+        simulator::wallet::WalletClient::new(&replica, &wallet.wallet_id, secret, app.http.clone());
+    app.set_funding_limit(&wallet.wallet_id, "CNY", "100000")
+        .await;
+    for campaign in [
+        json!({"currency": "CNY", "budget": "1000.00", "funded_by": "platform", "kind": "percent_off", "percent_off": "10", "max_discount": "5.00"}),
+        json!({"currency": "CNY", "budget": "1000.00", "funded_by": "merchant", "merchant_id": merchant.id, "kind": "amount_off_over", "amount_off": "3.00", "min_amount": "20.00"}),
+    ] {
+        json_ok(
+            app.admin_post("/v1/admin/campaigns", &campaign).await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let open = |reference: String, code: Option<String>| {
+        let body =
+            json!({"customer_reference": reference, "currency": "CNY", "referral_code": code});
+        let wallet = &wallet;
+        async move {
+            let opened = json_ok(
+                wallet.post("customers", &body).await.unwrap(),
+                StatusCode::CREATED,
+            )
+            .await;
+            let account = opened["account_id"].as_str().unwrap().to_owned();
+            let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": "500.00", "currency": "CNY"});
+            json_ok(
+                wallet.post("top-ups", &top_up).await.unwrap(),
+                StatusCode::OK,
+            )
+            .await;
+            (
+                account,
+                opened["referral_code"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (referrer, code) = open("referrer".into(), None).await;
+    let mut referees = Vec::new();
+    for i in 0..12 {
+        referees.push(open(format!("referee-{i}"), Some(code.clone())).await.0);
+    }
+    // Earlier payments of the referrer, refunded in the herd.
+    let mut paid = Vec::new();
+    for _ in 0..8 {
+        let order = app.create_order(&merchant.cashier_key, "25.00").await;
+        json_ok(app.pay(&wallet, &order, &referrer).await, StatusCode::OK).await;
+        paid.push(order);
+    }
+
+    let mut payers: Vec<&str> = referees.iter().map(String::as_str).collect();
+    payers.extend([referrer.as_str(); 6]);
+    let mut orders = Vec::new();
+    for i in 0..payers.len() {
+        let amount = format!("{}.{:02}", 15 + i * 3, i);
+        orders.push(app.create_order(&merchant.cashier_key, &amount).await);
+    }
+    let payments = payers
+        .iter()
+        .zip(&orders)
+        .enumerate()
+        .map(|(i, (payer, order))| {
+            let body = TestApp::pay_body(order, payer);
+            let wallet = if i % 2 == 0 { &wallet } else { &wallet_there };
+            async move { wallet.post("payments", &body).await.unwrap() }
+        });
+    let refunds = paid.iter().enumerate().map(|(i, order)| {
+        let path = format!("/v1/orders/{}/refunds", order["id"].as_str().unwrap());
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.clone()
+        };
+        app.http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&merchant.manager_key)
+            .json(&json!({"amount": "10.00", "refund_reference": format!("r{i}")}))
+            .send()
+    });
+    let (payments, refunds) = tokio::join!(join_all(payments), join_all(refunds));
+    for response in payments {
+        json_ok(response, StatusCode::OK).await;
+    }
+    for response in refunds {
+        json_ok(response.unwrap(), StatusCode::CREATED).await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM referral_rewards").await, 12);
 }
