@@ -112,12 +112,17 @@ CREATE OR REPLACE FUNCTION ledger_open_account(
     SELECT p_id, s, p_kind IN ('customer', 'merchant') FROM generate_series(0, p_shard_count - 1) s;
 $$;
 
+-- The fixed id of the platform's account of a kind in a currency.
+CREATE OR REPLACE FUNCTION platform_account_id(p_kind text, p_currency text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'acc_' || p_kind || '_' || lower(p_currency);
+$$;
+
 -- The platform's own account of a kind in a currency (fee revenue, FX position, …),
--- opened on first use under a fixed id.
+-- opened on first use under its fixed id.
 CREATE OR REPLACE FUNCTION ledger_platform_account(p_kind text, p_currency text, p_shard_count smallint)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    v_id text := 'acc_' || p_kind || '_' || lower(p_currency);
+    v_id text := platform_account_id(p_kind, p_currency);
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM accounts WHERE id = v_id) THEN
         INSERT INTO accounts (id, kind, currency, shard_count) VALUES (v_id, p_kind, p_currency, p_shard_count)
@@ -128,6 +133,14 @@ BEGIN
     END IF;
     RETURN v_id;
 END $$;
+
+-- The platform's promotions, points-liability and FX-position accounts: 16 shards each,
+-- the one place that number is written. (The fee account's shards are the gateway's
+-- setting, QRGATE_FEE_BALANCE_SHARDS: it opens it with each currency's first merchant.)
+CREATE OR REPLACE FUNCTION platform_account(p_kind text, p_currency text) RETURNS text LANGUAGE sql AS $$
+    SELECT ledger_platform_account(p_kind, p_currency, 16::smallint);
+$$;
+
 
 -- The invariants, now with 6: refunds never exceed the payment, and an order's status
 -- agrees with what was refunded.

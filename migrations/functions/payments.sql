@@ -181,7 +181,7 @@ BEGIN
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
         PERFORM ledger_post('points', 'referral:' || p_payment_id,
-            ARRAY[ledger_platform_account('points_liability', 'PTS', 16::smallint), p_plan.referee_points, p_plan.referrer_points],
+            ARRAY[platform_account('points_liability', 'PTS'), p_plan.referee_points, p_plan.referrer_points],
             ARRAY[-2 * p_plan.bonus_points, p_plan.bonus_points, p_plan.bonus_points], ARRAY[]::bigint[], p_shard_seed);
     END IF;
 END $$;
@@ -370,7 +370,7 @@ BEGIN
         END IF;
     END IF;
 
-    v_fee_account := 'acc_fee_' || lower(v_order.currency);
+    v_fee_account := platform_account_id('fee', v_order.currency);
     -- The merchant is credited the amount less a discount it funds; the fee is on that,
     -- half-up (integer arithmetic on positives).
     v_credited := v_order.amount_minor - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
@@ -379,20 +379,20 @@ BEGIN
     v_legs_accounts := ARRAY[p_customer_account_id, v_merchant_account, v_fee_account];
     v_legs_amounts := ARRAY[-v_charged, v_credited - v_fee, v_fee];
     IF v_charged_currency <> v_order.currency THEN
-        v_legs_accounts := v_legs_accounts || ledger_platform_account('fx_position', v_charged_currency, 16::smallint)
-                                           || ledger_platform_account('fx_position', v_order.currency, 16::smallint);
+        v_legs_accounts := v_legs_accounts || platform_account('fx_position', v_charged_currency)
+                                           || platform_account('fx_position', v_order.currency);
         v_legs_amounts := v_legs_amounts || v_charged || -v_due;
     END IF;
     IF v_offer.funded_by = 'platform' OR v_redeem.value_minor > 0 THEN
-        v_legs_accounts := v_legs_accounts || ledger_platform_account('promotions', v_order.currency, 16::smallint);
+        v_legs_accounts := v_legs_accounts || platform_account('promotions', v_order.currency);
         v_legs_amounts := v_legs_amounts
             || -(CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END + v_redeem.value_minor);
     END IF;
     -- Points redeemed and earned are legs of the payment's own transaction (PTS balances
     -- on its own): one ledger transaction per sale.
     IF v_redeem.points > 0 OR v_earned > 0 THEN
-        v_legs_accounts := v_legs_accounts || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint)
-                                           || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint);
+        v_legs_accounts := v_legs_accounts || v_points_account || platform_account('points_liability', 'PTS')
+                                           || v_points_account || platform_account('points_liability', 'PTS');
         v_legs_amounts := v_legs_amounts || -v_redeem.points || v_redeem.points || v_earned || -v_earned;
     END IF;
     v_ltx := ledger_post('payment', p_payment_id, v_legs_accounts, v_legs_amounts, ARRAY[0]::bigint[], p_shard_seed);
@@ -400,7 +400,7 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
             'the customer account balance is too low', v_order.id, p_customer_account_id, p_timeline_max);
     END IF;
-    PERFORM risk_record(p_customer_account_id, v_charged, p_mfa);
+    PERFORM risk_record(p_customer_account_id, v_charged, p_mfa, v_risk.recent_kept);
 
     INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
                           charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,

@@ -84,19 +84,19 @@ BEGIN
         v_points_account := points_account(v_payment.wallet_id, v_payment.customer_account_id, true);
     END IF;
     PERFORM 1 FROM account_balances WHERE account_id = v_payment.customer_account_id FOR UPDATE;
-    v_accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_merchant_id), 'acc_fee_' || lower(v_order.currency)];
+    v_accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_merchant_id), platform_account_id('fee', v_order.currency)];
     v_amounts := ARRAY[-(v_gross - v_fee), -v_fee];
     IF v_payment.charged_currency <> v_order.currency THEN
-        v_accounts := v_accounts || ledger_platform_account('fx_position', v_payment.charged_currency, 16::smallint)
-                                 || ledger_platform_account('fx_position', v_order.currency, 16::smallint);
+        v_accounts := v_accounts || platform_account('fx_position', v_payment.charged_currency)
+                                 || platform_account('fx_position', v_order.currency);
         v_amounts := v_amounts || -v_customer || v_due;
     END IF;
     IF v_gross <> v_due THEN
-        v_accounts := v_accounts || ledger_platform_account('promotions', v_order.currency, 16::smallint);
+        v_accounts := v_accounts || platform_account('promotions', v_order.currency);
         v_amounts := v_amounts || (v_gross - v_due);
     END IF;
     IF v_points <> 0 THEN
-        v_accounts := v_accounts || v_points_account || ledger_platform_account('points_liability', 'PTS', 16::smallint);
+        v_accounts := v_accounts || v_points_account || platform_account('points_liability', 'PTS');
         v_amounts := v_amounts || v_points || -v_points;
     END IF;
     v_ltx := ledger_post('refund', p_refund_id, v_accounts || v_payment.customer_account_id, v_amounts || v_customer,
@@ -110,7 +110,7 @@ BEGIN
     v_earned := least(v_earned, (SELECT balance_minor FROM account_balances WHERE account_id = v_points_account));
     IF v_earned > 0 THEN
         PERFORM ledger_post('points', 'clawback:' || p_refund_id,
-            ARRAY[v_points_account, ledger_platform_account('points_liability', 'PTS', 16::smallint)],
+            ARRAY[v_points_account, platform_account('points_liability', 'PTS')],
             ARRAY[-v_earned, v_earned], ARRAY[]::bigint[], p_shard_seed);
     END IF;
     v_status := CASE WHEN v_after = v_order.amount_minor THEN 'refunded' ELSE 'partially_refunded' END;

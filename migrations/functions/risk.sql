@@ -18,7 +18,7 @@ $$;
 -- ahead, and call risk_record in the same transaction once the money has moved.
 CREATE OR REPLACE FUNCTION risk_check(
     p_wallet_id text, p_account_id text, p_currency text, p_amount_minor bigint, p_mfa boolean,
-    OUT code text, OUT rule text, OUT message text
+    OUT code text, OUT rule text, OUT message text, OUT recent_kept integer
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_today date := (now() AT TIME ZONE 'UTC')::date;
@@ -38,6 +38,8 @@ BEGIN
         v_movements := v_counters.movements;
     END IF;
     SELECT * INTO v_limits FROM risk_limits WHERE currency = p_currency;
+    -- The velocity rule needs the times of the last per_minute_count_max movements only.
+    recent_kept := coalesce(v_limits.per_minute_count_max, 0);
     -- A NULL limit compares as NULL, which IF takes as false: no such limit.
     IF p_amount_minor > v_limits.transaction_max_minor THEN
         code := 'limit_exceeded';
@@ -80,16 +82,19 @@ BEGIN
 END $$;
 
 -- Counts a movement that risk_check allowed and that moved money: today's amount and
--- count, the last minute's times, and what moved without MFA since the last MFA.
-CREATE OR REPLACE FUNCTION risk_record(p_account_id text, p_amount_minor bigint, p_mfa boolean)
+-- count, the last minute's times (as many as risk_check said the velocity rule needs),
+-- and what moved without MFA since the last MFA.
+CREATE OR REPLACE FUNCTION risk_record(p_account_id text, p_amount_minor bigint, p_mfa boolean, p_recent_kept integer)
 RETURNS void LANGUAGE sql AS $$
     UPDATE risk_counters SET
         spent_minor = CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN spent_minor ELSE 0 END + p_amount_minor,
         movements = CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN movements ELSE 0 END + 1,
         day = (now() AT TIME ZONE 'UTC')::date,
-        recent_at = (SELECT coalesce(array_agg(t ORDER BY t), '{}') FROM (
-                         SELECT t FROM unnest(recent_at) t WHERE t > now() - interval '60 seconds'
-                         ORDER BY t DESC LIMIT 99) last) || now(),
+        recent_at = CASE WHEN p_recent_kept > 0 THEN
+                        (SELECT coalesce(array_agg(t ORDER BY t), '{}') FROM (
+                             SELECT t FROM unnest(recent_at) t WHERE t > now() - interval '60 seconds'
+                             ORDER BY t DESC LIMIT p_recent_kept - 1) last) || now()
+                    ELSE '{}' END,
         since_mfa_minor = CASE WHEN p_mfa THEN 0 ELSE since_mfa_minor + p_amount_minor END
     WHERE account_id = p_account_id;
 $$;

@@ -78,7 +78,7 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'insufficient_funds', 422,
             'the paying account''s balance is too low', NULL, NULL, 0);
     END IF;
-    PERFORM risk_record(p_from_account_id, p_amount_minor, p_mfa);
+    PERFORM risk_record(p_from_account_id, p_amount_minor, p_mfa, v_risk.recent_kept);
     INSERT INTO transfers (wallet_id, wallet_txn_id, from_account_id, to_account_id, amount_minor, currency, ledger_transaction_id)
     VALUES (p_wallet_id, p_txn_id, p_from_account_id, p_to_account_id, p_amount_minor, p_currency, v_ltx);
     INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome)
