@@ -241,11 +241,21 @@ async fn open_customer(
             .await?
         }
     };
+    // The customer's points account is opened with their first account, so a wallet can
+    // read its balance and statement from the start (issue 11).
+    let points_account_id: String = tx
+        .query_one(
+            "SELECT points_account($1, $2, false)",
+            &[wallet_id, &account_id],
+        )
+        .await?
+        .get(0);
     let body = json!({
         "account_id": account_id,
         "customer_reference": reference.as_str(),
         "currency": currency,
         "referral_code": referral_code,
+        "points_account_id": points_account_id,
     });
     tx.execute(
         "UPDATE wallet_messages SET http_status = 201, response = $3 WHERE wallet_id = $1 AND message_id = $2",
@@ -668,13 +678,26 @@ async fn get_account(
 ) -> ApiResult<HttpResponse> {
     let (wallet_id, account_id) = path.into_inner();
     let (call, client) = signed_get(&state, &req, &wallet_id).await?;
-    let account = account_json(
+    let mut account = account_json(
         &client,
         &account_id,
         "a.kind = 'customer' AND a.wallet_id",
         &call.wallet_id,
     )
     .await?;
+    // The customer's points account (this one, for a PTS account; null for a customer
+    // who has never had one: opened before points accounts came with the customer).
+    let points: Option<String> = client
+        .query_one(
+            "SELECT p.id FROM accounts a
+             LEFT JOIN accounts p ON p.kind = 'customer' AND p.wallet_id = a.wallet_id
+                 AND p.customer_reference = a.customer_reference AND p.currency = 'PTS'
+             WHERE a.id = $1",
+            &[&account_id],
+        )
+        .await?
+        .get(0);
+    account["points_account_id"] = json!(points);
     Ok(HttpResponse::Ok().json(account))
 }
 

@@ -129,7 +129,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/wallets/{wallet_id}/quotes", "What paying a scanned QR would charge", Wallet, &[], Some("QuoteRequest"), Json(200, "Quote"), &[404, 409, 422]),
         ("post", "/v1/wallets/{wallet_id}/payments", "Pay a scanned order", Wallet, &[], Some("PaymentRequest"), Json(200, "Payment"), &[404, 422]),
         ("get", "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}", "The stored answer to a payment", Wallet, &[], None, Json(200, "Payment"), &[404, 409, 422]),
-        ("get", "/v1/wallets/{wallet_id}/accounts/{id}", "A customer account's balance", Wallet, &[], None, Json(200, "Account"), &[404]),
+        ("get", "/v1/wallets/{wallet_id}/accounts/{id}", "A customer account's balance", Wallet, &[], None, Json(200, "CustomerAccount"), &[404]),
         ("get", "/v1/wallets/{wallet_id}/accounts/{id}/statement", "A customer account's statement", Wallet, STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
     ]
 };

@@ -5,23 +5,16 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use simulator::wallet::WalletClient;
 
-/// The customer's points balance, through the wallet API (0 when they have none yet).
+/// The customer's points balance, through the wallet API alone: the customer's account
+/// names their points account (issue 11: it was reachable only with SQL).
 async fn points(app: &TestApp, wallet: &WalletClient, account: &str) -> String {
-    let id: Option<String> = app
-        .db()
-        .await
-        .query_opt(
-            "SELECT p.id FROM accounts p JOIN accounts a ON a.wallet_id = p.wallet_id AND a.customer_reference = p.customer_reference
-             WHERE a.id = $1 AND p.currency = 'PTS'",
-            &[&account],
-        )
-        .await
-        .unwrap()
-        .map(|r| r.get(0));
-    match id {
-        Some(id) => app.customer_balance(wallet, &id).await,
-        None => "0".into(),
-    }
+    let customer = json_ok(
+        wallet.get(&format!("accounts/{account}")).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let points_account = customer["points_account_id"].as_str().unwrap();
+    app.customer_balance(wallet, points_account).await
 }
 
 async fn pay(
@@ -382,4 +375,47 @@ async fn points_in_yen_are_whole_yen() {
         (paid["points_used"].as_str(), paid["charged"].as_str()),
         (Some("100"), Some("999"))
     );
+}
+
+#[tokio::test]
+async fn a_wallet_finds_the_points_account_and_reads_its_statement() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let opened = open(&wallet, "carol", None).await;
+    let account = opened["account_id"].as_str().unwrap();
+    let points_account = opened["points_account_id"].as_str().unwrap().to_owned();
+    let read = json_ok(
+        wallet
+            .get(&format!("accounts/{points_account}"))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (read["currency"].as_str(), read["balance"].as_str()),
+        (Some("PTS"), Some("0"))
+    );
+    assert_eq!(read["points_account_id"], points_account.as_str());
+    top_up(&wallet, account).await;
+    json_ok(
+        pay(&app, &merchant, &wallet, account, "12.00", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let statement = json_ok(
+        wallet
+            .get(&format!("accounts/{points_account}/statement"))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let lines = statement["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{statement}");
+    assert_eq!(lines[0]["amount"], "12");
+    // Opening the same customer again names the same points account.
+    let again = open(&wallet, "carol", None).await;
+    assert_eq!(again["points_account_id"], points_account.as_str());
 }
