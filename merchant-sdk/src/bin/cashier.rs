@@ -216,10 +216,18 @@ async fn charge(
 async fn wait_with_countdown(client: &Client, order: &Order) -> Result<Order, Error> {
     let until_expiry = (order.expires_at - Utc::now()).to_std().unwrap_or_default();
     let wait = client.wait_for_payment(&order.id, until_expiry + EXPIRY_GRACE);
-    tokio::pin!(wait);
+    // One listener for the whole wait: a Ctrl-C between two ticks is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(wait, interrupted);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            // A Ctrl-C is answered first; closing tells the truth if the payment won.
+            biased;
+            _ = &mut interrupted => {
+                eprintln!("\ninterrupted: closing the order so it cannot be paid");
+                return close_on_interrupt(client, &order.id).await;
+            }
             outcome = &mut wait => {
                 eprintln!();
                 let outcome = outcome?;
@@ -227,13 +235,21 @@ async fn wait_with_countdown(client: &Client, order: &Order) -> Result<Order, Er
                 return if outcome.status == OrderStatus::Pending { client.get_order(&order.id).await } else { Ok(outcome) };
             }
             _ = tick.tick() => countdown(order.expires_at),
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\ninterrupted: closing the order so it cannot be paid");
-                let closed = client.close_order(&order.id).await?;
-                print_order(&closed);
-                std::process::exit(if closed.status.is_paid() { 0 } else { i32::from(EXIT_INTERRUPTED) });
-            }
         }
+    }
+}
+
+/// Closes the order after Ctrl-C. A payment that landed just before it wins: closing
+/// answers `already_paid`, and the charge ends PAID (exit 0), not as an error.
+async fn close_on_interrupt(client: &Client, order_id: &str) -> Result<Order, Error> {
+    match client.close_order(order_id).await {
+        Ok(closed) if closed.status.is_paid() => Ok(closed),
+        Ok(closed) => {
+            print_order(&closed);
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        Err(e) if e.kind() == Some(&ErrorKind::AlreadyPaid) => client.get_order(order_id).await,
+        Err(e) => Err(e),
     }
 }
 

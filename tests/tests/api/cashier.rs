@@ -155,6 +155,43 @@ async fn ctrl_c_during_a_charge_closes_the_order() {
     );
 }
 
+/// Issue 11: a payment that lands just before Ctrl-C made closing answer `already_paid`,
+/// which the CLI reported as an error (exit 1). The cashier is paused while the customer
+/// pays, then interrupted: it must print PAID and exit 0.
+#[tokio::test]
+async fn ctrl_c_just_after_the_payment_landed_reports_paid() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "10.00").await;
+    let child = cashier(
+        &app,
+        &merchant.cashier_key,
+        &["charge", "5.00", "--reference", "CLI-RACE"],
+    );
+    let order = order_by_reference(&app, &merchant, "CLI-RACE").await;
+    let pid = child.id().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signal = |name: &'static str| {
+        let pid = pid.clone();
+        async move {
+            let sent = Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .await
+                .unwrap();
+            assert!(sent.success());
+        }
+    };
+    signal("-STOP").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    signal("-INT").await;
+    signal("-CONT").await;
+    let (code, stdout, stderr) = finish(child).await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("PAID 5.00 CNY"), "{stdout}");
+}
+
 #[tokio::test]
 async fn status_close_orders_and_balance_commands() {
     let app = spawn_app().await;
