@@ -261,8 +261,11 @@ impl OrderQr {
         if self.mcc.len() != 4 || !self.mcc.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("52", "merchant category code must be 4 digits"));
         }
-        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(invalid("58", "country must be ISO 3166 alpha-2"));
+        if !crate::country::is_assigned(&self.country) {
+            return Err(invalid(
+                "58",
+                "country must be an assigned ISO 3166-1 alpha-2 code",
+            ));
         }
         check_ascii("59", &self.merchant_name, MERCHANT_NAME_CHARS_MAX)?;
         check_ascii("60", &self.merchant_city, MERCHANT_CITY_CHARS_MAX)?;

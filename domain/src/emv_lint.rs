@@ -192,8 +192,8 @@ fn check_value(id: &str, value: &str) -> Vec<Problem> {
         "53" if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_digit()) => {
             problems.push(bad("must be a 3-digit ISO 4217 code"))
         }
-        "58" if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) => {
-            problems.push(bad("must be ISO 3166 alpha-2"))
+        "58" if !crate::country::is_assigned(value) => {
+            problems.push(bad("must be an assigned ISO 3166-1 alpha-2 code"))
         }
         "62" => {
             for sub in crate::emv::split_tlv(value).unwrap_or_default() {

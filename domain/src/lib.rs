@@ -2,6 +2,7 @@
 //! DESIGN.md that are pure computation. Nothing here does I/O, so the gateway, the
 //! merchant SDK and the simulator share one implementation of each rule.
 
+pub mod country;
 pub mod currency;
 pub mod emv;
 pub mod emv_lint;

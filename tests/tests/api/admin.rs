@@ -131,7 +131,10 @@ async fn merchant_fields_are_checked_for_the_emv_limits() {
         ("local_name", json!("店".repeat(26))),
         ("local_language", json!("chinese")),
         ("webhook_url", json!("ftp://example.com/hook")),
+        ("country", json!("ZZ")),
         ("time_zone", json!("Mars/Olympus")),
+        ("time_zone", json!("PST")),
+        ("time_zone", json!("UTC+3")),
     ] {
         let mut body = base.clone();
         body[field] = value;
