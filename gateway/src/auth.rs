@@ -21,8 +21,14 @@ pub fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The credential of `Authorization: Bearer <credential>`; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    header_str(req, "authorization")?.strip_prefix("Bearer ")
+    let value = header_str(req, "authorization")?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim_start())
 }
 
 /// `429 rate_limited` while the caller's address has used up its failed
@@ -257,10 +263,17 @@ pub async fn verify_wallet(
     content: &[u8],
 ) -> ApiResult<WalletCall> {
     check_auth_failures(state, req)?;
+    // Every webhook-signature line counts: a list split over several lines is one list.
+    let signatures = req
+        .headers()
+        .get_all("webhook-signature")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(" ");
     let headers = SignedHeaders {
         id: header_str(req, "webhook-id").unwrap_or(""),
         timestamp: header_str(req, "webhook-timestamp").unwrap_or(""),
-        signature: header_str(req, "webhook-signature").unwrap_or(""),
+        signature: &signatures,
     };
     if headers.id.is_empty() || headers.timestamp.is_empty() || headers.signature.is_empty() {
         return Err(ApiError::new(

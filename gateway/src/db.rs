@@ -96,6 +96,7 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {
     let tx = client.transaction().await?;
     tx.batch_execute(
         "SELECT pg_advisory_xact_lock(7242501);
+         SET LOCAL client_min_messages = warning; -- no NOTICE that the table already exists
          CREATE TABLE IF NOT EXISTS schema_migrations (
              version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
     )

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     IdempotencyInProgress,
     ReplayedMessage,
     DuplicateReference,
+    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidQr,
@@ -54,7 +55,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -68,6 +69,7 @@ impl ErrorCode {
         Self::IdempotencyInProgress,
         Self::ReplayedMessage,
         Self::DuplicateReference,
+        Self::MethodNotAllowed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::InvalidQr,
@@ -104,6 +106,7 @@ impl ErrorCode {
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::ReplayedMessage => "replayed_message",
             Self::DuplicateReference => "duplicate_reference",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidQr => "invalid_qr",
@@ -145,6 +148,7 @@ impl ErrorCode {
             | Self::IdempotencyInProgress
             | Self::ReplayedMessage
             | Self::DuplicateReference => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidQr
@@ -177,6 +181,8 @@ pub struct ApiError {
     retry_after_seconds: Option<u64>,
     /// The risk rule that declined a payment or transfer (`daily_amount`, …).
     rule: Option<String>,
+    /// A header the answer carries (`Allow` on a 405).
+    header: Option<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -187,6 +193,15 @@ impl ApiError {
             cause: None,
             retry_after_seconds: None,
             rule: None,
+            header: None,
+        }
+    }
+
+    /// Adds a header to the answer.
+    pub fn with_header(self, name: &'static str, value: String) -> Self {
+        ApiError {
+            header: Some((name, value)),
+            ..self
         }
     }
 
@@ -219,6 +234,7 @@ impl ApiError {
             cause: Some(cause),
             retry_after_seconds: None,
             rule: None,
+            header: None,
         }
     }
 
@@ -235,6 +251,7 @@ impl ApiError {
             cause: Some(cause),
             retry_after_seconds: None,
             rule: None,
+            header: None,
         }
     }
 
@@ -285,6 +302,9 @@ impl ResponseError for ApiError {
             response.insert_header(("Retry-After", seconds.to_string()));
         } else if self.code == ErrorCode::Unavailable {
             response.insert_header(("Retry-After", "1"));
+        }
+        if let Some((name, value)) = &self.header {
+            response.insert_header((*name, value.as_str()));
         }
         response.json(self.body())
     }

@@ -5,6 +5,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode, REQUEST_ID};
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
+    guard,
     http::header::{self, HeaderValue},
     middleware::Next,
     web, HttpMessage, HttpRequest,
@@ -104,6 +105,30 @@ async fn audit(
     }
 }
 
+/// A GET route that also answers HEAD (actix-http leaves the body out of a HEAD answer).
+pub fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// What no route answers: `405` with `Allow` when the path exists with other methods,
+/// else `404`.
+pub async fn unrouted(req: HttpRequest) -> ApiResult<actix_web::HttpResponse> {
+    let allowed = crate::openapi::allowed_methods(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::not_found("route"));
+    }
+    let allow = allowed
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not served here; allowed: {allow}", req.method()),
+    )
+    .with_header("Allow", allow))
+}
+
 /// Reads a request body of at most `limit` bytes (413 beyond; never buffers more).
 pub async fn read_body(
     mut payload: web::Payload,
@@ -155,20 +180,46 @@ pub fn require_json_content_type(req: &HttpRequest) -> ApiResult<()> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    // JSON is UTF-8 (RFC 8259): a body declared in another charset is not one we read.
+    let utf8 = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    });
+    if essence.eq_ignore_ascii_case("application/json") && utf8 {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "Content-Type must be application/json",
+            "Content-Type must be application/json (charset utf-8, if given)",
         ))
     }
 }
 
-/// Parses a JSON body into `T`, naming the offending field on failure.
+/// Parses a JSON body into `T`, naming the offending field on failure. A body is
+/// exactly one JSON value and optional whitespace (issue 11: `{…} xyz` was accepted),
+/// and no text in it may hold NUL, which PostgreSQL cannot store.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if contains_escaped_nul(body) {
+        return Err(ApiError::invalid(
+            "body",
+            "text may not contain the NUL character (\\u0000)",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = parse_value(de)?;
+    de.end()
+        .map_err(|_| ApiError::invalid("body", "must be one JSON value: there is more after it"))?;
+    Ok(value)
+}
+
+fn parse_value<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> ApiResult<T> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
@@ -182,6 +233,30 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
             .to_owned();
         ApiError::invalid(&field, problem)
     })
+}
+
+/// Whether a JSON text has a `\u0000` escape: one preceded by an odd number of
+/// backslashes (`\\u0000` is a backslash and the letters u0000). Raw control
+/// characters are refused by the parser itself.
+fn contains_escaped_nul(body: &[u8]) -> bool {
+    body.windows(5).enumerate().any(|(at, w)| {
+        w == b"u0000" && body[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1
+    })
+}
+
+/// A path or query that holds NUL (`%00`) names nothing that can exist: 404 for a path,
+/// 400 for a query, before any handler sees it.
+pub async fn refuse_nul(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path().contains("%00") {
+        return Err(ApiError::not_found("resource").into());
+    }
+    if req.query_string().contains("%00") {
+        return Err(ApiError::invalid("query", "may not contain the NUL character (%00)").into());
+    }
+    next.call(req).await
 }
 
 /// Reads and parses a JSON request body: content type, size, then schema.
@@ -267,6 +342,9 @@ pub fn decode_cursor(s: &str) -> ApiResult<(DateTime<Utc>, String)> {
     let bad = || ApiError::invalid("cursor", "is not a cursor this API returned");
     let text = String::from_utf8(B64URL.decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
     let (micros, id) = text.split_once('|').ok_or_else(bad)?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?)
         .filter(|t| YEARS.contains(&t.year()))
         .ok_or_else(bad)?;

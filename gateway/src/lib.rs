@@ -23,17 +23,32 @@ pub mod webhooks;
 pub use config::Settings;
 pub use startup::Application;
 
-/// Logs to stderr: JSON lines in production (`QRGATE_LOG_FORMAT=json`), text otherwise.
-/// `RUST_LOG` filters (default `info`).
+/// Logs to stderr: JSON lines in production (`QRGATE_LOG_FORMAT=json`), text otherwise,
+/// coloured only on a terminal. `RUST_LOG` filters (default `info`). actix-http's
+/// connection errors (malformed request heads: anyone can send them) are counted in
+/// `/metrics` and logged only when `RUST_LOG` asks for that target at debug.
 pub fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    use std::io::IsTerminal;
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt, EnvFilter, Layer};
+    let explicit = std::env::var("RUST_LOG").ok();
+    let dispatcher = metrics::HTTP_DISPATCHER_TARGET;
+    let directives = match &explicit {
+        Some(d) if d.contains(dispatcher) => d.clone(),
+        Some(d) => format!("{d},{dispatcher}=off"),
+        None => format!("info,{dispatcher}=off"),
     };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let text = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let output = if format == "json" {
+        text.json().with_filter(filter).boxed()
+    } else {
+        text.with_filter(filter).boxed()
+    };
+    let counter = metrics::MalformedConnectionCounter
+        .with_filter(Targets::new().with_target(dispatcher, tracing::Level::ERROR));
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(output).with(counter),
+    );
 }

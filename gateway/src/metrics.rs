@@ -190,7 +190,32 @@ impl Metrics {
             "qrgate_orders_expired_total {}",
             self.orders_expired.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP qrgate_http_malformed_connections_total Connections the HTTP layer closed on a malformed or unreadable request (process-wide).\n# TYPE qrgate_http_malformed_connections_total counter\n");
+        let _ = writeln!(
+            out,
+            "qrgate_http_malformed_connections_total {}",
+            MALFORMED_CONNECTIONS.load(Ordering::Relaxed)
+        );
         out
+    }
+}
+
+/// Connections actix-http closed on a stream error (a malformed request head, a
+/// broken connection): anyone can cause them, so they are counted here and logged at
+/// debug only, never at ERROR (issue 11).
+pub static MALFORMED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The log target of actix-http's connection dispatcher.
+pub const HTTP_DISPATCHER_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// A tracing layer that counts the dispatcher's error events.
+pub struct MalformedConnectionCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for MalformedConnectionCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            MALFORMED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -60,15 +60,14 @@ impl Application {
                 web::PathConfig::default()
                     .error_handler(|_, _| crate::error::ApiError::not_found("resource").into()),
             )
+            .wrap(from_fn(crate::http::refuse_nul))
             .wrap(Condition::new(
                 checker_data.is_some(),
                 from_fn(openapi::check::check_middleware),
             ))
             .wrap(from_fn(request_id_middleware))
             .configure(api::routes)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(crate::error::ApiError::not_found("route"))
-            }))
+            .default_service(web::to(crate::http::unrouted))
         })
         .listen(listener)?
         .max_connections(CONNECTIONS_PER_WORKER_MAX)

@@ -33,6 +33,8 @@ pub enum ErrorKind {
     ReplayedMessage,
     /// `duplicate_reference` (409): the reference is held by a live order.
     DuplicateReference,
+    /// `method_not_allowed` (405): the path exists, not with this method (`Allow` lists them).
+    MethodNotAllowed,
     /// `payload_too_large` (413).
     PayloadTooLarge,
     /// `unsupported_media_type` (415).
@@ -89,6 +91,7 @@ const CODES: &[(&str, ErrorKind)] = &[
     ("idempotency_in_progress", ErrorKind::IdempotencyInProgress),
     ("replayed_message", ErrorKind::ReplayedMessage),
     ("duplicate_reference", ErrorKind::DuplicateReference),
+    ("method_not_allowed", ErrorKind::MethodNotAllowed),
     ("payload_too_large", ErrorKind::PayloadTooLarge),
     ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
     ("invalid_qr", ErrorKind::InvalidQr),
@@ -151,6 +154,7 @@ impl ErrorKind {
             ErrorKind::CurrencyMismatch => "use the merchant's own currency",
             ErrorKind::RateLimited => "slow down and retry after the indicated time",
             ErrorKind::Unavailable | ErrorKind::Internal => "the gateway is having trouble; retry later (the request id helps support)",
+            ErrorKind::MethodNotAllowed => "use one of the methods the Allow header lists",
             ErrorKind::PayloadTooLarge => "send a smaller request",
             _ => "see the message; docs/api.md lists every code",
         }

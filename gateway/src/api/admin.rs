@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/v1/admin/merchants/{id}/api-keys",
-            web::get().to(list_api_keys),
+            crate::http::get().to(list_api_keys),
         )
         .route(
             "/v1/admin/merchants/{id}/api-keys/{key_id}",

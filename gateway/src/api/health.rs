@@ -11,9 +11,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.route("/healthz", crate::http::get().to(healthz))
+        .route("/readyz", crate::http::get().to(readyz))
+        .route("/metrics", crate::http::get().to(metrics));
 }
 
 async fn healthz() -> HttpResponse {

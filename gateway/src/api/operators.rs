@@ -17,7 +17,7 @@ use serde_json::json;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/admin/tokens", web::post().to(create_token))
         .route("/v1/admin/tokens/{id}", web::delete().to(revoke_token))
-        .route("/v1/admin/audit", web::get().to(audit_log))
+        .route("/v1/admin/audit", crate::http::get().to(audit_log))
         .route(
             "/v1/admin/accounts/{id}/block",
             blocking(Blockable::CustomerAccount, true),

@@ -29,17 +29,20 @@ use tokio_postgres::Row;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/orders", web::post().to(create_order))
-        .route("/v1/orders", web::get().to(list_orders))
-        .route("/v1/orders/{id}", web::get().to(get_order))
-        .route("/v1/orders/{id}/qr.svg", web::get().to(qr_svg))
-        .route("/v1/orders/{id}/qr.png", web::get().to(qr_png))
+        .route("/v1/orders", crate::http::get().to(list_orders))
+        .route("/v1/orders/{id}", crate::http::get().to(get_order))
+        .route("/v1/orders/{id}/qr.svg", crate::http::get().to(qr_svg))
+        .route("/v1/orders/{id}/qr.png", crate::http::get().to(qr_png))
         .route("/v1/orders/{id}/close", web::post().to(close_order))
-        .route("/v1/orders/{id}/events", web::get().to(order_events))
-        .route("/v1/accounts", web::get().to(list_accounts))
-        .route("/v1/accounts/{id}", web::get().to(get_account))
+        .route(
+            "/v1/orders/{id}/events",
+            crate::http::get().to(order_events),
+        )
+        .route("/v1/accounts", crate::http::get().to(list_accounts))
+        .route("/v1/accounts/{id}", crate::http::get().to(get_account))
         .route(
             "/v1/accounts/{id}/statement",
-            web::get().to(merchant_statement),
+            crate::http::get().to(merchant_statement),
         );
 }
 

@@ -12,11 +12,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/ledger/invariants", web::get().to(invariants))
-        .route(
-            "/v1/admin/reconciliation/payments",
-            web::post().to(reconcile_payments),
-        );
+    cfg.route(
+        "/v1/admin/ledger/invariants",
+        crate::http::get().to(invariants),
+    )
+    .route(
+        "/v1/admin/reconciliation/payments",
+        web::post().to(reconcile_payments),
+    );
 }
 
 /// Violations listed in one answer; the count is always exact.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/reports/settlement", web::get().to(settlement));
+    cfg.route("/v1/reports/settlement", crate::http::get().to(settlement));
 }
 
 #[derive(Deserialize)]

@@ -20,20 +20,26 @@ use serde_json::{json, Value};
 use tokio_postgres::Row;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/risk-limits", web::get().to(list_risk_limits))
-        .route(
-            "/v1/admin/risk-limits/{currency}",
-            web::put().to(set_risk_limits),
-        )
-        .route("/v1/admin/wallets/{id}/sca", web::get().to(list_sca))
-        .route(
-            "/v1/admin/wallets/{id}/sca/{currency}",
-            web::put().to(set_sca),
-        )
-        .route(
-            "/v1/admin/wallets/{id}/sca/{currency}",
-            web::delete().to(remove_sca),
-        );
+    cfg.route(
+        "/v1/admin/risk-limits",
+        crate::http::get().to(list_risk_limits),
+    )
+    .route(
+        "/v1/admin/risk-limits/{currency}",
+        web::put().to(set_risk_limits),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/sca",
+        crate::http::get().to(list_sca),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/sca/{currency}",
+        web::put().to(set_sca),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/sca/{currency}",
+        web::delete().to(remove_sca),
+    );
 }
 
 /// `per_minute_count_max` is bounded: each account keeps that many recent times.

@@ -42,15 +42,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/wallets/{wallet_id}/payments", web::post().to(pay))
     .route(
         "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}",
-        web::get().to(get_payment),
+        crate::http::get().to(get_payment),
     )
     .route(
         "/v1/wallets/{wallet_id}/accounts/{id}",
-        web::get().to(get_account),
+        crate::http::get().to(get_account),
     )
     .route(
         "/v1/wallets/{wallet_id}/accounts/{id}/statement",
-        web::get().to(get_statement),
+        crate::http::get().to(get_statement),
     );
 }
 

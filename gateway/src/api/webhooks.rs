@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/webhooks/deliveries", web::get().to(deliveries))
+    cfg.route("/v1/webhooks/deliveries", crate::http::get().to(deliveries))
         .route("/v1/webhooks/deliveries/{id}/retry", web::post().to(retry))
         .route("/v1/webhooks/secret", web::post().to(rotate_own_secret))
         .route(

@@ -15,10 +15,10 @@ use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json))
+    cfg.route("/openapi.json", crate::http::get().to(openapi_json))
         .route(
             "/docs",
-            web::get().to(|| async {
+            crate::http::get().to(|| async {
                 HttpResponse::PermanentRedirect()
                     .insert_header(("Location", "/docs/"))
                     .finish()
@@ -31,6 +31,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 title: Some("qrgate API"),
             },
         ));
+}
+
+/// The methods the API serves at a concrete request path (HEAD wherever GET is), by the
+/// operation table: what a `405` lists in `Allow`. Empty: no such path.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut methods: Vec<&'static str> = OPERATIONS
+        .iter()
+        .filter(|(_, template, ..)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+        })
+        .map(|(method, ..)| *method)
+        .collect();
+    if methods.contains(&"get") {
+        methods.push("head");
+    }
+    methods.sort_unstable();
+    methods.dedup();
+    methods
 }
 
 async fn openapi_json() -> HttpResponse {

@@ -5,6 +5,7 @@
 mod admin;
 mod cashier;
 mod concurrency;
+mod conformance;
 mod cross_border;
 mod helpers;
 mod idempotency;

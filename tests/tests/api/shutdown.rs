@@ -116,3 +116,89 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
             .await
     );
 }
+
+/// What an operator reads after a restart, a malformed request and a clean shutdown
+/// (issue 11): no NOTICE, no ERROR or WARN line anyone outside can cause, no colour
+/// codes in a log written to a file; the malformed request is counted in /metrics.
+#[tokio::test]
+async fn the_log_of_a_restart_a_malformed_request_and_a_clean_stop_is_quiet() {
+    let app = spawn_app().await; // migrates: the process below is a restart
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let log = std::env::temp_dir().join(format!("qrgate-log-{port}.txt"));
+    let mut child = Command::new(workspace_binary("gateway"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.db_url)
+        .env("QRGATE_ADMIN_TOKEN", &app.admin_token)
+        .env("QRGATE_METRICS_TOKEN", "metrics-token-0123456789")
+        .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if app
+            .http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let metrics = app
+        .http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("metrics-token-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("qrgate_http_malformed_connections_total 2"),
+        "{metrics}"
+    );
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(!text.contains('\u{1b}'), "colour codes in a file:\n{text}");
+    for noise in ["ERROR", "WARN", "NOTICE", "already exists"] {
+        assert!(!text.contains(noise), "{noise} in the log:\n{text}");
+    }
+    assert!(text.contains("INFO"), "{text}");
+}
