@@ -10,6 +10,7 @@ pub mod ids;
 pub mod money;
 pub mod signing;
 pub mod text;
+pub mod time_zone;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};
