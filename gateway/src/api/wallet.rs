@@ -283,9 +283,10 @@ async fn open_account(
             .await?
             .get(0);
         if !known {
-            return Err(ApiError::invalid(
-                "referral_code",
-                "is not another customer's code in this wallet",
+            // Well-formed, but names nobody: like an unknown id, 404.
+            return Err(ApiError::new(
+                crate::error::ErrorCode::NotFound,
+                "referral_code: no other customer in this wallet has this code",
             ));
         }
     }

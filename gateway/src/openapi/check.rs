@@ -195,6 +195,7 @@ fn compiled(document: &Value, schema: &Value) -> Result<Arc<jsonschema::Validato
     root["components"] = document["components"].clone();
     let validator = Arc::new(
         jsonschema::draft202012::options()
+            .should_validate_formats(true)
             .build(&root)
             .map_err(|e| e.to_string())?,
     );

@@ -147,7 +147,7 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/webhooks/deliveries", "Webhook deliveries, newest first", Merchant("reports"), PAGE, None, Json(200, "WebhookDeliveryPage"), &[]),
         ("post", "/v1/webhooks/deliveries/{id}/retry", "Deliver an event again", Merchant("reports"), &[], Some("Empty"), Json(200, "WebhookRetry"), &[404]),
         ("post", "/v1/webhooks/secret", "Rotate the webhook secret", Merchant("reports"), &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[]),
-        ("post", "/v1/wallets/{wallet_id}/customers", "Open a customer's account", Wallet, &[], Some("CustomerOpen"), Json(201, "CustomerOpened"), &[]),
+        ("post", "/v1/wallets/{wallet_id}/customers", "Open a customer's account", Wallet, &[], Some("CustomerOpen"), Json(201, "CustomerOpened"), &[404]),
         ("post", "/v1/wallets/{wallet_id}/top-ups", "Top up a customer's account", Wallet, &[], Some("TopUp"), Json(200, "TopUpDone"), &[404, 422]),
         ("post", "/v1/wallets/{wallet_id}/transfers", "Move money between two customers", Wallet, &[], Some("Transfer"), Json(200, "TransferDone"), &[404, 422]),
         ("post", "/v1/wallets/{wallet_id}/quotes", "What paying a scanned QR would charge", Wallet, &[], Some("QuoteRequest"), Json(200, "Quote"), &[404, 409, 422]),
@@ -198,7 +198,13 @@ fn operation(row: &Operation) -> Value {
     let mut parameters: Vec<Value> = path
         .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| {
+            let schema = match name {
+                "currency" => schema_ref("Currency"),
+                _ => json!({"type": "string", "minLength": 1}),
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
         .collect();
     parameters.extend(query.iter().map(|name| query_parameter(name)));
     let mut responses = Map::new();
@@ -326,8 +332,13 @@ fn query_parameter(name: &str) -> Value {
             json!({"type": "integer", "minimum": 0, "maximum": limits.long_poll_seconds_max})
         }
         "status" => schema_ref("OrderStatus"),
-        "from" | "to" => json!({"type": "string", "format": "date-time"}),
-        "date" => json!({"type": "string", "format": "date"}),
+        "from" | "to" => schema_ref("RequestTimestamp"),
+        "date" => {
+            json!({"type": "string", "format": "date", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"})
+        }
+        "cursor" => {
+            json!({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$", "description": "The next_cursor of the previous page, as it was."})
+        }
         "format" => json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
         _ => json!({"type": "string"}),
     };
@@ -350,15 +361,72 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// `schemas.json`, and the schemas the code itself defines: the error catalogue and
-/// the currencies.
+/// Request bodies that carry a `currency` and amounts in it.
+const AMOUNTS_WITH_CURRENCY: &[(&str, &[&str])] = &[
+    ("OrderCreate", &["amount"]),
+    ("PayoutCreate", &["amount"]),
+    (
+        "CampaignCreate",
+        &["budget", "max_discount", "amount_off", "min_amount"],
+    ),
+    ("TopUp", &["amount"]),
+    ("Transfer", &["amount"]),
+    ("PaymentRequest", &["amount"]),
+    ("FundingLimitSet", &["limit"]),
+];
+
+/// `schemas.json`, and the schemas the code itself defines: the error catalogue, the
+/// currencies (and how many decimals an amount in each may have), countries and time
+/// zones.
 fn schemas() -> Value {
     let mut schemas: Map<String, Value> =
         serde_json::from_str(include_str!("schemas.json")).expect("schemas.json is a JSON object");
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     schemas.insert("ErrorCode".into(), json!({"type": "string", "enum": codes}));
-    let currencies: Vec<&str> = qrgate_domain::Currency::all().map(|c| c.code()).collect();
-    schemas.insert("Currency".into(), json!({"type": "string", "enum": currencies, "description": "ISO 4217 (PTS: loyalty points accounts)."}));
+    let money: Vec<qrgate_domain::Currency> = qrgate_domain::Currency::all()
+        .filter(|c| *c != qrgate_domain::Currency::points())
+        .collect();
+    let codes_of = |scale: Option<u32>| -> Vec<&str> {
+        money
+            .iter()
+            .filter(|c| scale.is_none_or(|s| c.minor_units() == s))
+            .map(|c| c.code())
+            .collect()
+    };
+    schemas.insert("Currency".into(), json!({"type": "string", "enum": codes_of(None), "description": "ISO 4217: a currency money is stated in."}));
+    let mut ledger = codes_of(None);
+    ledger.push(qrgate_domain::Currency::points().code());
+    schemas.insert("LedgerCurrency".into(), json!({"type": "string", "enum": ledger, "description": "An account's currency: ISO 4217, or PTS for a loyalty points account."}));
+    let countries: Vec<&str> = qrgate_domain::country::all().to_vec();
+    schemas.insert("Country".into(), json!({"type": "string", "enum": countries, "description": "An assigned ISO 3166-1 alpha-2 code."}));
+    let zones: Vec<&str> = qrgate_domain::time_zone::all().collect();
+    schemas.insert("TimeZone".into(), json!({"type": "string", "enum": zones, "description": "An IANA time zone: Area/Location, or UTC."}));
+    // An amount is written with no more decimals than the currency in the same body has.
+    let scales: std::collections::BTreeSet<u32> = money.iter().map(|c| c.minor_units()).collect();
+    for (schema, fields) in AMOUNTS_WITH_CURRENCY {
+        let rules: Vec<Value> = scales
+            .iter()
+            .map(|&scale| {
+                let pattern = match scale {
+                    0 => "^[0-9]+$".to_owned(),
+                    n => format!("^[0-9]+(\\.[0-9]{{1,{n}}})?$"),
+                };
+                let properties: Map<String, Value> = fields
+                    .iter()
+                    .map(|f| (f.to_string(), json!({"pattern": pattern})))
+                    .collect();
+                json!({
+                    "if": {"required": ["currency"], "properties": {"currency": {"enum": codes_of(Some(scale))}}},
+                    "then": {"properties": properties},
+                })
+            })
+            .collect();
+        let target = schemas.get_mut(*schema).expect("a schema of schemas.json");
+        match target.get_mut("allOf").and_then(Value::as_array_mut) {
+            Some(all) => all.extend(rules),
+            None => target["allOf"] = Value::Array(rules),
+        }
+    }
     schemas.insert("Error".into(), json!({
         "type": "object", "additionalProperties": false, "required": ["error"],
         "properties": {"error": {
