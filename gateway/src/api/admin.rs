@@ -3,7 +3,7 @@
 
 use crate::{
     auth::{sha256_32, Admin, Scope},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorCode},
     http::{
         currency_field, decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
         timestamp,
@@ -543,9 +543,10 @@ async fn add_wallet_secret(
         .await?
         .get(0);
     if active >= WALLET_ACTIVE_SECRETS_MAX {
-        return Err(ApiError::invalid(
-            "wallet",
-            "already has two active secrets; retire one first",
+        // A well-formed request the wallet's state refuses: 422, not 400.
+        return Err(ApiError::new(
+            ErrorCode::LimitExceeded,
+            "the wallet already has two active secrets; retire one first",
         ));
     }
     let secret_id = ids::mint("sec");

@@ -118,7 +118,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/fx-rates", "Set an exchange rate", Admin, &[], Some("FxRateCreate"), Json(201, "FxRate"), &[]),
         ("post", "/v1/admin/campaigns", "Start a campaign", Admin, &[], Some("CampaignCreate"), Json(201, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
-        ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404]),
+        ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404, 422]),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
         ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
         ("get", "/v1/admin/wallets/{id}/sca", "A wallet's SCA rules", Admin, &[], None, Json(200, "ScaRuleList"), &[404]),
@@ -407,9 +407,10 @@ fn schemas() -> Value {
         let rules: Vec<Value> = scales
             .iter()
             .map(|&scale| {
+                // At most 13 characters written at the currency's scale.
                 let pattern = match scale {
-                    0 => "^[0-9]+$".to_owned(),
-                    n => format!("^[0-9]+(\\.[0-9]{{1,{n}}})?$"),
+                    0 => "^[0-9]{1,13}$".to_owned(),
+                    n => format!("^[0-9]{{1,{}}}(\\.[0-9]{{1,{n}}})?$", 12 - n),
                 };
                 let properties: Map<String, Value> = fields
                     .iter()

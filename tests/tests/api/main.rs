@@ -13,6 +13,7 @@ mod metrics;
 mod migrations;
 mod movements;
 mod openapi;
+mod openapi_property;
 mod orders;
 mod payments;
 mod points;

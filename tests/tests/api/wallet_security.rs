@@ -212,14 +212,14 @@ async fn secrets_rotate_without_downtime_and_retired_ones_stop_working() {
         StatusCode::CREATED,
     )
     .await;
-    // A third active secret is refused.
+    // A third active secret is refused: the request is well formed, the wallet's state says no.
     let third = app
         .admin_post(
             &format!("/v1/admin/wallets/{}/secrets", wallet.wallet_id),
             &json!({}),
         )
         .await;
-    assert_error(third, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(third, StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded").await;
 
     let retired = app
         .admin_delete(&format!(
