@@ -1,6 +1,6 @@
 -- qrgate core schema: parties, the double-entry ledger, orders and payments.
 -- Every invariant the code relies on is backed here by a constraint where SQL can
--- express it (DESIGN.md §4). Money is BIGINT minor units of the account's currency.
+-- express it (docs/contract.md §4). Money is BIGINT minor units of the account's currency.
 
 CREATE TABLE merchants (
     id              text PRIMARY KEY,
@@ -158,7 +158,7 @@ CREATE TABLE payments (
     UNIQUE (wallet_id, wallet_txn_id)                                      -- invariant 5
 );
 
--- The first definitive answer to each wallet_txn_id, kept forever (DESIGN.md §6).
+-- The first definitive answer to each wallet_txn_id, kept forever (docs/contract.md §6).
 CREATE TABLE wallet_txns (
     wallet_id       text NOT NULL REFERENCES wallets (id),
     wallet_txn_id   text NOT NULL,

@@ -1,4 +1,4 @@
--- Refunds (DESIGN.md §3, §6): each leg of the payment is returned cumulatively, so a
+-- Refunds (docs/contract.md §3, §6): each leg of the payment is returned cumulatively, so a
 -- full refund returns every leg exactly; refunds never exceed the payment (invariant 6).
 
 CREATE TABLE refunds (

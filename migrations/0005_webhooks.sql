@@ -1,4 +1,4 @@
--- Merchant webhooks (DESIGN.md §7): a transactional outbox written in the same commit
+-- Merchant webhooks (docs/contract.md §7): a transactional outbox written in the same commit
 -- as the state change, delivered at least once by leasing workers on any replica.
 
 CREATE TABLE webhook_events (

@@ -1,4 +1,4 @@
--- Cross-border payment (DESIGN.md §3, issue 6): exchange rates with history, quotes
+-- Cross-border payment (docs/contract.md §3, issue 6): exchange rates with history, quotes
 -- locked for a minute, payments charged in the paying account's currency through FX
 -- position accounts (balanced in each currency), refunds at the payment's rate.
 

@@ -1,5 +1,5 @@
 -- The order shows what its payment took: the discount, and what was charged in which
--- currency (DESIGN.md §6, issue 6).
+-- currency (docs/contract.md §6, issue 6).
 ALTER TABLE orders ADD COLUMN discount_minor bigint,
                    ADD COLUMN charged_minor bigint,
                    ADD COLUMN charged_currency text;

@@ -1,4 +1,4 @@
-//! EMVCo Merchant-Presented Mode QR payloads (DESIGN.md §5).
+//! EMVCo Merchant-Presented Mode QR payloads (docs/contract.md §5).
 //!
 //! A payload is a flat list of TLV data objects — 2-digit id, 2-digit length counted
 //! in characters, value — ending in tag 63, a CRC-16/CCITT-FALSE over the UTF-8 bytes
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn golden_payload() {
-        // Written out by hand from DESIGN.md §5; the CRC was computed independently.
+        // Written out by hand from docs/contract.md §5; the CRC was computed independently.
         let expected = concat!(
             "000201",
             "010212",

@@ -1,7 +1,7 @@
 //! Identifiers: ones the gateway mints and ones callers choose.
 //!
 //! Minted ids are a short prefix and a random base32 part, at most 25 characters of
-//! `[A-Za-z0-9_]` so they fit every EMV field (DESIGN.md §5).
+//! `[A-Za-z0-9_]` so they fit every EMV field (docs/contract.md §5).
 
 use rand::RngCore;
 

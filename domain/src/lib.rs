@@ -1,5 +1,5 @@
 //! qrgate's domain: the types every boundary parses into, and the wire rules of
-//! DESIGN.md that are pure computation. Nothing here does I/O, so the gateway, the
+//! docs/contract.md that are pure computation. Nothing here does I/O, so the gateway, the
 //! merchant SDK and the simulator share one implementation of each rule.
 
 pub mod country;

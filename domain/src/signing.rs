@@ -1,5 +1,5 @@
 //! Standard Webhooks signatures (HMAC-SHA256), as wallets sign their requests and
-//! the gateway signs its deliveries to merchants (DESIGN.md §2).
+//! the gateway signs its deliveries to merchants (docs/contract.md §2).
 //!
 //! The signed content is `"{webhook-id}.{webhook-timestamp}.{content}"`, where content
 //! is the raw body of a POST or the request target of a GET.

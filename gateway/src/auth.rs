@@ -1,4 +1,4 @@
-//! Who is calling (DESIGN.md §2): the operator's admin token, a merchant's API key
+//! Who is calling (docs/contract.md §2): the operator's admin token, a merchant's API key
 //! with scopes, or a wallet's Standard Webhooks signature.
 
 use crate::{

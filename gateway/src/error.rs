@@ -1,4 +1,4 @@
-//! The one error shape every endpoint answers with (DESIGN.md §6):
+//! The one error shape every endpoint answers with (docs/contract.md §6):
 //! `{"error": {"code", "message", "request_id"}}`, with a stable code per failure.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};

@@ -1,4 +1,4 @@
-//! Merchant `Idempotency-Key` (DESIGN.md §6): the first definitive answer (2xx, 409,
+//! Merchant `Idempotency-Key` (docs/contract.md §6): the first definitive answer (2xx, 409,
 //! 422) to a key is stored and given again for the same request; the same key with
 //! another request is `idempotency_conflict`; a duplicate that waits too long for the
 //! first is `idempotency_in_progress`. Transient answers are not stored.

@@ -1,4 +1,4 @@
-//! Renders a QR payload as SVG or PNG (DESIGN.md §5): byte mode, error correction Q
+//! Renders a QR payload as SVG or PNG (docs/contract.md §5): byte mode, error correction Q
 //! (M where Q would not fit), a quiet zone of 4 modules, dark on light.
 
 use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};

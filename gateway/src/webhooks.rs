@@ -1,4 +1,4 @@
-//! Delivers merchant webhooks (DESIGN.md §7) from the outbox: at least once, signed with
+//! Delivers merchant webhooks (docs/contract.md §7) from the outbox: at least once, signed with
 //! Standard Webhooks (both secrets while a rotation overlaps), retried with doubling
 //! backoff and jitter for about a day; any 2xx is success, 410 stops. Every replica runs
 //! a worker; an event is leased to one worker at a time (`webhook_lease`), so no lock or

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// The gateway's error codes (DESIGN.md §6). Codes added later arrive as `Other`.
+/// The gateway's error codes (docs/contract.md §6). Codes added later arrive as `Other`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -148,7 +148,7 @@ impl ErrorKind {
             ErrorKind::OrderNotPayable => "the order was closed; create a new one",
             ErrorKind::AlreadyPaid => "the order is already paid; nothing more to do",
             ErrorKind::OrderExpired => "the order expired; create a new one",
-            ErrorKind::DuplicateReference => "that reference is in use by a live order; close it or use another reference",
+            ErrorKind::DuplicateReference => "that reference belongs to another order: use a new one (a pending order holding it can be closed first)",
             ErrorKind::IdempotencyConflict => "this Idempotency-Key was used for a different request; use a new key",
             ErrorKind::IdempotencyInProgress => "the same request is still being processed; retry shortly",
             ErrorKind::CurrencyMismatch => "use the merchant's own currency",

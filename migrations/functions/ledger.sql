@@ -1,15 +1,19 @@
 -- The double-entry ledger: accounts, balance shards, postings, and the six
--- invariants of DESIGN.md §4 as a query.
+-- invariants of docs/contract.md §4 as a query.
 --
 -- Every movement of money is one call of one function (pay_order, refund_order,
 -- top_up, transfer, payout): one round trip and one commit per payment, with row
 -- locks held only inside the server. Lock order, always: wallet_messages → orders →
--- the order's campaign → the debited account's risk_counters → its points account →
--- the debited account → credited accounts (in leg order) → wallet_txns (ARCHITECTURE.md
--- lists the legs). No other order is used, so these functions cannot deadlock.
+-- the campaigns that would discount it (id order) → the debited account's
+-- risk_counters → customers' points accounts (id order) → the debited account →
+-- credited accounts (in leg order) → wallet_txns (ARCHITECTURE.md lists the legs).
+-- No other order is used, so these functions do not deadlock each other (a
+-- concurrency test holds them to it; the gateway retries a deadlock regardless).
 --
--- A debit leg after the first that would cross its floor raises SQLSTATE QG001; the
--- caller's whole transaction is rolled back (nothing moves) and the gateway maps it.
+-- Only the first leg may carry a floor the caller expects to fail (its debit answers
+-- NULL: nothing moved). A later leg that would cross its floor is a bug: it raises
+-- SQLSTATE QG001, the whole transaction rolls back, and the gateway answers 500 with
+-- the cause in its log.
 --
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 

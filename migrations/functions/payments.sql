@@ -1,5 +1,5 @@
 -- Paying an order: currency conversion, campaigns, points and referrals, the
--- quote, and pay_order itself (DESIGN.md §6, one round trip and one commit).
+-- quote, and pay_order itself (docs/contract.md §6, one round trip and one commit).
 --
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 

@@ -56,7 +56,7 @@ BEGIN
     RETURN wallet_txn_answer(p_wallet_id, p_txn_id);
 END $$;
 
--- The opening checks every wallet_txn call shares, in DESIGN.md §6 order: the
+-- The opening checks every wallet_txn call shares, in docs/contract.md §6 order: the
 -- webhook-id, a repeated wallet_txn_id, then the customer account belonging to the
 -- wallet. Returns a final answer, or (when answer is NULL) the account's currency.
 CREATE OR REPLACE FUNCTION wallet_call_begin(

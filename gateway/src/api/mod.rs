@@ -1,4 +1,4 @@
-//! The HTTP API, one module per caller (DESIGN.md §2, §6).
+//! The HTTP API, one module per caller (docs/contract.md §2, §6).
 
 pub mod admin;
 pub mod health;

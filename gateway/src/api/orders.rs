@@ -267,16 +267,26 @@ async fn insert_order(
         }
         let holder = tx
             .query_one(
-                "SELECT id, status = 'pending' AND expires_at <= now() FROM orders
+                "SELECT id, status = 'pending' AND expires_at <= now(), status FROM orders
                  WHERE merchant_id = $1 AND merchant_reference = $2 AND status NOT IN ('expired', 'closed') FOR UPDATE",
                 &[&merchant_id, &order.merchant_reference.as_str()],
             )
             .await?;
         let holder_id: String = holder.get(0);
         if !holder.get::<_, bool>(1) {
+            // What to do depends on the holder: a pending order can be closed; a paid
+            // (or refunded) one keeps its reference for good.
+            let status: &str = holder.get(2);
+            let hint = if status == "pending" {
+                "close it or use another reference"
+            } else {
+                "a paid order keeps its reference: use another one"
+            };
             return Err(ApiError::new(
                 ErrorCode::DuplicateReference,
-                format!("merchant_reference is in use by order {holder_id}"),
+                format!(
+                    "merchant_reference is in use by order {holder_id}, which is {status}; {hint}"
+                ),
             ));
         }
         tx.execute(

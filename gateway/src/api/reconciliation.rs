@@ -1,5 +1,5 @@
 //! Read-only reconciliation for operators and the simulator: the ledger invariants of
-//! DESIGN.md §4, and whether given payments are each settled exactly once.
+//! docs/contract.md §4, and whether given payments are each settled exactly once.
 
 use crate::{
     auth::Admin,

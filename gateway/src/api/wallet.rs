@@ -1,5 +1,5 @@
 //! The wallet providers' API (`/v1/wallets/{wallet_id}/*`), every call signed with
-//! Standard Webhooks. Checks run in the order of DESIGN.md §6: body size and content
+//! Standard Webhooks. Checks run in the order of docs/contract.md §6: body size and content
 //! type → signature and timestamp → webhook-id → JSON schema → wallet_txn_id → QR →
 //! order → amount and currency → funds → settle. From the webhook-id on, a money call
 //! is one database function (pay_order, top_up): one round trip, one commit.

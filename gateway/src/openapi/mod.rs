@@ -177,6 +177,12 @@ fn build() -> Value {
             "version": "1",
             "description": "QR acquiring gateway: merchants create orders and show their QR; wallets pay them with signed requests; operators run it. Amounts are decimal strings. See docs/api.md for the rules behind each call.",
         },
+        "tags": [
+            {"name": "Cashier and merchant", "description": "A shop's till and back office, with a merchant API key: orders and their QR codes, refunds, payouts, balances, statements, the daily report, webhooks. Each call names the scope its key needs (orders, refunds, reports)."},
+            {"name": "Wallet provider", "description": "A wallet app's server, signing every request (Standard Webhooks): customers' accounts, top-ups, quotes, payments of scanned QR codes, transfers, statements."},
+            {"name": "Operator", "description": "Whoever runs the gateway, with the admin token or a named admin token: merchants, keys, wallets, limits, rates, campaigns, blocking, reconciliation, the audit log; /metrics with its own token."},
+            {"name": "Public", "description": "No credentials: health, readiness and this document."},
+        ],
         "paths": paths,
         "components": {
             "schemas": schemas(),
@@ -231,7 +237,14 @@ fn operation(row: &Operation) -> Value {
             json!({"$ref": format!("#/components/responses/E{status}")}),
         );
     }
+    let tag = match caller {
+        Caller::Anyone => "Public",
+        Caller::Metrics | Caller::Admin => "Operator",
+        Caller::Merchant(_) => "Cashier and merchant",
+        Caller::Wallet => "Wallet provider",
+    };
     let mut op = json!({
+        "tags": [tag],
         "summary": summary,
         "operationId": operation_id(method, path),
         "parameters": parameters,

@@ -1,6 +1,6 @@
 //! `spawn_app()`: a fresh database, the real gateway on a random port, and one method
 //! per thing a test does. Dropping a `TestApp` checks the ledger invariants of
-//! DESIGN.md §4 — after every test, whatever it did — and that every request the
+//! docs/contract.md §4 — after every test, whatever it did — and that every request the
 //! gateway accepted and every JSON response it sent matched `/openapi.json`.
 
 use gateway::{Application, Settings};
@@ -128,7 +128,7 @@ impl Drop for TestApp {
     }
 }
 
-/// Every violation of DESIGN.md §4 in the database, as text.
+/// Every violation of docs/contract.md §4 in the database, as text.
 pub async fn ledger_violations(db_url: &str) -> Vec<String> {
     let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
         .await

@@ -310,10 +310,11 @@ async fn a_merchant_reference_is_reusable_only_after_its_order_closed_or_expired
         "duplicate_reference",
     )
     .await;
-    assert!(duplicate["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains(first_id));
+    let message = duplicate["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(first_id) && message.contains("close it"),
+        "{message}"
+    );
 
     app.merchant_post(
         &merchant.cashier_key,
@@ -342,6 +343,35 @@ async fn a_merchant_reference_is_reusable_only_after_its_order_closed_or_expired
         StatusCode::CREATED,
     )
     .await;
+}
+
+/// Issue 11: the README's own session left TABLE-7 paid, and the hint said to close it.
+#[tokio::test]
+async fn a_paid_order_keeps_its_reference_and_the_hint_says_so() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "10.00").await;
+    let body = json!({"amount": "1.00", "currency": "CNY", "merchant_reference": "TABLE-7"});
+    let paid = json_ok(
+        app.create_order_raw(&merchant.cashier_key, &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    json_ok(app.pay(&wallet, &paid, &customer).await, StatusCode::OK).await;
+    let duplicate = assert_error(
+        app.create_order_raw(&merchant.cashier_key, &body).await,
+        StatusCode::CONFLICT,
+        "duplicate_reference",
+    )
+    .await;
+    let message = duplicate["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("which is paid")
+            && message.contains("use another")
+            && !message.contains("close"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
