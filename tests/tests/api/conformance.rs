@@ -83,28 +83,12 @@ async fn a_nul_in_any_text_field_or_path_parameter_is_refused() {
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
-            let security = operation["security"].to_string();
             let send = |path: String, body: Option<Value>| {
                 let (app, key, wallet, method) = (&app, &key, &wallet, method.clone());
-                let wallet_call = security.contains("walletSignature");
-                let admin = security.contains("admin");
+                let security = &operation["security"];
                 async move {
-                    if wallet_call {
-                        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-                        let content = bytes.clone().unwrap_or_else(|| path.as_bytes().to_vec());
-                        let sig = wallet.sign(&content);
-                        return wallet.send(method, &path, bytes, &sig).await.unwrap();
-                    }
-                    let token = if admin {
-                        app.admin_token.clone()
-                    } else {
-                        key.clone()
-                    };
-                    let mut request = app.http.request(method, app.url(&path)).bearer_auth(token);
-                    if let Some(body) = body {
-                        request = request.json(&body);
-                    }
-                    request.send().await.unwrap()
+                    app.call_as_documented(security, key, wallet, method, &path, body.as_ref())
+                        .await
                 }
             };
             let concrete = |nul: bool| {

@@ -27,28 +27,7 @@ async fn customer_in(
     currency: &str,
     balance: &str,
 ) -> String {
-    app.set_funding_limit(&wallet.wallet_id, currency, "1000000")
-        .await;
-    let reference = format!("c-{}", qrgate_domain::ids::random_base32(8));
-    let opened = json_ok(
-        wallet
-            .post(
-                "customers",
-                &json!({"customer_reference": reference, "currency": currency}),
-            )
-            .await
-            .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let account = opened["account_id"].as_str().unwrap().to_owned();
-    let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": balance, "currency": currency});
-    json_ok(
-        wallet.post("top-ups", &top_up).await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    account
+    app.funded_customer_in(wallet, currency, balance).await
 }
 
 async fn order_in(app: &TestApp, merchant: &TestMerchant, amount: &str, currency: &str) -> Value {

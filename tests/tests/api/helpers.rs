@@ -329,12 +329,27 @@ impl TestApp {
 
     /// A customer account of `wallet` in CNY holding `balance`.
     pub async fn funded_customer(&self, wallet: &WalletClient, balance: &str) -> String {
+        self.funded_customer_in(wallet, "CNY", balance).await
+    }
+
+    /// A customer account of `wallet` in `currency` holding `balance` (the wallet's
+    /// funding limit in that currency is raised for it when needed).
+    pub async fn funded_customer_in(
+        &self,
+        wallet: &WalletClient,
+        currency: &str,
+        balance: &str,
+    ) -> String {
+        if currency != "CNY" {
+            self.set_funding_limit(&wallet.wallet_id, currency, "1000000")
+                .await;
+        }
         let reference = format!("cust-{}", qrgate_domain::ids::random_base32(8));
         let customer = json_ok(
             wallet
                 .post(
                     "customers",
-                    &json!({"customer_reference": reference, "currency": "CNY"}),
+                    &json!({"customer_reference": reference, "currency": currency}),
                 )
                 .await
                 .unwrap(),
@@ -343,7 +358,7 @@ impl TestApp {
         .await;
         let account = customer["account_id"].as_str().unwrap().to_owned();
         if balance != "0" {
-            let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": balance, "currency": "CNY"});
+            let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": balance, "currency": currency});
             json_ok(
                 wallet.post("top-ups", &top_up).await.unwrap(),
                 StatusCode::OK,
@@ -351,6 +366,53 @@ impl TestApp {
             .await;
         }
         account
+    }
+
+    /// Calls an operation as the caller its OpenAPI `security` names: the admin token, the
+    /// merchant `key`, or `wallet`'s signature over the body (or, without one, the path).
+    pub async fn call_as_documented(
+        &self,
+        security: &Value,
+        key: &str,
+        wallet: &WalletClient,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let security = security.to_string();
+        if security.contains("walletSignature") {
+            let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+            let content = bytes.clone().unwrap_or_else(|| path.as_bytes().to_vec());
+            let sig = wallet.sign(&content);
+            return wallet.send(method, path, bytes, &sig).await.unwrap();
+        }
+        let token = if security.contains("admin") {
+            &self.admin_token
+        } else {
+            key
+        };
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Today's settlement report of a merchant whose time zone is `time_zone`.
+    pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
+        let today: String = self
+            .db()
+            .await
+            .query_one("SELECT (now() AT TIME ZONE $1)::date::text", &[&time_zone])
+            .await
+            .unwrap()
+            .get(0);
+        json_ok(
+            self.merchant_get(key, &format!("/v1/reports/settlement?date={today}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await
     }
 
     pub async fn create_order_raw(&self, key: &str, body: &Value) -> Response {

@@ -482,25 +482,10 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
     )
     .await;
 
-    let today: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let report = json_ok(
-        app.merchant_get(
-            &merchant.manager_key,
-            &format!("/v1/reports/settlement?date={today}"),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
+    let today = report["date"].as_str().unwrap().to_owned();
 
     // Fees at 0.38%: 0.38 + 0.19 = 0.57 charged; refunding 20 of 50 returns round(0.19 × 0.4) = 0.08.
     assert_eq!(report["opening_balance"], "0.00");

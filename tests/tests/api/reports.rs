@@ -76,27 +76,7 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
     )
     .await;
     // An HKD customer pays CNY orders at a rate plus spread.
-    app.set_funding_limit(&wallet.wallet_id, "HKD", "100000")
-        .await;
-    let opened = json_ok(
-        wallet
-            .post(
-                "customers",
-                &json!({"customer_reference": "hk", "currency": "HKD"}),
-            )
-            .await
-            .unwrap(),
-        StatusCode::CREATED,
-    )
-    .await;
-    let hkd = opened["account_id"].as_str().unwrap().to_owned();
-    let top_up =
-        json!({"wallet_txn_id": "tu-hk", "account_id": hkd, "amount": "500.00", "currency": "HKD"});
-    json_ok(
-        wallet.post("top-ups", &top_up).await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let hkd = app.funded_customer_in(&wallet, "HKD", "500.00").await;
     json_ok(
         app.admin_post(
             "/v1/admin/fx-rates",
@@ -142,25 +122,9 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
     )
     .await;
 
-    let today: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let report = json_ok(
-        app.merchant_get(
-            &merchant.manager_key,
-            &format!("/v1/reports/settlement?date={today}"),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
 
     assert_eq!(report["payments_count"], 4);
     assert_eq!(report["payments_amount"], "177.88");

@@ -24,34 +24,12 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
     }
 
     // A second gateway, as its own process, on the same database.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let mut child = Command::new(workspace_binary("gateway"))
-        .arg("serve")
-        .env("DATABASE_URL", &app.db_url)
-        .env("QRGATE_ADMIN_TOKEN", &app.admin_token)
-        .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("QRGATE_SHUTDOWN_GRACE_SECONDS", "5")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if app
-            .http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut child, base) = gateway_process(
+        &app,
+        &[("QRGATE_SHUTDOWN_GRACE_SECONDS", "5"), ("RUST_LOG", "warn")],
+        Stdio::null(),
+    )
+    .await;
     let replica = simulator::wallet::WalletClient::new(
         &base,
         &wallet.wallet_id,
@@ -123,35 +101,14 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
 #[tokio::test]
 async fn the_log_of_a_restart_a_malformed_request_and_a_clean_stop_is_quiet() {
     let app = spawn_app().await; // migrates: the process below is a restart
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let log = std::env::temp_dir().join(format!("qrgate-log-{port}.txt"));
-    let mut child = Command::new(workspace_binary("gateway"))
-        .arg("serve")
-        .env("DATABASE_URL", &app.db_url)
-        .env("QRGATE_ADMIN_TOKEN", &app.admin_token)
-        .env("QRGATE_METRICS_TOKEN", "metrics-token-0123456789")
-        .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if app
-            .http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let log = std::env::temp_dir().join(format!("qrgate-log-{}.txt", std::process::id()));
+    let (mut child, base) = gateway_process(
+        &app,
+        &[("QRGATE_METRICS_TOKEN", "metrics-token-0123456789")],
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    let port = base.rsplit(':').next().unwrap().parse::<u16>().unwrap();
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
@@ -201,4 +158,37 @@ async fn the_log_of_a_restart_a_malformed_request_and_a_clean_stop_is_quiet() {
         assert!(!text.contains(noise), "{noise} in the log:\n{text}");
     }
     assert!(text.contains("INFO"), "{text}");
+}
+
+/// A `gateway serve` process on the test's database and a free port, with `env` (and no
+/// RUST_LOG unless given), its stderr to `stderr`; ready when this returns.
+async fn gateway_process(
+    app: &TestApp,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (tokio::process::Child, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let child = Command::new(workspace_binary("gateway"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.db_url)
+        .env("QRGATE_ADMIN_TOKEN", &app.admin_token)
+        .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        let ready = app.http.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, base)
 }
