@@ -22,7 +22,8 @@ SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mc
 SELECT o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END, o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;
 -- The API key's request rate: a lease of its one-second allowance, about once a sale
 -- at these rates (each key sees a few requests a second; a busy key leases less often).
-SELECT leased, unleased, window_left_ms FROM request_rate_lease('key:key_b' || :merchant, 2, 1000000);
+-- (chr(58) is the colon of 'key:…': pgbench would read a colon in the text as a variable.)
+SELECT leased, unleased, window_left_ms FROM request_rate_lease('key' || chr(58) || 'key_b' || :merchant, 2, 1000000);
 -- POST /v1/wallets/{id}/payments: the wallet's secrets, then one call.
 SELECT secret FROM wallet_secrets WHERE wallet_id = 'wal_b' AND retired_at IS NULL;
 SELECT * FROM pay_order('wal_b', 'm' || :client_id || '_' || :n, '\x01', 't' || :client_id || '_' || :n, '\x02', 'pay_' || :client_id || '_' || :n, 'ord_' || :client_id || '_' || :n, 'P' || :client_id || '_' || :n, 'acc_c' || :customer, :amount, 'CNY', NULL, NULL, NULL, false, :shard, 100);
