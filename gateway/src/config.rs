@@ -80,6 +80,8 @@ limits! {
     body_bytes_max: usize = 64 * 1024;
     /// The whole request body must arrive within this (slow clients get 400).
     body_read_timeout_ms: u64 = 10_000;
+    /// A new connection's first request head must arrive within this (else 408).
+    request_head_timeout_ms: u64 = 5_000;
     /// Largest page a list or statement returns.
     page_size_max: i64 = 200;
     /// Page size when the caller gives none.

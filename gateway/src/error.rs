@@ -33,6 +33,7 @@ pub enum ErrorCode {
     ReplayedMessage,
     DuplicateReference,
     MethodNotAllowed,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidQr,
@@ -55,7 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -70,6 +71,7 @@ impl ErrorCode {
         Self::ReplayedMessage,
         Self::DuplicateReference,
         Self::MethodNotAllowed,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::InvalidQr,
@@ -107,6 +109,7 @@ impl ErrorCode {
             Self::ReplayedMessage => "replayed_message",
             Self::DuplicateReference => "duplicate_reference",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidQr => "invalid_qr",
@@ -149,6 +152,7 @@ impl ErrorCode {
             | Self::ReplayedMessage
             | Self::DuplicateReference => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidQr

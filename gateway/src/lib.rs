@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod auth_failures;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod error;
 pub mod http;

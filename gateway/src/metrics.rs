@@ -196,9 +196,18 @@ impl Metrics {
             "qrgate_http_malformed_connections_total {}",
             MALFORMED_CONNECTIONS.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP qrgate_http_slow_request_heads_total Connections whose first request head did not arrive in time (answered 408; process-wide).\n# TYPE qrgate_http_slow_request_heads_total counter\n");
+        let _ = writeln!(
+            out,
+            "qrgate_http_slow_request_heads_total {}",
+            SLOW_REQUEST_HEADS.load(Ordering::Relaxed)
+        );
         out
     }
 }
+
+/// First request heads that did not arrive within the head timeout (answered 408).
+pub static SLOW_REQUEST_HEADS: AtomicU64 = AtomicU64::new(0);
 
 /// Connections actix-http closed on a stream error (a malformed request head, a
 /// broken connection): anyone can cause them, so they are counted here and logged at

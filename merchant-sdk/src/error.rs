@@ -35,6 +35,8 @@ pub enum ErrorKind {
     DuplicateReference,
     /// `method_not_allowed` (405): the path exists, not with this method (`Allow` lists them).
     MethodNotAllowed,
+    /// `request_timeout` (408): the request head did not arrive in time.
+    RequestTimeout,
     /// `payload_too_large` (413).
     PayloadTooLarge,
     /// `unsupported_media_type` (415).
@@ -92,6 +94,7 @@ const CODES: &[(&str, ErrorKind)] = &[
     ("replayed_message", ErrorKind::ReplayedMessage),
     ("duplicate_reference", ErrorKind::DuplicateReference),
     ("method_not_allowed", ErrorKind::MethodNotAllowed),
+    ("request_timeout", ErrorKind::RequestTimeout),
     ("payload_too_large", ErrorKind::PayloadTooLarge),
     ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
     ("invalid_qr", ErrorKind::InvalidQr),
@@ -155,6 +158,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "slow down and retry after the indicated time",
             ErrorKind::Unavailable | ErrorKind::Internal => "the gateway is having trouble; retry later (the request id helps support)",
             ErrorKind::MethodNotAllowed => "use one of the methods the Allow header lists",
+            ErrorKind::RequestTimeout => "the network was too slow; retry",
             ErrorKind::PayloadTooLarge => "send a smaller request",
             _ => "see the message; docs/api.md lists every code",
         }

@@ -75,3 +75,50 @@ async fn a_body_that_trickles_in_is_refused_after_the_body_timeout() {
     )
     .await;
 }
+
+/// Issue 11: a slow request head got a bare 408 from the HTTP layer. It gets the one
+/// error shape, and the server goes on serving everyone else.
+#[tokio::test]
+async fn a_request_head_that_does_not_arrive_in_time_gets_408_in_the_error_shape() {
+    let app = spawn_app_with(&[("QRGATE_REQUEST_HEAD_TIMEOUT_MS", "300")]).await;
+    let mut stream = TcpStream::connect(host_port(&app.address)).await.unwrap();
+    stream
+        .write_all(b"GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer to a stalled head");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let body: serde_json::Value =
+        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{text}");
+    assert!(body["error"]["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req_"));
+    // A head that arrives in pieces, but in time, is served as usual.
+    let mut stream = TcpStream::connect(host_port(&app.address)).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream
+        .write_all(b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    json_ok(
+        app.http.get(app.url("/healthz")).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+}
