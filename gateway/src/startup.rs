@@ -45,6 +45,11 @@ impl Application {
         let state = Arc::new(AppState::new(pool, settings));
         let data = web::Data::from(state.clone());
         let limits = state.settings.limits.clone();
+        if state.settings.openapi_check && !cfg!(feature = "openapi-check") {
+            anyhow::bail!(
+                "QRGATE_OPENAPI_CHECK=1 needs a gateway built with the openapi-check feature"
+            );
+        }
         let openapi_checker =
             (state.settings.openapi_check).then(|| Arc::new(Checker::new(openapi::document())));
         let checker_data = openapi_checker.clone().map(web::Data::from);

@@ -10,7 +10,7 @@
 pub mod check;
 
 use crate::{config::Limits, error::ErrorCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
@@ -24,13 +24,72 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .finish()
             }),
         )
-        .service(swagger_ui_dist::generate_scope(
-            swagger_ui_dist::ApiDefinition {
-                uri_prefix: "/docs",
-                api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
-                title: Some("qrgate API"),
-            },
-        ));
+        .route("/docs/", crate::http::get().to(docs_page))
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            crate::http::get().to(|req: HttpRequest| async move {
+                docs_asset(&req, "text/javascript; charset=utf-8", SWAGGER_UI_JS_GZ)
+            }),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            crate::http::get().to(|req: HttpRequest| async move {
+                docs_asset(&req, "text/css; charset=utf-8", SWAGGER_UI_CSS_GZ)
+            }),
+        );
+}
+
+/// swagger-ui's files, gzipped, in the binary (`gateway/assets/swagger-ui/README.md`).
+const SWAGGER_UI_JS_GZ: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js.gz");
+const SWAGGER_UI_CSS_GZ: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css.gz");
+
+/// The interactive page: swagger-ui over `/openapi.json`, every asset from this server.
+async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8" />
+<meta name="viewport" content="width=device-width, initial-scale=1" />
+<title>qrgate API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css" />
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>
+window.onload = () => { window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui' }); };
+</script>
+</body>
+</html>"#,
+    )
+}
+
+/// A gzipped asset: as it is to a client that accepts gzip, inflated for one that does not.
+fn docs_asset(req: &HttpRequest, content_type: &str, gzipped: &'static [u8]) -> HttpResponse {
+    let accepts_gzip = req
+        .headers()
+        .get_all(actix_web::http::header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=86400"));
+    if accepts_gzip {
+        return response
+            .insert_header(("Content-Encoding", "gzip"))
+            .body(gzipped);
+    }
+    let mut inflated = Vec::new();
+    use std::io::Read;
+    match flate2::read::GzDecoder::new(gzipped).read_to_end(&mut inflated) {
+        Ok(_) => response.body(inflated),
+        Err(e) => crate::error::ApiError::internal(
+            anyhow::Error::new(e).context("inflating a bundled asset"),
+        )
+        .error_response(),
+    }
 }
 
 /// The methods the API serves at a concrete request path (HEAD wherever GET is), by the

@@ -59,5 +59,15 @@ async fn the_document_and_the_interactive_page_are_served_without_the_network() 
             response.bytes().await.unwrap().len() > 10_000,
             "{asset} is bundled"
         );
+        // A browser (it accepts gzip) gets the bundled file as it is stored.
+        let gzipped = app
+            .http
+            .get(app.url(asset))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{asset}");
+        assert!(gzipped.bytes().await.unwrap().starts_with(&[0x1f, 0x8b]));
     }
 }
