@@ -398,6 +398,19 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// The operator allows `account_id` as a payout destination of `merchant_id`.
+    pub async fn allow_payout_account(&self, merchant_id: &str, account_id: &str) {
+        json_ok(
+            self.admin_post(
+                &format!("/v1/admin/merchants/{merchant_id}/payout-accounts"),
+                &json!({ "account_id": account_id }),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
     /// Today's settlement report of a merchant whose time zone is `time_zone`.
     pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
         let today: String = self

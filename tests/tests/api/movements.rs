@@ -142,15 +142,7 @@ async fn payouts_go_only_to_allowed_accounts_and_never_overdraw() {
         )
         .await;
     assert_error(not_allowed, StatusCode::NOT_FOUND, "not_found").await;
-    json_ok(
-        app.admin_post(
-            &format!("/v1/admin/merchants/{}/payout-accounts", merchant.id),
-            &json!({"account_id": owner}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.allow_payout_account(&merchant.id, &owner).await;
 
     let paid_out = json_ok(
         app.merchant_post(
@@ -462,15 +454,7 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
         StatusCode::CREATED,
     )
     .await;
-    json_ok(
-        app.admin_post(
-            &format!("/v1/admin/merchants/{}/payout-accounts", merchant.id),
-            &json!({"account_id": owner}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.allow_payout_account(&merchant.id, &owner).await;
     json_ok(
         app.merchant_post(
             &merchant.manager_key,

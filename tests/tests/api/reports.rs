@@ -105,15 +105,7 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
     refund(&app, &merchant, &with_points, "7.77", "r4").await;
     refund(&app, &merchant, &cross_border, "33.33", "r5").await;
     let owner = app.funded_customer(&wallet, "0").await;
-    json_ok(
-        app.admin_post(
-            &format!("/v1/admin/merchants/{}/payout-accounts", merchant.id),
-            &json!({"account_id": owner}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.allow_payout_account(&merchant.id, &owner).await;
     let payout = json!({"to_account_id": owner, "amount": "12.34", "currency": "CNY", "payout_reference": "po"});
     json_ok(
         app.merchant_post(&merchant.manager_key, "/v1/payouts", &payout)

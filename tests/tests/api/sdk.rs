@@ -189,15 +189,7 @@ async fn the_sdk_pays_out_and_reads_statements_reports_and_deliveries() {
     let owner = app.funded_customer(&wallet, "0").await;
     let order = app.create_order(&merchant.cashier_key, "40.00").await;
     json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
-    json_ok(
-        app.admin_post(
-            &format!("/v1/admin/merchants/{}/payout-accounts", merchant.id),
-            &serde_json::json!({"account_id": owner}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.allow_payout_account(&merchant.id, &owner).await;
     let manager = sdk(&app, &merchant.manager_key);
 
     let payout = manager
