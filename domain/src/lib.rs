@@ -6,6 +6,7 @@ pub mod country;
 pub mod currency;
 pub mod emv;
 pub mod emv_lint;
+pub mod error_code;
 pub mod ids;
 pub mod money;
 pub mod signing;

@@ -273,6 +273,67 @@ mod tests {
         );
     }
 
+    /// Every error code the ledger functions answer with is in the catalogue the gateway
+    /// and the SDK share: codes beside their HTTP status (`'invalid_qr', 422`), codes
+    /// assigned (`code := 'limit_exceeded'`), and the order-state CASEs.
+    #[test]
+    fn every_code_the_sql_answers_with_is_in_the_catalogue() {
+        let codes = found_in_every_function(|sql| {
+            let mut found = Vec::new();
+            for (at, _) in sql.match_indices("', ") {
+                let status = &sql[at + 3..];
+                if status.len() >= 3
+                    && ["4", "5"].iter().any(|d| status.starts_with(d))
+                    && status[..3].bytes().all(|b| b.is_ascii_digit())
+                {
+                    found.push(literal_before(sql, at));
+                }
+            }
+            for marker in ["code := '", "v_code := '"] {
+                for (at, _) in sql.match_indices(marker) {
+                    let rest = &sql[at + marker.len()..];
+                    found.push(rest[..rest.find('\'').unwrap()].to_owned());
+                }
+            }
+            for line in sql
+                .lines()
+                .filter(|l| l.contains("CASE") && l.contains("v_order.status"))
+            {
+                for part in line
+                    .split("THEN '")
+                    .skip(1)
+                    .chain(line.split("ELSE '").skip(1))
+                {
+                    found.push(part[..part.find('\'').unwrap()].to_owned());
+                }
+            }
+            found
+        });
+        let mut unknown: Vec<&String> = codes
+            .iter()
+            .filter(|c| *c != "succeeded" && crate::error::ErrorCode::parse(c).is_none())
+            .collect();
+        unknown.dedup();
+        assert!(codes.len() > 20, "found only {codes:?}");
+        assert!(
+            unknown.is_empty(),
+            "codes the SQL answers with that the catalogue lacks: {unknown:?}"
+        );
+    }
+
+    /// The string literal that ends just before byte `end` of `sql`.
+    fn literal_before(sql: &str, end: usize) -> String {
+        let start = sql[..end].rfind('\'').map_or(end, |q| q + 1);
+        sql[start..end].to_owned()
+    }
+
+    fn found_in_every_function(find: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+        super::FUNCTIONS
+            .iter()
+            .flat_map(|(_, sql)| find(sql))
+            .collect()
+    }
+
     fn registered(files: &[(&'static str, &str)]) -> Vec<&'static str> {
         files.iter().map(|(name, _)| *name).collect()
     }

@@ -16,164 +16,11 @@ pub fn current_request_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
-/// The public catalogue of error codes. The string form is the wire contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    Unauthenticated,
-    InvalidSignature,
-    StaleTimestamp,
-    Forbidden,
-    NotFound,
-    OrderNotPayable,
-    AlreadyPaid,
-    OrderNotRefundable,
-    IdempotencyConflict,
-    IdempotencyInProgress,
-    ReplayedMessage,
-    DuplicateReference,
-    MethodNotAllowed,
-    RequestTimeout,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    InvalidQr,
-    InsufficientFunds,
-    AmountMismatch,
-    CurrencyMismatch,
-    OrderExpired,
-    ChargeExceedsMax,
-    LimitExceeded,
-    QuoteExpired,
-    MerchantInsufficientFunds,
-    RiskDeclined,
-    AuthenticationRequired,
-    AccountBlocked,
-    RefundExceedsPayment,
-    TooManyRefunds,
-    RateLimited,
-    Unavailable,
-    Internal,
-}
+pub use qrgate_domain::error_code::ErrorCode;
 
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
-        Self::InvalidRequest,
-        Self::Unauthenticated,
-        Self::InvalidSignature,
-        Self::StaleTimestamp,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::OrderNotPayable,
-        Self::AlreadyPaid,
-        Self::OrderNotRefundable,
-        Self::IdempotencyConflict,
-        Self::IdempotencyInProgress,
-        Self::ReplayedMessage,
-        Self::DuplicateReference,
-        Self::MethodNotAllowed,
-        Self::RequestTimeout,
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::InvalidQr,
-        Self::InsufficientFunds,
-        Self::AmountMismatch,
-        Self::CurrencyMismatch,
-        Self::OrderExpired,
-        Self::ChargeExceedsMax,
-        Self::LimitExceeded,
-        Self::QuoteExpired,
-        Self::MerchantInsufficientFunds,
-        Self::RiskDeclined,
-        Self::AuthenticationRequired,
-        Self::AccountBlocked,
-        Self::RefundExceedsPayment,
-        Self::TooManyRefunds,
-        Self::RateLimited,
-        Self::Unavailable,
-        Self::Internal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidSignature => "invalid_signature",
-            Self::StaleTimestamp => "stale_timestamp",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::OrderNotPayable => "order_not_payable",
-            Self::AlreadyPaid => "already_paid",
-            Self::OrderNotRefundable => "order_not_refundable",
-            Self::IdempotencyConflict => "idempotency_conflict",
-            Self::IdempotencyInProgress => "idempotency_in_progress",
-            Self::ReplayedMessage => "replayed_message",
-            Self::DuplicateReference => "duplicate_reference",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::RequestTimeout => "request_timeout",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidQr => "invalid_qr",
-            Self::InsufficientFunds => "insufficient_funds",
-            Self::AmountMismatch => "amount_mismatch",
-            Self::CurrencyMismatch => "currency_mismatch",
-            Self::OrderExpired => "order_expired",
-            Self::ChargeExceedsMax => "charge_exceeds_max",
-            Self::LimitExceeded => "limit_exceeded",
-            Self::QuoteExpired => "quote_expired",
-            Self::MerchantInsufficientFunds => "merchant_insufficient_funds",
-            Self::RiskDeclined => "risk_declined",
-            Self::AuthenticationRequired => "authentication_required",
-            Self::AccountBlocked => "account_blocked",
-            Self::RefundExceedsPayment => "refund_exceeds_payment",
-            Self::TooManyRefunds => "too_many_refunds",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal_error",
-        }
-    }
-
-    pub fn parse(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == code)
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidSignature | Self::StaleTimestamp => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::OrderNotPayable
-            | Self::AlreadyPaid
-            | Self::OrderNotRefundable
-            | Self::IdempotencyConflict
-            | Self::IdempotencyInProgress
-            | Self::ReplayedMessage
-            | Self::DuplicateReference => StatusCode::CONFLICT,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidQr
-            | Self::InsufficientFunds
-            | Self::AmountMismatch
-            | Self::CurrencyMismatch
-            | Self::OrderExpired
-            | Self::ChargeExceedsMax
-            | Self::LimitExceeded
-            | Self::QuoteExpired
-            | Self::MerchantInsufficientFunds
-            | Self::RiskDeclined
-            | Self::AuthenticationRequired
-            | Self::AccountBlocked
-            | Self::RefundExceedsPayment
-            | Self::TooManyRefunds => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
+/// The HTTP status of a code, as actix writes it.
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).expect("the catalogue's statuses are valid")
 }
 
 /// An error answer. Unexpected failures keep their cause for the log, never the body.
@@ -290,7 +137,7 @@ impl fmt::Display for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        status_of(self.code)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -344,19 +191,3 @@ impl From<tokio_postgres::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip_and_are_unique() {
-        for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
-        }
-        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), ErrorCode::ALL.len());
-    }
-}

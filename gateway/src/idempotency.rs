@@ -112,7 +112,9 @@ pub async fn finish(
 ) -> ApiResult<HttpResponse> {
     let (status, body) = match outcome {
         Ok((status, body)) => (status, body),
-        Err(e) if is_definitive(e.code.status()) => (e.code.status(), error_record(&e)),
+        Err(e) if is_definitive(actix_web::ResponseError::status_code(&e)) => {
+            (actix_web::ResponseError::status_code(&e), error_record(&e))
+        }
         Err(e) => return Err(e), // dropping tx rolls the claim back
     };
     if let Some(this) = idem {

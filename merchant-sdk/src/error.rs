@@ -1,6 +1,7 @@
 //! One error type for every call: the gateway's stable codes as variants of
 //! [`ErrorKind`], plus what can go wrong on the way.
 
+use qrgate_domain::error_code::ErrorCode;
 use std::fmt;
 
 /// The gateway's error codes (docs/contract.md §6). Codes added later arrive as `Other`.
@@ -79,65 +80,101 @@ pub enum ErrorKind {
     Other(String),
 }
 
-const CODES: &[(&str, ErrorKind)] = &[
-    ("invalid_request", ErrorKind::InvalidRequest),
-    ("unauthenticated", ErrorKind::Unauthenticated),
-    ("invalid_signature", ErrorKind::InvalidSignature),
-    ("stale_timestamp", ErrorKind::StaleTimestamp),
-    ("forbidden", ErrorKind::Forbidden),
-    ("not_found", ErrorKind::NotFound),
-    ("order_not_payable", ErrorKind::OrderNotPayable),
-    ("already_paid", ErrorKind::AlreadyPaid),
-    ("order_not_refundable", ErrorKind::OrderNotRefundable),
-    ("idempotency_conflict", ErrorKind::IdempotencyConflict),
-    ("idempotency_in_progress", ErrorKind::IdempotencyInProgress),
-    ("replayed_message", ErrorKind::ReplayedMessage),
-    ("duplicate_reference", ErrorKind::DuplicateReference),
-    ("method_not_allowed", ErrorKind::MethodNotAllowed),
-    ("request_timeout", ErrorKind::RequestTimeout),
-    ("payload_too_large", ErrorKind::PayloadTooLarge),
-    ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
-    ("invalid_qr", ErrorKind::InvalidQr),
-    ("insufficient_funds", ErrorKind::InsufficientFunds),
-    (
-        "merchant_insufficient_funds",
-        ErrorKind::MerchantInsufficientFunds,
-    ),
-    ("amount_mismatch", ErrorKind::AmountMismatch),
-    ("currency_mismatch", ErrorKind::CurrencyMismatch),
-    ("order_expired", ErrorKind::OrderExpired),
-    ("quote_expired", ErrorKind::QuoteExpired),
-    ("charge_exceeds_max", ErrorKind::ChargeExceedsMax),
-    ("limit_exceeded", ErrorKind::LimitExceeded),
-    ("risk_declined", ErrorKind::RiskDeclined),
-    ("authentication_required", ErrorKind::AuthenticationRequired),
-    ("account_blocked", ErrorKind::AccountBlocked),
-    ("refund_exceeds_payment", ErrorKind::RefundExceedsPayment),
-    ("too_many_refunds", ErrorKind::TooManyRefunds),
-    ("rate_limited", ErrorKind::RateLimited),
-    ("unavailable", ErrorKind::Unavailable),
-    ("internal_error", ErrorKind::Internal),
-];
+impl From<ErrorCode> for ErrorKind {
+    fn from(code: ErrorCode) -> Self {
+        // Exhaustive both ways: a code added to the catalogue does not compile here
+        // until the SDK knows it.
+        match code {
+            ErrorCode::InvalidRequest => ErrorKind::InvalidRequest,
+            ErrorCode::Unauthenticated => ErrorKind::Unauthenticated,
+            ErrorCode::InvalidSignature => ErrorKind::InvalidSignature,
+            ErrorCode::StaleTimestamp => ErrorKind::StaleTimestamp,
+            ErrorCode::Forbidden => ErrorKind::Forbidden,
+            ErrorCode::NotFound => ErrorKind::NotFound,
+            ErrorCode::OrderNotPayable => ErrorKind::OrderNotPayable,
+            ErrorCode::AlreadyPaid => ErrorKind::AlreadyPaid,
+            ErrorCode::OrderNotRefundable => ErrorKind::OrderNotRefundable,
+            ErrorCode::IdempotencyConflict => ErrorKind::IdempotencyConflict,
+            ErrorCode::IdempotencyInProgress => ErrorKind::IdempotencyInProgress,
+            ErrorCode::ReplayedMessage => ErrorKind::ReplayedMessage,
+            ErrorCode::DuplicateReference => ErrorKind::DuplicateReference,
+            ErrorCode::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            ErrorCode::RequestTimeout => ErrorKind::RequestTimeout,
+            ErrorCode::PayloadTooLarge => ErrorKind::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
+            ErrorCode::InvalidQr => ErrorKind::InvalidQr,
+            ErrorCode::InsufficientFunds => ErrorKind::InsufficientFunds,
+            ErrorCode::MerchantInsufficientFunds => ErrorKind::MerchantInsufficientFunds,
+            ErrorCode::AmountMismatch => ErrorKind::AmountMismatch,
+            ErrorCode::CurrencyMismatch => ErrorKind::CurrencyMismatch,
+            ErrorCode::OrderExpired => ErrorKind::OrderExpired,
+            ErrorCode::QuoteExpired => ErrorKind::QuoteExpired,
+            ErrorCode::ChargeExceedsMax => ErrorKind::ChargeExceedsMax,
+            ErrorCode::LimitExceeded => ErrorKind::LimitExceeded,
+            ErrorCode::RiskDeclined => ErrorKind::RiskDeclined,
+            ErrorCode::AuthenticationRequired => ErrorKind::AuthenticationRequired,
+            ErrorCode::AccountBlocked => ErrorKind::AccountBlocked,
+            ErrorCode::RefundExceedsPayment => ErrorKind::RefundExceedsPayment,
+            ErrorCode::TooManyRefunds => ErrorKind::TooManyRefunds,
+            ErrorCode::RateLimited => ErrorKind::RateLimited,
+            ErrorCode::Unavailable => ErrorKind::Unavailable,
+            ErrorCode::Internal => ErrorKind::Internal,
+        }
+    }
+}
 
 impl ErrorKind {
     /// The kind for a gateway error code.
     pub fn from_code(code: &str) -> Self {
-        CODES
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, k)| k.clone())
-            .unwrap_or_else(|| ErrorKind::Other(code.to_owned()))
+        ErrorCode::parse(code).map_or_else(|| ErrorKind::Other(code.to_owned()), ErrorKind::from)
+    }
+
+    /// The catalogue's code for this kind; `None` for one this SDK does not know.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            ErrorKind::InvalidRequest => Some(ErrorCode::InvalidRequest),
+            ErrorKind::Unauthenticated => Some(ErrorCode::Unauthenticated),
+            ErrorKind::InvalidSignature => Some(ErrorCode::InvalidSignature),
+            ErrorKind::StaleTimestamp => Some(ErrorCode::StaleTimestamp),
+            ErrorKind::Forbidden => Some(ErrorCode::Forbidden),
+            ErrorKind::NotFound => Some(ErrorCode::NotFound),
+            ErrorKind::OrderNotPayable => Some(ErrorCode::OrderNotPayable),
+            ErrorKind::AlreadyPaid => Some(ErrorCode::AlreadyPaid),
+            ErrorKind::OrderNotRefundable => Some(ErrorCode::OrderNotRefundable),
+            ErrorKind::IdempotencyConflict => Some(ErrorCode::IdempotencyConflict),
+            ErrorKind::IdempotencyInProgress => Some(ErrorCode::IdempotencyInProgress),
+            ErrorKind::ReplayedMessage => Some(ErrorCode::ReplayedMessage),
+            ErrorKind::DuplicateReference => Some(ErrorCode::DuplicateReference),
+            ErrorKind::MethodNotAllowed => Some(ErrorCode::MethodNotAllowed),
+            ErrorKind::RequestTimeout => Some(ErrorCode::RequestTimeout),
+            ErrorKind::PayloadTooLarge => Some(ErrorCode::PayloadTooLarge),
+            ErrorKind::UnsupportedMediaType => Some(ErrorCode::UnsupportedMediaType),
+            ErrorKind::InvalidQr => Some(ErrorCode::InvalidQr),
+            ErrorKind::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
+            ErrorKind::MerchantInsufficientFunds => Some(ErrorCode::MerchantInsufficientFunds),
+            ErrorKind::AmountMismatch => Some(ErrorCode::AmountMismatch),
+            ErrorKind::CurrencyMismatch => Some(ErrorCode::CurrencyMismatch),
+            ErrorKind::OrderExpired => Some(ErrorCode::OrderExpired),
+            ErrorKind::QuoteExpired => Some(ErrorCode::QuoteExpired),
+            ErrorKind::ChargeExceedsMax => Some(ErrorCode::ChargeExceedsMax),
+            ErrorKind::LimitExceeded => Some(ErrorCode::LimitExceeded),
+            ErrorKind::RiskDeclined => Some(ErrorCode::RiskDeclined),
+            ErrorKind::AuthenticationRequired => Some(ErrorCode::AuthenticationRequired),
+            ErrorKind::AccountBlocked => Some(ErrorCode::AccountBlocked),
+            ErrorKind::RefundExceedsPayment => Some(ErrorCode::RefundExceedsPayment),
+            ErrorKind::TooManyRefunds => Some(ErrorCode::TooManyRefunds),
+            ErrorKind::RateLimited => Some(ErrorCode::RateLimited),
+            ErrorKind::Unavailable => Some(ErrorCode::Unavailable),
+            ErrorKind::Internal => Some(ErrorCode::Internal),
+            ErrorKind::Other(_) => None,
+        }
     }
 
     /// The gateway's code for this kind.
     pub fn code(&self) -> &str {
         match self {
             ErrorKind::Other(code) => code,
-            kind => CODES
-                .iter()
-                .find(|(_, k)| k == kind)
-                .map(|(c, _)| *c)
-                .expect("every kind has a code"),
+            kind => kind.error_code().expect("a known kind").as_str(),
         }
     }
 
@@ -219,9 +256,10 @@ mod tests {
 
     #[test]
     fn codes_map_both_ways() {
-        for (code, kind) in CODES {
-            assert_eq!(&ErrorKind::from_code(code), kind);
-            assert_eq!(kind.code(), *code);
+        for code in ErrorCode::ALL {
+            let kind = ErrorKind::from_code(code.as_str());
+            assert_eq!(kind.error_code(), Some(code));
+            assert_eq!(kind.code(), code.as_str());
         }
         assert_eq!(
             ErrorKind::from_code("brand_new"),
