@@ -42,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
 /// schema's functions and triggers are dropped and these created, in one transaction.
 const FUNCTIONS: &[(&str, &str)] = sql_files![
     "functions/":
+    "orders",
     "ledger",
     "wallet_calls",
     "risk",

@@ -212,7 +212,7 @@ BEGIN
         RETURN ROW('invalid_qr', 422, 'the QR payload was not issued by this gateway',
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
     END IF;
-    IF v_order.status <> 'pending' OR v_order.expires_at <= now() THEN
+    IF v_order.status <> 'pending' OR order_due(v_order.status, v_order.expires_at) THEN
         RETURN ROW(CASE WHEN v_order.status IN ('pending', 'expired') THEN 'order_expired'
                         WHEN v_order.status = 'closed' THEN 'order_not_payable' ELSE 'already_paid' END,
                    CASE WHEN v_order.status IN ('pending', 'expired') THEN 422 ELSE 409 END,
@@ -285,7 +285,7 @@ BEGIN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'invalid_qr', 422,
             'the QR payload was not issued by this gateway', v_order.id, p_customer_account_id, p_timeline_max);
     END IF;
-    IF v_order.status = 'pending' AND v_order.expires_at <= v_now THEN
+    IF order_due(v_order.status, v_order.expires_at) THEN
         UPDATE orders SET status = 'expired', updated_at = v_now WHERE id = v_order.id;
         INSERT INTO order_events (order_id, kind) VALUES (v_order.id, 'expired');
         v_order.status := 'expired';
@@ -434,7 +434,7 @@ END $$;
 -- every replica at once (SKIP LOCKED).
 CREATE OR REPLACE FUNCTION expire_due_orders(p_batch integer) RETURNS integer LANGUAGE sql AS $$
     WITH due AS (
-        SELECT id FROM orders WHERE status = 'pending' AND expires_at <= now()
+        SELECT id FROM orders WHERE status = 'pending' AND order_due(status, expires_at)
         ORDER BY expires_at LIMIT p_batch FOR UPDATE SKIP LOCKED
     ), expired AS (
         UPDATE orders o SET status = 'expired', updated_at = now() FROM due WHERE o.id = due.id RETURNING o.id

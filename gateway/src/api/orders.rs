@@ -53,7 +53,7 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 
 /// The columns `order_json` reads. `status` is the effective one: a pending order
 /// past `expires_at` reads as expired even before the sweeper has moved it.
-pub const ORDER_COLUMNS: &str = "o.id, CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END,
+pub const ORDER_COLUMNS: &str = "o.id, order_effective_status(o.status, o.expires_at),
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
      o.charged_currency";
@@ -267,7 +267,7 @@ async fn insert_order(
         }
         let holder = tx
             .query_one(
-                "SELECT id, status = 'pending' AND expires_at <= now(), status FROM orders
+                "SELECT id, order_due(status, expires_at), status FROM orders
                  WHERE merchant_id = $1 AND merchant_reference = $2 AND status NOT IN ('expired', 'closed') FOR UPDATE",
                 &[&merchant_id, &order.merchant_reference.as_str()],
             )
@@ -355,7 +355,7 @@ async fn list_orders(
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM orders o
          WHERE o.merchant_id = $1
-           AND ($2::text IS NULL OR (CASE WHEN o.status = 'pending' AND o.expires_at <= now() THEN 'expired' ELSE o.status END) = $2)
+           AND ($2::text IS NULL OR order_effective_status(o.status, o.expires_at) = $2)
            AND ($3::timestamptz IS NULL OR o.created_at >= $3)
            AND ($4::timestamptz IS NULL OR o.created_at < $4)
            AND ($5::timestamptz IS NULL OR (o.created_at, o.id) < ($5, $6))
@@ -502,7 +502,7 @@ async fn close(
         .execute(
             "WITH closed AS (
                  UPDATE orders SET status = 'closed', updated_at = now()
-                 WHERE id = $1 AND merchant_id = $2 AND status = 'pending' AND expires_at > now() RETURNING id)
+                 WHERE id = $1 AND merchant_id = $2 AND status = 'pending' AND NOT order_due(status, expires_at) RETURNING id)
              INSERT INTO order_events (order_id, kind) SELECT id, 'closed' FROM closed",
             &[&order_id, &merchant_id],
         )
