@@ -18,22 +18,27 @@ RETURNS wallet_outcome LANGUAGE sql STABLE AS $$
     WHERE t.wallet_id = p_wallet_id AND t.wallet_txn_id = p_txn_id;
 $$;
 
--- Records a webhook-id. True when it is new, or a repeat of the very same request for
--- the same wallet_txn_id (whose stored answer is then given); false for a replay.
+-- The one claim of a webhook-id (every signed wallet call makes it, in SQL or through
+-- the gateway). verdict: 'new' (recorded now); 'repeat' (the very same request, for the
+-- same wallet_txn_id if any: http_status and response are its stored answer, when one
+-- was stored); 'replayed' (the id was used for something else).
 CREATE OR REPLACE FUNCTION wallet_message_claim(
-    p_wallet_id text, p_message_id text, p_request_sha256 bytea, p_txn_id text
-) RETURNS boolean LANGUAGE plpgsql AS $$
+    p_wallet_id text, p_message_id text, p_request_sha256 bytea, p_txn_id text,
+    OUT verdict text, OUT http_status smallint, OUT response jsonb
+) LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO wallet_messages (wallet_id, message_id, request_sha256, wallet_txn_id)
     VALUES (p_wallet_id, p_message_id, p_request_sha256, p_txn_id)
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
-        RETURN true;
+        verdict := 'new';
+        RETURN;
     END IF;
-    RETURN EXISTS (
-        SELECT 1 FROM wallet_messages
-        WHERE wallet_id = p_wallet_id AND message_id = p_message_id
-          AND request_sha256 = p_request_sha256 AND wallet_txn_id IS NOT DISTINCT FROM p_txn_id);
+    SELECT 'repeat', m.http_status, m.response INTO verdict, http_status, response
+    FROM wallet_messages m
+    WHERE m.wallet_id = p_wallet_id AND m.message_id = p_message_id
+      AND m.request_sha256 = p_request_sha256 AND m.wallet_txn_id IS NOT DISTINCT FROM p_txn_id;
+    verdict := coalesce(verdict, 'replayed');
 END $$;
 
 -- The answer for a wallet_txn_id seen before: the stored one for the same request,
@@ -67,7 +72,7 @@ CREATE OR REPLACE FUNCTION wallet_call_begin(
 DECLARE
     v_blocked_at timestamptz;
 BEGIN
-    IF NOT wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id) THEN
+    IF (wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id)).verdict = 'replayed' THEN
         answer := wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
         RETURN;
     END IF;

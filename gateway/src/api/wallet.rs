@@ -82,44 +82,31 @@ async fn signed_post(
     })
 }
 
-/// Records the webhook-id of a message answered outside the money functions. Returns
-/// the stored answer when the very same message was answered before.
+/// Claims the webhook-id of a message answered outside the money functions, with the one
+/// SQL claim they use too (`wallet_message_claim`). Returns the stored answer when the
+/// very same message was answered before.
 async fn claim_message(
     client: &impl GenericClient,
     call: &WalletCall,
     sha: &[u8],
     is_get: bool,
 ) -> ApiResult<Option<HttpResponse>> {
-    let inserted = client
-        .execute(
-            "INSERT INTO wallet_messages (wallet_id, message_id, request_sha256) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    let row = client
+        .query_one(
+            "SELECT verdict, http_status, response FROM wallet_message_claim($1, $2, $3, NULL)",
             &[&call.wallet_id, &call.message_id, &sha],
         )
         .await?;
-    if inserted == 1 {
-        return Ok(None);
-    }
-    let replayed = || {
-        ApiError::new(
+    let verdict: &str = row.get(0);
+    let stored: (Option<i16>, Option<Value>) = (row.get(1), row.get(2));
+    match (verdict, stored) {
+        ("new", _) => Ok(None),
+        // A POST sent again as it was gets its stored answer; a GET's id is spent.
+        ("repeat", (Some(status), Some(body))) if !is_get => Ok(Some(stored_answer(status, body))),
+        _ => Err(ApiError::new(
             ErrorCode::ReplayedMessage,
             "this webhook-id was already used",
-        )
-    };
-    if is_get {
-        return Err(replayed());
-    }
-    let row = client
-        .query_one(
-            "SELECT request_sha256, http_status, response FROM wallet_messages WHERE wallet_id = $1 AND message_id = $2",
-            &[&call.wallet_id, &call.message_id],
-        )
-        .await?;
-    let stored_sha: Vec<u8> = row.get(0);
-    let status: Option<i16> = row.get(1);
-    let response: Option<Value> = row.get(2);
-    match (stored_sha == sha, status, response) {
-        (true, Some(status), Some(body)) => Ok(Some(stored_answer(status, body))),
-        _ => Err(replayed()),
+        )),
     }
 }
 
