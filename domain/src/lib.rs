@@ -9,6 +9,7 @@ pub mod emv_lint;
 pub mod error_code;
 pub mod ids;
 pub mod money;
+pub mod pricing;
 pub mod signing;
 pub mod text;
 pub mod time_zone;

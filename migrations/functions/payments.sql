@@ -94,11 +94,25 @@ RETURNS points_redemption LANGUAGE sql STABLE AS $$
     SELECT ROW(ceil(minor * 100 / per_unit)::bigint, minor)::points_redemption FROM value;
 $$;
 
--- Points earned by charging p_charged_minor of p_currency at a merchant: per whole unit, rounded down.
+-- Points earned by charging p_charged_minor of p_currency at p_points_per_unit per whole
+-- unit, rounded down (domain::pricing::points_earned is the same formula in Rust).
+CREATE OR REPLACE FUNCTION points_earned(p_charged_minor bigint, p_currency text, p_points_per_unit numeric)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT floor(p_charged_minor / power(10::numeric, c.minor_units) * p_points_per_unit)::bigint
+    FROM currencies c WHERE c.code = p_currency;
+$$;
+
+-- Points earned by charging p_charged_minor of p_currency at a merchant.
 CREATE OR REPLACE FUNCTION points_earned_for(p_charged_minor bigint, p_currency text, p_merchant_id text)
 RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT floor(p_charged_minor / power(10::numeric, c.minor_units) * m.points_per_unit)::bigint
-    FROM currencies c, merchants m WHERE c.code = p_currency AND m.id = p_merchant_id;
+    SELECT points_earned(p_charged_minor, p_currency, m.points_per_unit) FROM merchants m WHERE m.id = p_merchant_id;
+$$;
+
+-- The fee on what a merchant is credited, at its rate in basis points, rounded half up
+-- (integer arithmetic on non-negatives; domain::pricing::fee_minor in Rust).
+CREATE OR REPLACE FUNCTION fee_for(p_credited_minor bigint, p_fee_rate_bps integer)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT (p_credited_minor * p_fee_rate_bps * 2 + 10000) / 20000;
 $$;
 
 -- The customer's points account (opened when first needed), its balance row locked.
@@ -374,7 +388,7 @@ BEGIN
     -- The merchant is credited the amount less a discount it funds; the fee is on that,
     -- half-up (integer arithmetic on positives).
     v_credited := v_order.amount_minor - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
-    v_fee := (v_credited * v_order.fee_rate_bps * 2 + 10000) / 20000;
+    v_fee := fee_for(v_credited, v_order.fee_rate_bps);
     -- Legs in the one lock order: customer, merchant, fee, FX positions (payer's side first).
     v_legs_accounts := ARRAY[p_customer_account_id, v_merchant_account, v_fee_account];
     v_legs_amounts := ARRAY[-v_charged, v_credited - v_fee, v_fee];

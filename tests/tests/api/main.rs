@@ -7,6 +7,7 @@ mod cashier;
 mod concurrency;
 mod conformance;
 mod cross_border;
+mod formulas;
 mod helpers;
 mod idempotency;
 mod metrics;
