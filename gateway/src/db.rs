@@ -35,6 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0014_request_rates",
     "0015_referral_plan",
     "0016_one_home_per_rule",
+    "0017_order_price",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

@@ -200,6 +200,43 @@ BEGIN
     END IF;
 END $$;
 
+-- The one pricing chain of quotes and payments: what paying p_order from an account in
+-- p_account_currency costs. The best campaign (its rows locked with p_lock), the points
+-- redeemed (1/100 of a unit each, at most what is due; the platform funds them), what
+-- is due in the order's currency, and what the account is charged: across currencies,
+-- what is due at p_rate_id's rate (a quote's) or else the current one, plus spread,
+-- rounded once. Across currencies without a rate, rate.id is NULL and the charge is
+-- left in the order's currency: the caller answers currency_mismatch.
+CREATE OR REPLACE FUNCTION price_order(
+    p_order orders, p_wallet_id text, p_account_id text, p_account_currency text,
+    p_use_points bigint, p_rate_id text, p_lock boolean
+) RETURNS order_price LANGUAGE plpgsql AS $$
+DECLARE
+    v_price order_price;
+    v_rate fx_rates%ROWTYPE;
+BEGIN
+    v_price.offer := campaign_take(p_order, p_wallet_id, p_account_id, p_lock);
+    v_price.due_minor := p_order.amount_minor - coalesce((v_price.offer).discount_minor, 0);
+    v_price.redeem := points_redemption(coalesce(p_use_points, 0), p_order.currency, v_price.due_minor);
+    v_price.due_minor := v_price.due_minor - (v_price.redeem).value_minor;
+    v_price.charged_minor := v_price.due_minor;
+    v_price.charged_currency := p_order.currency;
+    IF p_account_currency <> p_order.currency THEN
+        IF p_rate_id IS NOT NULL THEN
+            SELECT * INTO v_rate FROM fx_rates WHERE id = p_rate_id;
+        ELSE
+            v_rate := fx_current_rate(p_order.currency, p_account_currency);
+        END IF;
+        v_price.rate := v_rate;
+        IF v_rate.id IS NOT NULL THEN
+            v_price.charged_minor := fx_charge(v_price.due_minor, p_order.currency, p_account_currency,
+                                               v_rate.rate, v_rate.spread_bps);
+            v_price.charged_currency := p_account_currency;
+        END IF;
+    END IF;
+    RETURN v_price;
+END $$;
+
 -- What paying an order from an account would charge, locked for p_ttl_seconds.
 -- Reserves nothing: the payment checks everything again.
 CREATE OR REPLACE FUNCTION quote_order(
@@ -211,8 +248,7 @@ DECLARE
     v_order orders%ROWTYPE;
     v_rate fx_rates%ROWTYPE;
     v_charged bigint;
-    v_offer campaign_offer;
-    v_redeem points_redemption;
+    v_price order_price;
     v_expires timestamptz := now() + make_interval(secs => p_ttl_seconds);
 BEGIN
     SELECT currency INTO v_account_currency FROM accounts
@@ -232,23 +268,18 @@ BEGIN
                    CASE WHEN v_order.status IN ('pending', 'expired') THEN 422 ELSE 409 END,
                    'order ' || v_order.id || ' cannot be paid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
     END IF;
-    v_offer := campaign_take(v_order, p_wallet_id, p_customer_account_id, false);
-    v_charged := v_order.amount_minor - coalesce(v_offer.discount_minor, 0);
-    v_redeem := points_redemption(coalesce(p_use_points, 0), v_order.currency, v_charged);
-    v_charged := v_charged - v_redeem.value_minor;
-    IF v_account_currency <> v_order.currency THEN
-        v_rate := fx_current_rate(v_order.currency, v_account_currency);
-        IF v_rate.id IS NULL THEN
-            RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency,
-                       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
-        END IF;
-        v_charged := fx_charge(v_charged, v_order.currency, v_account_currency, v_rate.rate, v_rate.spread_bps);
+    v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points, NULL, false);
+    IF v_account_currency <> v_order.currency AND (v_price.rate).id IS NULL THEN
+        RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency,
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
     END IF;
+    v_rate := v_price.rate;
+    v_charged := v_price.charged_minor;
     INSERT INTO quotes (id, wallet_id, order_id, customer_account_id, fx_rate_id, charged_minor, charged_currency, expires_at)
     VALUES (p_quote_id, p_wallet_id, v_order.id, p_customer_account_id, v_rate.id, v_charged, v_account_currency, v_expires);
     RETURN ROW('succeeded', 200, NULL, p_quote_id, v_order.id, v_order.amount_minor, v_order.currency, v_charged,
-               v_account_currency, v_rate.rate, v_rate.spread_bps, v_expires, coalesce(v_offer.discount_minor, 0),
-               v_redeem.points)::quote_outcome;
+               v_account_currency, v_rate.rate, v_rate.spread_bps, v_expires, coalesce((v_price.offer).discount_minor, 0),
+               (v_price.redeem).points)::quote_outcome;
 END $$;
 
 -- Pays an order (as in 0002/0007), now across currencies and against quotes.
@@ -284,6 +315,7 @@ DECLARE
     v_merchant_blocked boolean;
     v_risk record;
     v_referral referral_plan;
+    v_price order_price;
 BEGIN
     v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
                                  p_request_sha256, p_customer_account_id);
@@ -335,32 +367,21 @@ BEGIN
                 v_order.id, p_customer_account_id, p_timeline_max);
         END IF;
     END IF;
-    -- The best campaign this customer may still use (its row locked: budget and
-    -- per-customer uses cannot be overspent by a concurrent payment).
-    v_offer := campaign_take(v_order, p_wallet_id, p_customer_account_id, true);
-    v_due := v_order.amount_minor - coalesce(v_offer.discount_minor, 0);
-    -- Points asked for are worth 1/100 of a unit of the order's currency each, at most
-    -- what is due; the platform funds their value.
-    v_redeem := points_redemption(coalesce(p_use_points, 0), v_order.currency, v_due);
-    v_due := v_due - v_redeem.value_minor;
-    -- What the paying account is charged: what is due, or across currencies what is due
-    -- at the quoted (else the current) rate plus spread, rounded once.
-    v_charged := v_due;
-    v_charged_currency := v_order.currency;
-    IF v_account_currency <> v_order.currency THEN
-        IF v_quote.id IS NOT NULL THEN
-            SELECT * INTO v_rate FROM fx_rates WHERE id = v_quote.fx_rate_id;
-        ELSE
-            v_rate := fx_current_rate(v_order.currency, v_account_currency);
-        END IF;
-        IF v_rate.id IS NULL THEN
-            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
-                'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency || ' (the paying account''s currency)',
-                v_order.id, p_customer_account_id, p_timeline_max);
-        END IF;
-        v_charged := fx_charge(v_due, v_order.currency, v_account_currency, v_rate.rate, v_rate.spread_bps);
-        v_charged_currency := v_account_currency;
+    -- The price, campaign rows locked (budgets and per-customer uses cannot be overspent
+    -- by a concurrent payment), at the quote's rate when there is a quote.
+    v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points,
+                           v_quote.fx_rate_id, true);
+    IF v_account_currency <> v_order.currency AND (v_price.rate).id IS NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
+            'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency || ' (the paying account''s currency)',
+            v_order.id, p_customer_account_id, p_timeline_max);
     END IF;
+    v_offer := v_price.offer;
+    v_redeem := v_price.redeem;
+    v_due := v_price.due_minor;
+    v_rate := v_price.rate;
+    v_charged := v_price.charged_minor;
+    v_charged_currency := v_price.charged_currency;
     IF p_max_charged IS NOT NULL AND v_charged > minor_units_of(p_max_charged, v_charged_currency) THEN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'charge_exceeds_max', 422,
             'the charge exceeds max_charged', v_order.id, p_customer_account_id, p_timeline_max);
