@@ -10,22 +10,21 @@
 \set amount random(100, 20000)
 \set n random(1, 1000000000000)
 \set shard random(0, 65535)
--- POST /v1/orders: the API key with the merchant's profile, then one transaction.
-SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency, m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = 'key_b' || :merchant AND k.revoked_at IS NULL;
+-- POST /v1/orders: one transaction. (The API key, the merchant's profile and the
+-- wallet's secrets come from the gateway's credential cache: a lookup every few
+-- seconds per key, not a statement per sale.)
 START TRANSACTION;
 INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256) VALUES ('mch_b' || :merchant, 'POST /v1/orders', 'k' || :client_id || '_' || :n, '\x00') ON CONFLICT DO NOTHING;
 INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description, terminal_id, qr_payload, fee_rate_bps, expires_at) VALUES ('ord_' || :client_id || '_' || :n, 'mch_b' || :merchant, 'pending', :amount, 'CNY', 'R' || :n, NULL, NULL, 'P' || :client_id || '_' || :n, 38, now() + make_interval(secs => 300)) ON CONFLICT (merchant_id, merchant_reference) WHERE status NOT IN ('expired', 'closed') DO NOTHING RETURNING o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id;
 UPDATE merchant_idempotency SET http_status = 201, response = '{}' WHERE merchant_id = 'mch_b' || :merchant AND endpoint = 'POST /v1/orders' AND idempotency_key = 'k' || :client_id || '_' || :n;
 COMMIT;
--- GET /v1/orders/{id}?wait_seconds=…: API key, first look (pending).
-SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency, m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = 'key_b' || :merchant AND k.revoked_at IS NULL;
+-- GET /v1/orders/{id}?wait_seconds=…: first look (pending).
 SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;
 -- The API key's request rate: a lease of its one-second allowance, about once a sale
 -- at these rates (each key sees a few requests a second; a busy key leases less often).
 -- (chr(58) is the colon of 'key:…': pgbench would read a colon in the text as a variable.)
 SELECT leased, unleased, window_left_ms FROM request_rate_lease('key' || chr(58) || 'key_b' || :merchant, 2, 1000000);
--- POST /v1/wallets/{id}/payments: the wallet's secrets, then one call.
-SELECT secret FROM wallet_secrets WHERE wallet_id = 'wal_b' AND retired_at IS NULL;
+-- POST /v1/wallets/{id}/payments: one call.
 SELECT * FROM pay_order('wal_b', 'm' || :client_id || '_' || :n, '\x01', 't' || :client_id || '_' || :n, '\x02', 'pay_' || :client_id || '_' || :n, 'ord_' || :client_id || '_' || :n, 'P' || :client_id || '_' || :n, 'acc_c' || :customer, :amount, 'CNY', NULL, NULL, NULL, false, :shard, 100);
 -- The long-poll wakes and reads the order paid.
 SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;

@@ -167,7 +167,7 @@ pub struct Merchant {
 }
 
 /// What a merchant's QR codes and orders state about it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MerchantProfile {
     pub name: String,
     pub city: String,
@@ -208,43 +208,66 @@ impl FromRequest for Merchant {
             let key = key.ok_or_else(|| unauthenticated("merchant API key"))?;
             let (key_id, secret) =
                 split_credential(&key, "key").ok_or_else(|| unauthenticated("merchant API key"))?;
-            let client = state.pool.get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency,
-                            m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL
-                     FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
-                     WHERE k.id = $1 AND k.revoked_at IS NULL",
-                )
-                .await?;
-            let row = client.query_opt(&stmt, &[&key_id]).await?;
-            let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
-            if !secret_matches(secret, row.get(1)) {
+            let record = match state.credentials.key(key_id) {
+                Some(record) => record,
+                None => key_record(&state, key_id).await?,
+            };
+            if !secret_matches(secret, &record.secret_sha256) {
                 return Err(unauthenticated("merchant API key"));
             }
             let limit = state.settings.limits.api_key_requests_per_second_max;
             (state.request_rates)
-                .admit(&client, RateSubject::ApiKey(key_id), limit)
+                .admit(&state.pool, RateSubject::ApiKey(key_id), limit)
                 .await?;
             Ok(Merchant {
-                merchant_id: row.get(0),
+                merchant_id: record.merchant_id.clone(),
                 key_id: key_id.to_owned(),
-                scopes: row.get(2),
-                profile: MerchantProfile {
-                    name: row.get(3),
-                    city: row.get(4),
-                    country: row.get(5),
-                    mcc: row.get(6),
-                    currency: row.get(7),
-                    fee_rate_bps: row.get(8),
-                    local_name: row.get(9),
-                    local_city: row.get(10),
-                    local_language: row.get(11),
-                    blocked: row.get(12),
-                },
+                scopes: record.scopes.clone(),
+                profile: record.profile.clone(),
             })
         })
     }
+}
+
+/// An active API key and its merchant, from the database (kept in the credential cache
+/// unless a change was notified meanwhile). An unknown or revoked key is 401.
+async fn key_record(
+    state: &AppState,
+    key_id: &str,
+) -> ApiResult<std::sync::Arc<crate::credentials::KeyRecord>> {
+    let generation = state.credentials.generation();
+    let client = state.pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency,
+                    m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL
+             FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
+             WHERE k.id = $1 AND k.revoked_at IS NULL",
+        )
+        .await?;
+    let row = client.query_opt(&stmt, &[&key_id]).await?;
+    let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
+    let record = std::sync::Arc::new(crate::credentials::KeyRecord {
+        merchant_id: row.get(0),
+        secret_sha256: row.get(1),
+        scopes: row.get(2),
+        profile: MerchantProfile {
+            name: row.get(3),
+            city: row.get(4),
+            country: row.get(5),
+            mcc: row.get(6),
+            currency: row.get(7),
+            fee_rate_bps: row.get(8),
+            local_name: row.get(9),
+            local_city: row.get(10),
+            local_language: row.get(11),
+            blocked: row.get(12),
+        },
+    });
+    state
+        .credentials
+        .put_key(key_id, record.clone(), generation);
+    Ok(record)
 }
 
 /// A verified wallet request: whose it is and its webhook-id.
@@ -283,24 +306,21 @@ pub async fn verify_wallet(
     }
     let message_id = qrgate_domain::ids::ClientId::parse(headers.id)
         .map_err(|e| ApiError::new(ErrorCode::InvalidSignature, format!("webhook-id {e}")))?;
-    let client = if qrgate_domain::ids::is_gateway_id(wallet_id) {
-        Some(state.pool.get().await?)
-    } else {
-        None
-    };
-    let secrets = match &client {
-        Some(client) => active_wallet_secrets(client, wallet_id).await?,
-        None => Vec::new(),
+    let known = qrgate_domain::ids::is_gateway_id(wallet_id);
+    let secrets = match (known, state.credentials.wallet(wallet_id)) {
+        (false, _) => std::sync::Arc::new(Vec::new()),
+        (true, Some(secrets)) => secrets,
+        (true, None) => active_wallet_secrets(state, wallet_id).await?,
     };
     let now = chrono::Utc::now().timestamp();
     signing::verify(&secrets, headers, content, now).map_err(|e| match e {
         SignatureError::Stale => ApiError::new(ErrorCode::StaleTimestamp, e.to_string()),
         _ => ApiError::new(ErrorCode::InvalidSignature, e.to_string()),
     })?;
-    if let Some(client) = &client {
+    if known {
         let limit = state.settings.limits.wallet_requests_per_second_max;
         (state.request_rates)
-            .admit(client, RateSubject::Wallet(wallet_id), limit)
+            .admit(&state.pool, RateSubject::Wallet(wallet_id), limit)
             .await?;
     }
     Ok(WalletCall {
@@ -309,18 +329,29 @@ pub async fn verify_wallet(
     })
 }
 
+/// A wallet's active secrets, from the database (kept in the credential cache unless a
+/// change was notified meanwhile; a wallet with none is not kept).
 async fn active_wallet_secrets(
-    client: &deadpool_postgres::Client,
+    state: &AppState,
     wallet_id: &str,
-) -> ApiResult<Vec<SigningSecret>> {
+) -> ApiResult<std::sync::Arc<Vec<SigningSecret>>> {
+    let generation = state.credentials.generation();
+    let client = state.pool.get().await?;
     let stmt = client
         .prepare_cached(
             "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",
         )
         .await?;
     let rows = client.query(&stmt, &[&wallet_id]).await?;
-    Ok(rows
+    let secrets: Vec<SigningSecret> = rows
         .iter()
         .filter_map(|r| SigningSecret::parse(r.get::<_, &str>(0)).ok())
-        .collect())
+        .collect();
+    let secrets = std::sync::Arc::new(secrets);
+    if !secrets.is_empty() {
+        state
+            .credentials
+            .put_wallet(wallet_id, secrets.clone(), generation);
+    }
+    Ok(secrets)
 }

@@ -82,6 +82,11 @@ limits! {
     body_read_timeout_ms: u64 = 10_000;
     /// A new connection's first request head must arrive within this (else 408).
     request_head_timeout_ms: u64 = 5_000;
+    /// How long an API key or a wallet's secrets may be used from memory (0: never);
+    /// changes are dropped sooner, at once, by notification.
+    credential_cache_ms: u64 = 5_000;
+    /// API keys, and wallets, each, held in memory at most.
+    credential_cache_entries_max: usize = 100_000;
     /// Largest page a list or statement returns.
     page_size_max: i64 = 200;
     /// Page size when the caller gives none.

@@ -52,6 +52,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "transfers",
     "webhooks",
     "request_rates",
+    "credentials",
 ];
 
 /// The row of `schema_migrations` that records which `FUNCTIONS` are applied.

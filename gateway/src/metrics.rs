@@ -75,6 +75,8 @@ pub struct Gauges {
     pub pool_available: usize,
     pub pool_waiting: usize,
     pub webhook_outbox_depth: i64,
+    pub credential_cache_listening: bool,
+    pub credential_cache_hits: u64,
 }
 
 impl Metrics {
@@ -184,6 +186,18 @@ impl Metrics {
             "Requests waiting for a database connection.",
             gauges.pool_waiting.to_string(),
         );
+        out.push_str("# HELP qrgate_credential_cache_listening 1 while the credential cache hears changes (entries are used only then).\n# TYPE qrgate_credential_cache_listening gauge\n");
+        let _ = writeln!(
+            out,
+            "qrgate_credential_cache_listening {}",
+            u8::from(gauges.credential_cache_listening)
+        );
+        out.push_str("# HELP qrgate_credential_cache_hits_total Authentications answered from memory.\n# TYPE qrgate_credential_cache_hits_total counter\n");
+        let _ = writeln!(
+            out,
+            "qrgate_credential_cache_hits_total {}",
+            gauges.credential_cache_hits
+        );
         out.push_str("# HELP qrgate_orders_expired_total Orders the sweeper moved to expired.\n# TYPE qrgate_orders_expired_total counter\n");
         let _ = writeln!(
             out,
@@ -245,6 +259,8 @@ mod tests {
             pool_available: 3,
             pool_waiting: 0,
             webhook_outbox_depth: 7,
+            credential_cache_listening: true,
+            credential_cache_hits: 5,
         });
         assert!(
             text.contains(

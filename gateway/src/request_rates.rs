@@ -90,11 +90,12 @@ impl RequestRates {
         }
     }
 
-    /// Admits one request of `subject`, or answers `rate_limited`. Takes the caller's
-    /// connection: a request never holds one pool connection while waiting for another.
+    /// Admits one request of `subject`, or answers `rate_limited`. Takes a connection
+    /// from `pool` only to lease, once its turn to lease has come (a waiting request
+    /// holds none).
     pub async fn admit(
         &self,
-        client: &deadpool_postgres::Client,
+        pool: &deadpool_postgres::Pool,
         subject: RateSubject<'_>,
         limit_per_second: u32,
     ) -> ApiResult<()> {
@@ -114,6 +115,7 @@ impl RequestRates {
             }
         }
         let asked = lease.asked(now, waiting, limit_per_second);
+        let client = pool.get().await?;
         let stmt = client
             .prepare_cached(
                 "SELECT leased, unleased, window_left_ms FROM request_rate_lease($1, $2, $3)",

@@ -125,9 +125,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweeper::run(self.state.clone()));
         let deliveries = tokio::spawn(webhooks::run(self.state.clone()));
+        let credentials = tokio::spawn(crate::credentials::listen(self.state.clone()));
         let result = self.server.await;
         sweeper.abort();
         deliveries.abort();
+        credentials.abort();
         result
     }
 }

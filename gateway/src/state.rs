@@ -11,6 +11,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub auth_failures: crate::auth_failures::AuthFailures,
     pub request_rates: crate::request_rates::RequestRates,
+    pub credentials: crate::credentials::Credentials,
     admin_token_sha256: [u8; 32],
 }
 
@@ -19,6 +20,10 @@ impl AppState {
         let auth_failures = crate::auth_failures::AuthFailures::new(&settings.limits);
         let request_rates =
             crate::request_rates::RequestRates::new(settings.limits.rate_subjects_tracked_max);
+        let credentials = crate::credentials::Credentials::new(
+            settings.limits.credential_cache_ms,
+            settings.limits.credential_cache_entries_max,
+        );
         let admin_token_sha256 = crate::auth::sha256_32(settings.admin_token.expose().as_bytes());
         AppState {
             pool,
@@ -27,6 +32,7 @@ impl AppState {
             metrics: Metrics::default(),
             auth_failures,
             request_rates,
+            credentials,
             admin_token_sha256,
         }
     }

@@ -426,6 +426,8 @@ async fn revoke_api_key(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
+    // At once on this replica; the others hear it from the trigger's notification.
+    state.credentials.forget(&format!("key:{key_id}"));
     tracing::info!(%merchant_id, %key_id, "API key revoked");
     Ok(HttpResponse::Ok().json(json!({
         "id": key_id,
@@ -557,6 +559,7 @@ async fn add_wallet_secret(
     )
     .await?;
     tx.commit().await?;
+    state.credentials.forget(&format!("wallet:{wallet_id}"));
     tracing::info!(%wallet_id, %secret_id, "wallet secret added");
     Ok(HttpResponse::Created().json(json!({"secret_id": secret_id, "secret": secret.expose()})))
 }
@@ -604,6 +607,7 @@ async fn retire_wallet_secret(
         .await?;
     }
     tx.commit().await?;
+    state.credentials.forget(&format!("wallet:{wallet_id}"));
     tracing::info!(%wallet_id, %secret_id, "wallet secret retired");
     Ok(HttpResponse::Ok().json(json!({"secret_id": secret_id, "retired": true})))
 }

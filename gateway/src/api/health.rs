@@ -61,6 +61,8 @@ async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         pool_available: status.available,
         pool_waiting: status.waiting,
         webhook_outbox_depth: depth,
+        credential_cache_listening: state.credentials.listening(),
+        credential_cache_hits: state.credentials.hits(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -183,7 +183,7 @@ fn blocking(what: Blockable, blocked: bool) -> actix_web::Route {
 }
 
 /// What an operator can block.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Blockable {
     /// Every wallet call from it is declined with `account_blocked`.
     CustomerAccount,
@@ -230,6 +230,9 @@ async fn set_blocked(
         .await?
         .ok_or_else(|| ApiError::not_found(what.name()))?;
     let blocked_at: Option<chrono::DateTime<chrono::Utc>> = row.get(0);
+    if what == Blockable::Merchant {
+        state.credentials.forget(&format!("merchant:{id}"));
+    }
     tracing::warn!(what = what.name(), %id, blocked, by = %admin.actor, "block changed");
     Ok(HttpResponse::Ok().json(json!({
         "id": id,

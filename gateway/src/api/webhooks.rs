@@ -143,6 +143,7 @@ async fn rotate(state: &AppState, merchant_id: &str) -> ApiResult<HttpResponse> 
         )
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
+    state.credentials.forget(&format!("merchant:{merchant_id}"));
     tracing::info!(%merchant_id, "webhook secret rotated");
     Ok(HttpResponse::Created().json(json!({
         "webhook_secret": secret.expose(),

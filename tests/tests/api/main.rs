@@ -6,6 +6,7 @@ mod admin;
 mod cashier;
 mod concurrency;
 mod conformance;
+mod credentials;
 mod cross_border;
 mod formulas;
 mod helpers;
