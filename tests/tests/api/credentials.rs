@@ -18,16 +18,7 @@ const PROPAGATION_POLLS_MAX: usize = 250;
 const POLL_MS: u64 = 20;
 
 async fn metric(app: &TestApp, base: &str, name: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{base}/metrics"))
-        .bearer_auth("metrics-token-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text(base, "metrics-token-0123456789").await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap()

@@ -411,6 +411,18 @@ impl TestApp {
         .await;
     }
 
+    /// The Prometheus text of the gateway at `base`, read with `token`.
+    pub async fn metrics_text(&self, base: &str, token: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{base}/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Today's settlement report of a merchant whose time zone is `time_zone`.
     pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
         let today: String = self

@@ -126,16 +126,7 @@ async fn the_log_of_a_restart_a_malformed_request_and_a_clean_stop_is_quiet() {
             String::from_utf8_lossy(&answer)
         );
     }
-    let metrics = app
-        .http
-        .get(format!("{base}/metrics"))
-        .bearer_auth("metrics-token-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text(&base, "metrics-token-0123456789").await;
     assert!(
         metrics.contains("qrgate_http_malformed_connections_total 2"),
         "{metrics}"
