@@ -26,5 +26,4 @@ SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.c
 SELECT leased, unleased, window_left_ms FROM request_rate_lease('key' || chr(58) || 'key_b' || :merchant, 2, 1000000);
 -- POST /v1/wallets/{id}/payments: one call.
 SELECT * FROM pay_order('wal_b', 'm' || :client_id || '_' || :n, '\x01', 't' || :client_id || '_' || :n, '\x02', 'pay_' || :client_id || '_' || :n, 'ord_' || :client_id || '_' || :n, 'P' || :client_id || '_' || :n, 'acc_c' || :customer, :amount, 'CNY', NULL, NULL, NULL, false, :shard, 100);
--- The long-poll wakes and reads the order paid.
-SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;
+-- The long-poll wakes with the settlement's own fields: no statement.

@@ -1,8 +1,11 @@
 //! Long-polls waiting on this replica for an order, woken the moment this replica
 //! settles it. Only a shortcut: waiters also re-read the database every
 //! `long_poll_recheck_ms`, which is how payments settled by other replicas are seen.
-//! A settlement wakes the waiters of its own order only.
+//! A settlement wakes the waiters of its own order only, and hands them what changed on
+//! the order (`settled_with`), so a long-poll on the replica that settled it answers
+//! without reading the database again.
 
+use serde_json::Value;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -20,6 +23,8 @@ pub struct OrderWaiters {
 struct Waiting {
     notify: Arc<Notify>,
     waiters: usize,
+    /// The order's fields as its settlement left them (a JSON object to lay over it).
+    settlement: Arc<Mutex<Option<Arc<Value>>>>,
 }
 
 /// One long-poll's interest in one order; dropping it withdraws the interest.
@@ -27,33 +32,45 @@ pub struct Registration<'a> {
     waiters: &'a OrderWaiters,
     order_id: String,
     notify: Arc<Notify>,
+    settlement: Arc<Mutex<Option<Arc<Value>>>>,
 }
 
 impl OrderWaiters {
     pub fn register(&self, order_id: &str) -> Registration<'_> {
         let mut waiting = self.waiting.lock().expect("waiters lock");
-        let notify = if waiting.len() >= ORDERS_WAITED_ON_MAX && !waiting.contains_key(order_id) {
-            Arc::new(Notify::new()) // untracked: never notified, the re-read finds the outcome
-        } else {
-            let entry = waiting
-                .entry(order_id.to_owned())
-                .or_insert_with(|| Waiting {
-                    notify: Arc::new(Notify::new()),
-                    waiters: 0,
-                });
-            entry.waiters += 1;
-            entry.notify.clone()
-        };
+        let (notify, settlement) =
+            if waiting.len() >= ORDERS_WAITED_ON_MAX && !waiting.contains_key(order_id) {
+                // Untracked: never notified, the re-read finds the outcome.
+                (Arc::new(Notify::new()), Arc::default())
+            } else {
+                let entry = waiting
+                    .entry(order_id.to_owned())
+                    .or_insert_with(|| Waiting {
+                        notify: Arc::new(Notify::new()),
+                        waiters: 0,
+                        settlement: Arc::default(),
+                    });
+                entry.waiters += 1;
+                (entry.notify.clone(), entry.settlement.clone())
+            };
         Registration {
             waiters: self,
             order_id: order_id.to_owned(),
             notify,
+            settlement,
         }
     }
 
     /// Wakes this replica's long-polls of `order_id`.
     pub fn settled(&self, order_id: &str) {
+        self.settled_with(order_id, None);
+    }
+
+    /// Wakes this replica's long-polls of `order_id`, handing them `changed`: the order's
+    /// fields the settlement set, exactly as a re-read would show them.
+    pub fn settled_with(&self, order_id: &str, changed: Option<Value>) {
         if let Some(w) = self.waiting.lock().expect("waiters lock").get(order_id) {
+            *w.settlement.lock().expect("settlement lock") = changed.map(Arc::new);
             w.notify.notify_waiters();
         }
     }
@@ -69,6 +86,11 @@ impl Registration<'_> {
     /// settlement between the read and the wait is not missed.
     pub fn notify(&self) -> &Notify {
         &self.notify
+    }
+
+    /// What the order's settlement on this replica changed, once it has happened.
+    pub fn settlement(&self) -> Option<Arc<Value>> {
+        self.settlement.lock().expect("settlement lock").clone()
     }
 }
 

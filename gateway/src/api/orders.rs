@@ -428,6 +428,15 @@ async fn get_order(
         let until = deadline.min(now + to_expiry.min(recheck));
         // Woken by this replica's settlement of the order, or re-read at `until`.
         let _ = tokio::time::timeout_at(until, settled).await;
+        // Settled here: the pending order as read, with what the payment changed, is
+        // what a re-read would show; no round trip for it.
+        if let Some(changed) = registration.settlement() {
+            let mut order = order_json(&row);
+            for (field, value) in changed.as_object().into_iter().flatten() {
+                order[field] = value.clone();
+            }
+            return Ok(HttpResponse::Ok().json(order));
+        }
     }
 }
 

@@ -568,7 +568,9 @@ async fn pay(
         .metrics
         .payment(row.get("outcome"), settling.elapsed());
     if row.get::<_, &str>("outcome") == "succeeded" {
-        state.order_waiters.settled(row.get("order_id"));
+        state
+            .order_waiters
+            .settled_with(row.get("order_id"), Some(order_settled_fields(&row)));
     }
     answer(&row, payment_json)
 }
@@ -601,6 +603,24 @@ fn answer(row: &Row, render: impl FnOnce(&Row) -> Value) -> ApiResult<HttpRespon
         None => Ok(HttpResponse::Ok().json(render(row))),
         Some(error) => Err(error),
     }
+}
+
+/// The order's fields a successful payment set, as `orders::order_json` writes them
+/// (`pay_order` sets `updated_at` to `paid_at`).
+fn order_settled_fields(row: &Row) -> Value {
+    let currency = Currency::parse(row.get("currency")).expect("stored currencies are known");
+    let charged_currency =
+        Currency::parse(row.get("charged_currency")).expect("stored currencies are known");
+    let paid_at = timestamp(row.get("paid_at"));
+    json!({
+        "status": "paid",
+        "updated_at": paid_at,
+        "paid_at": paid_at,
+        "payment_id": row.get::<_, &str>("payment_id"),
+        "discount": format_minor(row.get("discount_minor"), currency),
+        "charged": format_minor(row.get("charged_minor"), charged_currency),
+        "charged_currency": charged_currency,
+    })
 }
 
 fn payment_json(row: &Row) -> Value {

@@ -437,6 +437,53 @@ async fn long_poll_returns_as_soon_as_the_order_is_paid() {
     assert_eq!(seen["status"], "paid");
     // Held while pending, released by the payment long before the 20 s are up.
     assert!(started.elapsed() < Duration::from_secs(15));
+    // Answered from the settlement on this replica, it is exactly what a read shows.
+    assert_eq!(seen, app.order(&merchant.cashier_key, &id).await);
+}
+
+/// The settlement handed to a long-poll carries every field a payment changes, a
+/// discount and a cross-currency charge included: the answer equals a fresh read.
+#[tokio::test]
+async fn a_long_poll_answered_by_the_settlement_equals_a_fresh_read() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    json_ok(
+        app.admin_post(
+            "/v1/admin/campaigns",
+            &json!({"currency": "CNY", "budget": "100.00", "funded_by": "platform", "kind": "percent_off", "percent_off": "10"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    json_ok(
+        app.admin_post(
+            "/v1/admin/fx-rates",
+            &json!({"base": "CNY", "quote": "HKD", "rate": "1.0873", "spread_bps": 50}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let customer = app.funded_customer_in(&wallet, "HKD", "100.00").await;
+    let order = app.create_order(&merchant.cashier_key, "12.34").await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orders/{id}?wait_seconds=20");
+    let waiting = app.merchant_get(&merchant.cashier_key, &path);
+    let paying = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.pay(&wallet, &order, &customer).await
+    };
+    let (seen, paid) = tokio::join!(waiting, paying);
+    let paid = json_ok(paid, StatusCode::OK).await;
+    let seen = json_ok(seen, StatusCode::OK).await;
+    assert_eq!(seen, app.order(&merchant.cashier_key, &id).await);
+    assert_eq!(
+        (seen["discount"].as_str(), seen["charged_currency"].as_str()),
+        (Some("1.23"), Some("HKD"))
+    );
+    assert_eq!(seen["charged"], paid["charged"]);
 }
 
 #[tokio::test]
