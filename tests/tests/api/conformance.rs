@@ -2,7 +2,7 @@
 //! body, no NUL anywhere text reaches the database, bounded dates, HEAD and 405, the
 //! Bearer scheme in any case, every signature header line, UTF-8 only.
 
-use crate::helpers::{assert_error, json_ok, spawn_app, TestApp};
+use crate::helpers::{assert_error, json_ok, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -288,5 +288,4 @@ async fn every_webhook_signature_line_is_read() {
         }
         json_ok(request.send().await.unwrap(), StatusCode::OK).await;
     }
-    let _ = TestApp::pay_body;
 }
