@@ -75,6 +75,9 @@ macro_rules! limits {
     };
 }
 
+/// The shortest head timeout a deployment may set.
+const REQUEST_HEAD_TIMEOUT_MS_MIN: u64 = 100;
+
 limits! {
     /// Largest request body accepted (413 above).
     body_bytes_max: usize = 64 * 1024;
@@ -206,6 +209,10 @@ impl Settings {
         if limits.api_key_requests_per_second_max < 1 || limits.wallet_requests_per_second_max < 1 {
             bail!("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX and QRGATE_WALLET_REQUESTS_PER_SECOND_MAX must be at least 1");
         }
+        if limits.request_head_timeout_ms < REQUEST_HEAD_TIMEOUT_MS_MIN {
+            // 0 would answer every connection 408 before its client could say a word.
+            bail!("QRGATE_REQUEST_HEAD_TIMEOUT_MS must be at least {REQUEST_HEAD_TIMEOUT_MS_MIN}");
+        }
         if limits.page_size_default > limits.page_size_max || limits.page_size_max < 1 {
             bail!("page sizes: need 1 <= QRGATE_PAGE_SIZE_DEFAULT <= QRGATE_PAGE_SIZE_MAX");
         }
@@ -297,6 +304,10 @@ mod tests {
         for (name, value) in [
             ("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "0"),
             ("QRGATE_TRUSTED_PROXIES", "10.0.0.1, proxy.local"),
+            ("QRGATE_REQUEST_HEAD_TIMEOUT_MS", "0"),
+            ("QRGATE_REQUEST_HEAD_TIMEOUT_MS", "-1"),
+            ("QRGATE_CREDENTIAL_CACHE_MS", "99999999999999999999"),
+            ("QRGATE_CREDENTIAL_CACHE_ENTRIES_MAX", "many"),
         ] {
             let refused = Settings::from_vars(&vars(&[
                 ("DATABASE_URL", "postgres://localhost/q"),
