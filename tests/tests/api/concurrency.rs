@@ -141,11 +141,7 @@ async fn referrals_campaigns_and_refunds_together_on_two_replicas_never_deadlock
         json!({"currency": "CNY", "budget": "1000.00", "funded_by": "platform", "kind": "percent_off", "percent_off": "10", "max_discount": "5.00"}),
         json!({"currency": "CNY", "budget": "1000.00", "funded_by": "merchant", "merchant_id": merchant.id, "kind": "amount_off_over", "amount_off": "3.00", "min_amount": "20.00"}),
     ] {
-        json_ok(
-            app.admin_post("/v1/admin/campaigns", &campaign).await,
-            StatusCode::CREATED,
-        )
-        .await;
+        app.create_campaign(&campaign).await;
     }
     let open = |reference: String, code: Option<String>| {
         let body =

@@ -12,12 +12,7 @@ async fn merchant_in(app: &TestApp, currency: &str, country: &str) -> TestMercha
 }
 
 async fn set_rate(app: &TestApp, base: &str, quote: &str, rate: &str, spread_bps: i32) -> Value {
-    let body = json!({"base": base, "quote": quote, "rate": rate, "spread_bps": spread_bps});
-    json_ok(
-        app.admin_post("/v1/admin/fx-rates", &body).await,
-        StatusCode::CREATED,
-    )
-    .await
+    app.set_fx_rate(base, quote, rate, spread_bps).await
 }
 
 /// A customer account in `currency` holding `balance`.
@@ -382,11 +377,7 @@ async fn discount_points_and_fx_together_and_back() {
     let shop = merchant_in(&app, "HKD", "HK").await;
     set_rate(&app, "HKD", "CNY", "0.92", 0).await;
     let campaign = json!({"kind": "percent_off", "percent_off": "10", "currency": "HKD", "budget": "100.00", "funded_by": "platform"});
-    json_ok(
-        app.admin_post("/v1/admin/campaigns", &campaign).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.create_campaign(&campaign).await;
     let order = order_in(&app, &shop, "100.00", "HKD").await;
     let mut body = pay_body(&order, &customer);
     body["use_points"] = json!(500);

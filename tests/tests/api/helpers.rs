@@ -398,6 +398,25 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// The operator sets the current rate from `base` to `quote`.
+    pub async fn set_fx_rate(&self, base: &str, quote: &str, rate: &str, spread_bps: i32) -> Value {
+        let body = json!({"base": base, "quote": quote, "rate": rate, "spread_bps": spread_bps});
+        json_ok(
+            self.admin_post("/v1/admin/fx-rates", &body).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// The operator creates a campaign as `body` describes it.
+    pub async fn create_campaign(&self, body: &Value) -> Value {
+        json_ok(
+            self.admin_post("/v1/admin/campaigns", body).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
     /// The operator allows `account_id` as a payout destination of `merchant_id`.
     pub async fn allow_payout_account(&self, merchant_id: &str, account_id: &str) {
         json_ok(

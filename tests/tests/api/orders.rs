@@ -448,24 +448,9 @@ async fn a_long_poll_answered_by_the_settlement_equals_a_fresh_read() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    json_ok(
-        app.admin_post(
-            "/v1/admin/campaigns",
-            &json!({"currency": "CNY", "budget": "100.00", "funded_by": "platform", "kind": "percent_off", "percent_off": "10"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    json_ok(
-        app.admin_post(
-            "/v1/admin/fx-rates",
-            &json!({"base": "CNY", "quote": "HKD", "rate": "1.0873", "spread_bps": 50}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.create_campaign(&json!({"currency": "CNY", "budget": "100.00", "funded_by": "platform", "kind": "percent_off", "percent_off": "10"}))
+        .await;
+    app.set_fx_rate("CNY", "HKD", "1.0873", 50).await;
     let customer = app.funded_customer_in(&wallet, "HKD", "100.00").await;
     let order = app.create_order(&merchant.cashier_key, "12.34").await;
     let id = order["id"].as_str().unwrap().to_owned();

@@ -11,11 +11,7 @@ async fn campaign(app: &TestApp, fields: Value) -> String {
     for (k, v) in fields.as_object().unwrap() {
         body[k] = v.clone();
     }
-    json_ok(
-        app.admin_post("/v1/admin/campaigns", &body).await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
+    app.create_campaign(&body).await["id"]
         .as_str()
         .unwrap()
         .to_owned()

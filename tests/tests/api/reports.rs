@@ -8,14 +8,6 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use simulator::wallet::WalletClient;
 
-async fn campaign(app: &TestApp, body: Value) {
-    json_ok(
-        app.admin_post("/v1/admin/campaigns", &body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-}
-
 /// Pays a new order of `amount` from `customer` with `extra` fields in the payment.
 async fn pay(
     app: &TestApp,
@@ -67,25 +59,16 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
         .await;
     let customer = app.funded_customer(&wallet, "1000.00").await;
     // Merchant-funded 10.00 off from 50.00; platform-funded 5% (at most 1.00) on anything.
-    campaign(&app, json!({"currency": "CNY", "budget": "1000.00", "funded_by": "merchant", "merchant_id": merchant.id,
+    app.create_campaign(&json!({"currency": "CNY", "budget": "1000.00", "funded_by": "merchant", "merchant_id": merchant.id,
                           "kind": "amount_off_over", "amount_off": "10.00", "min_amount": "50.00"})).await;
-    campaign(
-        &app,
-        json!({"currency": "CNY", "budget": "1000.00", "funded_by": "platform",
-                          "kind": "percent_off", "percent_off": "5", "max_discount": "1.00"}),
+    app.create_campaign(
+        &json!({"currency": "CNY", "budget": "1000.00", "funded_by": "platform",
+                                "kind": "percent_off", "percent_off": "5", "max_discount": "1.00"}),
     )
     .await;
     // An HKD customer pays CNY orders at a rate plus spread.
     let hkd = app.funded_customer_in(&wallet, "HKD", "500.00").await;
-    json_ok(
-        app.admin_post(
-            "/v1/admin/fx-rates",
-            &json!({"base": "CNY", "quote": "HKD", "rate": "1.0873", "spread_bps": 50}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    app.set_fx_rate("CNY", "HKD", "1.0873", 50).await;
 
     let merchant_funded = pay(&app, &merchant, &wallet, &customer, "60.01", json!({})).await;
     let platform_funded = pay(&app, &merchant, &wallet, &customer, "30.03", json!({})).await;
