@@ -11,3 +11,4 @@ CREATE TABLE floor_postings (id bigserial PRIMARY KEY, payment_id bigint NOT NUL
 INSERT INTO floor_balances SELECT -i, 1000000000000 FROM generate_series(1, :customers) i;
 INSERT INTO floor_balances SELECT i, 0 FROM generate_series(1, :merchants) i;
 INSERT INTO floor_balances SELECT 1000000 + i, 0 FROM generate_series(0, 15) i;
+ANALYZE;

@@ -25,5 +25,5 @@ SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.c
 -- (chr(58) is the colon of 'key:…': pgbench would read a colon in the text as a variable.)
 SELECT leased, unleased, window_left_ms FROM request_rate_lease('key' || chr(58) || 'key_b' || :merchant, 2, 1000000);
 -- POST /v1/wallets/{id}/payments: one call.
-SELECT * FROM pay_order('wal_b', 'm' || :client_id || '_' || :n, '\x01', 't' || :client_id || '_' || :n, '\x02', 'pay_' || :client_id || '_' || :n, 'ord_' || :client_id || '_' || :n, 'P' || :client_id || '_' || :n, 'acc_c' || :customer, :amount, 'CNY', NULL, NULL, NULL, false, :shard, 100);
+SELECT * FROM pay_order(ROW('wal_b', 'm' || :client_id || '_' || :n, '\x01', 't' || :client_id || '_' || :n, '\x02', 'pay_' || :client_id || '_' || :n, 'ord_' || :client_id || '_' || :n, 'P' || :client_id || '_' || :n, 'acc_c' || :customer, :amount, 'CNY', NULL, NULL, NULL, false, :shard, 100)::payment_request);
 -- The long-poll wakes with the settlement's own fields: no statement.

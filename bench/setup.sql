@@ -15,3 +15,4 @@ SELECT ledger_open_account('acc_c' || i, 'customer', 'CNY', 'wal_b', NULL, 'c' |
 SELECT ledger_post('top_up', 'seed' || i, ARRAY['acc_fund', 'acc_c' || i], ARRAY[-1000000000, 1000000000]::bigint[],
                    ARRAY[NULL, NULL]::bigint[], 0)
 FROM generate_series(1, :customers) i;
+ANALYZE;  -- statistics as a live database has them: the plans the functions cache are a live database's plans

@@ -96,17 +96,14 @@ $$;
 
 -- Points earned by charging p_charged_minor of p_currency at p_points_per_unit per whole
 -- unit, rounded down (domain::pricing::points_earned is the same formula in Rust).
+-- PL/pgSQL, not SQL: a SQL function that reads a table is parsed and planned on every
+-- call, a PL/pgSQL one keeps its plan.
 CREATE OR REPLACE FUNCTION points_earned(p_charged_minor bigint, p_currency text, p_points_per_unit numeric)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT floor(p_charged_minor / power(10::numeric, c.minor_units) * p_points_per_unit)::bigint
-    FROM currencies c WHERE c.code = p_currency;
-$$;
-
--- Points earned by charging p_charged_minor of p_currency at a merchant.
-CREATE OR REPLACE FUNCTION points_earned_for(p_charged_minor bigint, p_currency text, p_merchant_id text)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT points_earned(p_charged_minor, p_currency, m.points_per_unit) FROM merchants m WHERE m.id = p_merchant_id;
-$$;
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT floor(p_charged_minor / power(10::numeric, c.minor_units) * p_points_per_unit)::bigint
+            FROM currencies c WHERE c.code = p_currency);
+END $$;
 
 -- The fee on what a merchant is credited, at its rate in basis points, rounded half up
 -- (integer arithmetic on non-negatives; domain::pricing::fee_minor in Rust).
@@ -217,7 +214,8 @@ DECLARE
 BEGIN
     v_price.offer := campaign_take(p_order, p_wallet_id, p_account_id, p_lock);
     v_price.due_minor := p_order.amount_minor - coalesce((v_price.offer).discount_minor, 0);
-    v_price.redeem := points_redemption(coalesce(p_use_points, 0), p_order.currency, v_price.due_minor);
+    v_price.redeem := CASE WHEN p_use_points > 0 THEN points_redemption(p_use_points, p_order.currency, v_price.due_minor)
+                           ELSE ROW(0, 0)::points_redemption END;
     v_price.due_minor := v_price.due_minor - (v_price.redeem).value_minor;
     v_price.charged_minor := v_price.due_minor;
     v_price.charged_currency := p_order.currency;
@@ -282,187 +280,223 @@ BEGIN
                (v_price.redeem).points)::quote_outcome;
 END $$;
 
--- Pays an order (as in 0002/0007), now across currencies and against quotes.
-CREATE OR REPLACE FUNCTION pay_order(
-    p_wallet_id text, p_message_id text, p_message_sha256 bytea,
-    p_txn_id text, p_request_sha256 bytea, p_payment_id text,
-    p_order_id text, p_qr_payload text, p_customer_account_id text,
-    p_amount_minor bigint, p_currency text, p_max_charged numeric, p_quote_id text, p_use_points bigint,
-    p_mfa boolean, p_shard_seed integer, p_timeline_max integer
-) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+-- Pays an order: the steps below, in order, each with one job (ARCHITECTURE.md, "A
+-- payment's path"). One round trip and one commit; a refusal at any step moves no
+-- money and is stored as the answer to the wallet_txn_id.
+CREATE OR REPLACE FUNCTION pay_order(p payment_request) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
     v_begin record;
-    v_account_currency text;
     v_order orders%ROWTYPE;
-    v_merchant_account text;
-    v_fee_account text;
-    v_fee bigint;
-    v_ltx bigint;
-    v_now timestamptz := now();
-    v_notify boolean;
+    v_merchant merchants%ROWTYPE;
     v_quote quotes%ROWTYPE;
-    v_rate fx_rates%ROWTYPE;
-    v_charged bigint;
-    v_charged_currency text;
-    v_legs_accounts text[];
-    v_legs_amounts bigint[];
-    v_offer campaign_offer;
-    v_due bigint;
-    v_credited bigint;
-    v_redeem points_redemption;
-    v_earned bigint;
-    v_points_account text;
-    v_merchant_blocked boolean;
-    v_risk record;
-    v_referral referral_plan;
     v_price order_price;
+    v_risk record;
+    v_points record;
+    v_legs ledger_legs;
+    v_refused refusal;
 BEGIN
-    v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'payment',
-                                 p_request_sha256, p_customer_account_id);
+    v_begin := wallet_call_begin(p.wallet_id, p.message_id, p.message_sha256, p.txn_id, 'payment',
+                                 p.request_sha256, p.customer_account_id);
     IF (v_begin.answer).outcome IS NOT NULL THEN
         RETURN v_begin.answer;
     END IF;
-    v_account_currency := v_begin.account_currency;
+    v_order := payment_order(p);
+    SELECT * INTO v_merchant FROM merchants WHERE id = v_order.merchant_id;
+    IF p.quote_id IS NOT NULL THEN
+        SELECT * INTO v_quote FROM quotes WHERE id = p.quote_id AND wallet_id = p.wallet_id
+            AND order_id = v_order.id AND customer_account_id = p.customer_account_id;
+    END IF;
+    v_refused := payment_order_refusal(p, v_order, v_merchant, v_quote);
+    IF v_refused.code IS NULL THEN
+        -- Campaign rows locked: a concurrent payment cannot overspend a budget or a
+        -- customer's uses. At the quote's rate when there is a quote.
+        v_price := price_order(v_order, p.wallet_id, p.customer_account_id, v_begin.account_currency,
+                               p.use_points, v_quote.fx_rate_id, true);
+        v_refused := payment_price_refusal(p, v_order, v_begin.account_currency, v_price);
+    END IF;
+    IF v_refused.code IS NULL THEN
+        v_risk := risk_check(p.wallet_id, p.customer_account_id, v_price.charged_currency, v_price.charged_minor, p.mfa);
+        v_refused := ROW(v_risk.code, 422, v_risk.message, v_risk.rule)::refusal;
+    END IF;
+    IF v_refused.code IS NULL THEN
+        v_points := payment_points(p, v_order, v_merchant, v_begin.payer, v_price);
+        v_refused := v_points.refused;
+    END IF;
+    IF v_refused.code IS NULL THEN
+        v_legs := payment_legs(p, v_order, v_merchant, v_price, v_points.points);
+        v_legs.ledger_transaction_id := ledger_post('payment', p.payment_id, v_legs.accounts, v_legs.amounts,
+                                                    ARRAY[0]::bigint[], p.shard_seed);
+        IF v_legs.ledger_transaction_id IS NULL THEN
+            v_refused := ROW('insufficient_funds', 422, 'the customer account balance is too low', NULL)::refusal;
+        END IF;
+    END IF;
+    IF v_refused.code IS NOT NULL THEN
+        RETURN wallet_txn_fail(p.wallet_id, p.txn_id, 'payment', p.request_sha256, v_refused.code,
+            v_refused.http_status, v_refused.message, v_order.id, p.customer_account_id, p.timeline_max, v_refused.rule);
+    END IF;
+    PERFORM risk_record(p.customer_account_id, v_price.charged_minor, p.mfa, v_risk.recent_kept);
+    RETURN payment_record(p, v_order, v_merchant, v_quote.id, v_price, v_points.points, v_legs);
+END $$;
 
-    IF p_order_id IS NOT NULL THEN
-        SELECT * INTO v_order FROM orders WHERE id = p_order_id FOR UPDATE;
+-- The order a payment names, locked, and written expired if it is due. An all-NULL row:
+-- no such order. (A payload other than the order's is refused by payment_order_refusal.)
+CREATE OR REPLACE FUNCTION payment_order(p payment_request) RETURNS orders LANGUAGE plpgsql AS $$
+DECLARE
+    v_order orders%ROWTYPE;
+BEGIN
+    IF p.order_id IS NOT NULL THEN
+        SELECT * INTO v_order FROM orders WHERE id = p.order_id FOR UPDATE;
     END IF;
-    IF v_order.id IS NULL OR v_order.qr_payload <> p_qr_payload THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'invalid_qr', 422,
-            'the QR payload was not issued by this gateway', v_order.id, p_customer_account_id, p_timeline_max);
-    END IF;
-    IF order_due(v_order.status, v_order.expires_at) THEN
-        UPDATE orders SET status = 'expired', updated_at = v_now WHERE id = v_order.id;
+    IF v_order.qr_payload = p.qr_payload AND order_due(v_order.status, v_order.expires_at) THEN
+        UPDATE orders SET status = 'expired', updated_at = now() WHERE id = v_order.id;
         INSERT INTO order_events (order_id, kind) VALUES (v_order.id, 'expired');
         v_order.status := 'expired';
     END IF;
-    IF v_order.status <> 'pending' THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256,
-            CASE v_order.status WHEN 'expired' THEN 'order_expired' WHEN 'closed' THEN 'order_not_payable' ELSE 'already_paid' END,
-            CASE v_order.status WHEN 'expired' THEN 422 ELSE 409 END,
-            'order ' || v_order.id || ' is ' || v_order.status, v_order.id, p_customer_account_id, p_timeline_max);
+    RETURN v_order;
+END $$;
+
+-- Why this request cannot pay this order, or NULL: the QR is not ours, the order is not
+-- payable, its merchant is blocked, the currency or amount differ, the quote is missing
+-- or expired.
+CREATE OR REPLACE FUNCTION payment_order_refusal(p payment_request, p_order orders, p_merchant merchants, p_quote quotes)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_order.id IS NULL OR p_order.qr_payload <> p.qr_payload THEN
+        RETURN ROW('invalid_qr', 422, 'the QR payload was not issued by this gateway', NULL)::refusal;
+    ELSIF p_order.status <> 'pending' THEN
+        RETURN ROW(CASE p_order.status WHEN 'expired' THEN 'order_expired' WHEN 'closed' THEN 'order_not_payable'
+                                       ELSE 'already_paid' END,
+                   CASE p_order.status WHEN 'expired' THEN 422 ELSE 409 END,
+                   'order ' || p_order.id || ' is ' || p_order.status, NULL)::refusal;
+    ELSIF p_merchant.blocked_at IS NOT NULL THEN
+        RETURN ROW('account_blocked', 422, 'merchant ' || p_order.merchant_id || ' is blocked', NULL)::refusal;
+    ELSIF p.currency <> p_order.currency THEN
+        RETURN ROW('currency_mismatch', 422,
+                   'the order is in ' || p_order.currency || ', the request says ' || p.currency, NULL)::refusal;
+    ELSIF p.amount_minor <> p_order.amount_minor THEN
+        RETURN ROW('amount_mismatch', 422, 'the request amount differs from the order amount', NULL)::refusal;
+    ELSIF p.quote_id IS NOT NULL AND p_quote.id IS NULL THEN
+        RETURN ROW('quote_expired', 422, 'no such quote for this order and account', NULL)::refusal;
+    ELSIF p.quote_id IS NOT NULL AND p_quote.expires_at <= now() THEN
+        RETURN ROW('quote_expired', 422, 'the quote expired at ' || p_quote.expires_at, NULL)::refusal;
     END IF;
-    SELECT m.account_id, m.webhook_url IS NOT NULL, m.blocked_at IS NOT NULL
-    INTO v_merchant_account, v_notify, v_merchant_blocked
-    FROM merchants m WHERE m.id = v_order.merchant_id;
-    IF v_merchant_blocked THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'account_blocked', 422,
-            'merchant ' || v_order.merchant_id || ' is blocked', v_order.id, p_customer_account_id, p_timeline_max);
+    RETURN NULL;
+END $$;
+
+-- Why the price cannot be charged, or NULL: no exchange rate into the paying account's
+-- currency, or a charge above the wallet's max_charged.
+CREATE OR REPLACE FUNCTION payment_price_refusal(p payment_request, p_order orders, p_account_currency text,
+                                                 p_price order_price)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_account_currency <> p_order.currency AND (p_price.rate).id IS NULL THEN
+        RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || p_order.currency || ' to '
+                   || p_account_currency || ' (the paying account''s currency)', NULL)::refusal;
+    ELSIF p.max_charged IS NOT NULL AND p_price.charged_minor > minor_units_of(p.max_charged, p_price.charged_currency) THEN
+        RETURN ROW('charge_exceeds_max', 422, 'the charge exceeds max_charged', NULL)::refusal;
     END IF;
-    IF p_currency <> v_order.currency THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
-            'the order is in ' || v_order.currency || ', the request says ' || p_currency,
-            v_order.id, p_customer_account_id, p_timeline_max);
+    RETURN NULL;
+END $$;
+
+-- The points a payment moves: what it earns at the merchant, the referral it completes,
+-- and the customer's points account, whose balance row is locked (before any money: the
+-- one lock order) whenever the payment redeems or earns points. refused: the customer
+-- has fewer points than the payment redeems.
+CREATE OR REPLACE FUNCTION payment_points(p payment_request, p_order orders, p_merchant merchants, p_payer accounts,
+                                          p_price order_price, OUT points payment_points, OUT refused refusal)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_balance bigint;
+BEGIN
+    points.earned := points_earned(p_price.charged_minor, p_price.charged_currency, p_merchant.points_per_unit);
+    IF p_payer.referred_by_code IS NOT NULL THEN
+        points.referral := referral_due(p.wallet_id, p.customer_account_id, p_order);
     END IF;
-    IF p_amount_minor <> v_order.amount_minor THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'amount_mismatch', 422,
-            'the request amount differs from the order amount', v_order.id, p_customer_account_id, p_timeline_max);
-    END IF;
-    IF p_quote_id IS NOT NULL THEN
-        SELECT * INTO v_quote FROM quotes
-        WHERE id = p_quote_id AND wallet_id = p_wallet_id AND order_id = v_order.id AND customer_account_id = p_customer_account_id;
-        IF NOT FOUND OR v_quote.expires_at <= v_now THEN
-            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'quote_expired', 422,
-                CASE WHEN v_quote.id IS NULL THEN 'no such quote for this order and account' ELSE 'the quote expired at ' || v_quote.expires_at END,
-                v_order.id, p_customer_account_id, p_timeline_max);
+    IF (p_price.redeem).points > 0 OR points.earned > 0 THEN
+        points.account_id := points_account(p.wallet_id, p.customer_account_id, false);
+        SELECT balance_minor INTO v_balance FROM account_balances WHERE account_id = points.account_id FOR UPDATE;
+        IF (p_price.redeem).points > v_balance THEN
+            refused := ROW('insufficient_funds', 422,
+                           'the customer has fewer than ' || (p_price.redeem).points || ' points', NULL)::refusal;
         END IF;
     END IF;
-    -- The price, campaign rows locked (budgets and per-customer uses cannot be overspent
-    -- by a concurrent payment), at the quote's rate when there is a quote.
-    v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points,
-                           v_quote.fx_rate_id, true);
-    IF v_account_currency <> v_order.currency AND (v_price.rate).id IS NULL THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'currency_mismatch', 422,
-            'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency || ' (the paying account''s currency)',
-            v_order.id, p_customer_account_id, p_timeline_max);
-    END IF;
-    v_offer := v_price.offer;
-    v_redeem := v_price.redeem;
-    v_due := v_price.due_minor;
-    v_rate := v_price.rate;
-    v_charged := v_price.charged_minor;
-    v_charged_currency := v_price.charged_currency;
-    IF p_max_charged IS NOT NULL AND v_charged > minor_units_of(p_max_charged, v_charged_currency) THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'charge_exceeds_max', 422,
-            'the charge exceeds max_charged', v_order.id, p_customer_account_id, p_timeline_max);
-    END IF;
-    v_risk := risk_check(p_wallet_id, p_customer_account_id, v_charged_currency, v_charged, p_mfa);
-    IF v_risk.code IS NOT NULL THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, v_risk.code, 422,
-            v_risk.message, v_order.id, p_customer_account_id, p_timeline_max, v_risk.rule);
-    END IF;
-    -- The customer's points account is locked before their money (the one lock order),
-    -- whenever this payment redeems or earns points.
-    v_earned := points_earned_for(v_charged, v_charged_currency, v_order.merchant_id);
-    IF (SELECT referred_by_code IS NOT NULL FROM accounts WHERE id = p_customer_account_id) THEN
-        v_referral := referral_due(p_wallet_id, p_customer_account_id, v_order);
-    END IF;
-    IF v_redeem.points > 0 OR v_earned > 0 THEN
-        v_points_account := points_account(p_wallet_id, p_customer_account_id, true);
-        IF v_redeem.points > (SELECT balance_minor FROM account_balances WHERE account_id = v_points_account) THEN
-            RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
-                'the customer has fewer than ' || v_redeem.points || ' points', v_order.id, p_customer_account_id, p_timeline_max);
-        END IF;
-    END IF;
+END $$;
 
-    v_fee_account := platform_account_id('fee', v_order.currency);
-    -- The merchant is credited the amount less a discount it funds; the fee is on that,
-    -- half-up (integer arithmetic on positives).
-    v_credited := v_order.amount_minor - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
-    v_fee := fee_for(v_credited, v_order.fee_rate_bps);
-    -- Legs in the one lock order: customer, merchant, fee, FX positions (payer's side first).
-    v_legs_accounts := ARRAY[p_customer_account_id, v_merchant_account, v_fee_account];
-    v_legs_amounts := ARRAY[-v_charged, v_credited - v_fee, v_fee];
-    IF v_charged_currency <> v_order.currency THEN
-        v_legs_accounts := v_legs_accounts || platform_account('fx_position', v_charged_currency)
-                                           || platform_account('fx_position', v_order.currency);
-        v_legs_amounts := v_legs_amounts || v_charged || -v_due;
+-- A payment's legs, in the one lock order: customer, merchant, fee, FX positions (the
+-- payer's side first), promotions, points. The merchant is credited the amount less a
+-- discount it funds, less the fee on that (fee_for). The platform funds its own
+-- discounts and the points redeemed (promotions); points earned are a liability.
+CREATE OR REPLACE FUNCTION payment_legs(p payment_request, p_order orders, p_merchant merchants,
+                                        p_price order_price, p_points payment_points)
+RETURNS ledger_legs LANGUAGE plpgsql AS $$
+DECLARE
+    v_offer campaign_offer := p_price.offer;
+    v_redeem points_redemption := p_price.redeem;
+    v_platform_discount bigint := CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END;
+    v_credited bigint := p_order.amount_minor
+                         - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
+    v_liability text;
+    v_legs ledger_legs;
+BEGIN
+    v_legs.fee_minor := fee_for(v_credited, p_order.fee_rate_bps);
+    v_legs.accounts := ARRAY[p.customer_account_id, p_merchant.account_id, platform_account_id('fee', p_order.currency)];
+    v_legs.amounts := ARRAY[-p_price.charged_minor, v_credited - v_legs.fee_minor, v_legs.fee_minor];
+    IF p_price.charged_currency <> p_order.currency THEN
+        v_legs.accounts := v_legs.accounts || platform_account('fx_position', p_price.charged_currency)
+                                           || platform_account('fx_position', p_order.currency);
+        v_legs.amounts := v_legs.amounts || p_price.charged_minor || -p_price.due_minor;
     END IF;
-    IF v_offer.funded_by = 'platform' OR v_redeem.value_minor > 0 THEN
-        v_legs_accounts := v_legs_accounts || platform_account('promotions', v_order.currency);
-        v_legs_amounts := v_legs_amounts
-            || -(CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END + v_redeem.value_minor);
+    IF v_platform_discount + v_redeem.value_minor > 0 THEN
+        v_legs.accounts := v_legs.accounts || platform_account('promotions', p_order.currency);
+        v_legs.amounts := v_legs.amounts || -(v_platform_discount + v_redeem.value_minor);
     END IF;
-    -- Points redeemed and earned are legs of the payment's own transaction (PTS balances
-    -- on its own): one ledger transaction per sale.
-    IF v_redeem.points > 0 OR v_earned > 0 THEN
-        v_legs_accounts := v_legs_accounts || v_points_account || platform_account('points_liability', 'PTS')
-                                           || v_points_account || platform_account('points_liability', 'PTS');
-        v_legs_amounts := v_legs_amounts || -v_redeem.points || v_redeem.points || v_earned || -v_earned;
+    -- Points redeemed and earned are legs of the payment's own ledger transaction (PTS
+    -- balances on their own): one ledger transaction per sale.
+    IF p_points.account_id IS NOT NULL THEN
+        v_liability := platform_account('points_liability', 'PTS');
+        v_legs.accounts := v_legs.accounts || p_points.account_id || v_liability || p_points.account_id || v_liability;
+        v_legs.amounts := v_legs.amounts || -v_redeem.points || v_redeem.points || p_points.earned || -p_points.earned;
     END IF;
-    v_ltx := ledger_post('payment', p_payment_id, v_legs_accounts, v_legs_amounts, ARRAY[0]::bigint[], p_shard_seed);
-    IF v_ltx IS NULL THEN
-        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'payment', p_request_sha256, 'insufficient_funds', 422,
-            'the customer account balance is too low', v_order.id, p_customer_account_id, p_timeline_max);
-    END IF;
-    PERFORM risk_record(p_customer_account_id, v_charged, p_mfa, v_risk.recent_kept);
+    RETURN v_legs;
+END $$;
 
+-- Records a booked payment: its row, the referral and campaign use it completes, the
+-- order paid, the wallet's answer stored for repeats, and the merchant's webhook queued.
+CREATE OR REPLACE FUNCTION payment_record(p payment_request, p_order orders, p_merchant merchants, p_quote_id text,
+                                          p_price order_price, p_points payment_points, p_legs ledger_legs)
+RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+DECLARE
+    v_offer campaign_offer := p_price.offer;
+    v_discount bigint := coalesce((p_price.offer).discount_minor, 0);
+    v_earned bigint := coalesce(p_points.earned, 0);
+BEGIN
     INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
                           charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,
                           fx_rate_id, fx_rate, fx_spread_bps, quote_id, discount_minor, campaign_id, discount_funded_by,
                           points_used, points_value_minor, points_earned)
-    VALUES (p_payment_id, v_order.id, p_wallet_id, p_txn_id, p_customer_account_id, v_order.amount_minor,
-            v_order.currency, v_charged, v_charged_currency, v_fee, v_ltx, v_now,
-            v_rate.id, v_rate.rate, v_rate.spread_bps, v_quote.id, coalesce(v_offer.discount_minor, 0),
-            v_offer.campaign_id, v_offer.funded_by, v_redeem.points, v_redeem.value_minor, v_earned);
-    IF v_referral.bonus_points IS NOT NULL THEN
-        PERFORM referral_reward(p_wallet_id, v_referral, p_payment_id, p_shard_seed);
+    VALUES (p.payment_id, p_order.id, p.wallet_id, p.txn_id, p.customer_account_id, p_order.amount_minor,
+            p_order.currency, p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor,
+            p_legs.ledger_transaction_id, now(), (p_price.rate).id, (p_price.rate).rate, (p_price.rate).spread_bps,
+            p_quote_id, v_discount, v_offer.campaign_id, v_offer.funded_by, (p_price.redeem).points,
+            (p_price.redeem).value_minor, v_earned);
+    IF (p_points.referral).bonus_points IS NOT NULL THEN
+        PERFORM referral_reward(p.wallet_id, p_points.referral, p.payment_id, p.shard_seed);
     END IF;
     IF v_offer.campaign_id IS NOT NULL THEN
-        PERFORM campaign_record_use(v_offer, p_wallet_id, p_customer_account_id, p_payment_id);
+        PERFORM campaign_record_use(v_offer, p.wallet_id, p.customer_account_id, p.payment_id);
     END IF;
-    UPDATE orders SET status = 'paid', paid_at = v_now, payment_id = p_payment_id, updated_at = v_now,
-                      discount_minor = coalesce(v_offer.discount_minor, 0), charged_minor = v_charged,
-                      charged_currency = v_charged_currency
-    WHERE id = v_order.id;
+    UPDATE orders SET status = 'paid', paid_at = now(), payment_id = p.payment_id, updated_at = now(),
+                      discount_minor = v_discount, charged_minor = p_price.charged_minor,
+                      charged_currency = p_price.charged_currency
+    WHERE id = p_order.id;
     INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, payment_id, order_id)
-    VALUES (p_wallet_id, p_txn_id, 'payment', p_request_sha256, 200, 'succeeded', p_payment_id, v_order.id);
-    IF v_notify THEN
-        PERFORM webhook_enqueue(v_order.merchant_id, 'order.paid', v_order.id);
+    VALUES (p.wallet_id, p.txn_id, 'payment', p.request_sha256, 200, 'succeeded', p.payment_id, p_order.id);
+    IF p_merchant.webhook_url IS NOT NULL THEN
+        PERFORM webhook_enqueue(p_order.merchant_id, 'order.paid', p_order.id);
     END IF;
-    RETURN ROW('succeeded', 200, NULL, p_payment_id, v_order.id, v_order.amount_minor, v_order.currency,
-               coalesce(v_offer.discount_minor, 0), v_charged, v_charged_currency, v_fee, v_redeem.points, v_earned,
-               v_now, NULL)::wallet_outcome;
+    RETURN ROW('succeeded', 200, NULL, p.payment_id, p_order.id, p_order.amount_minor, p_order.currency, v_discount,
+               p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor, (p_price.redeem).points, v_earned,
+               now(), NULL)::wallet_outcome;
 END $$;
 
 -- Moves due pending orders to expired, at most p_batch at a time; safe to run on

@@ -8,7 +8,9 @@ RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT round(p_leg_total::numeric * p_refunded / p_amount)::bigint;  -- round(): half away from zero
 $$;
 
--- Refunds at the payment's rate: every leg, FX positions included, returned cumulatively.
+-- Refunds at the payment's rate: every leg, FX positions included, returned
+-- cumulatively. Steps: the order locked, a stored answer for a repeated reference, the
+-- refusals, the shares of each leg, the legs, the booking, the record.
 CREATE OR REPLACE FUNCTION refund_order(
     p_merchant_id text, p_order_id text, p_refund_id text, p_reference text, p_request_sha256 bytea,
     p_amount_minor bigint, p_reason text, p_refunds_max integer, p_shard_seed integer
@@ -19,18 +21,11 @@ DECLARE
     v_stored refunds%ROWTYPE;
     v_count integer;
     v_before bigint;
-    v_after bigint;
-    v_customer bigint;
-    v_due bigint;
-    v_fee bigint;
-    v_accounts text[];
-    v_gross bigint;
-    v_points bigint;
-    v_earned bigint;
+    v_shares refund_shares;
     v_points_account text;
-    v_amounts bigint[];
-    v_ltx bigint;
+    v_legs ledger_legs;
     v_status text;
+    v_refused refusal;
 BEGIN
     SELECT * INTO v_order FROM orders WHERE id = p_order_id AND merchant_id = p_merchant_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -38,91 +33,136 @@ BEGIN
     END IF;
     SELECT * INTO v_stored FROM refunds WHERE order_id = p_order_id AND refund_reference = p_reference;
     IF FOUND THEN
-        IF v_stored.request_sha256 <> p_request_sha256 THEN
-            RETURN ROW('idempotency_conflict', 409, 'refund_reference ' || p_reference || ' was used for a different refund',
-                       NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
-        END IF;
-        RETURN ROW(v_stored.outcome, v_stored.http_status, v_stored.outcome_message, v_stored.id, v_stored.amount_minor,
-                   v_order.currency, v_stored.order_status_after, v_stored.reason, v_stored.created_at)::refund_outcome;
+        RETURN refund_stored_answer(v_stored, v_order, p_request_sha256);
     END IF;
-
     SELECT count(*), coalesce(sum(amount_minor), 0) INTO v_count, v_before
     FROM refunds WHERE order_id = p_order_id AND outcome = 'succeeded';
-    v_after := v_before + p_amount_minor;
-    IF v_order.status NOT IN ('paid', 'partially_refunded', 'refunded') THEN
+    v_refused := refund_refusal(v_order, v_before, v_count, p_amount_minor, p_refunds_max);
+    IF v_refused.code IS NOT NULL THEN
         RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
-            'order_not_refundable', 409, 'order ' || p_order_id || ' was never paid');
-    ELSIF v_after > v_order.amount_minor THEN
-        RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
-            'refund_exceeds_payment', 422, 'at most ' || (v_order.amount_minor - v_before) || ' minor units remain refundable');
-    ELSIF v_count >= p_refunds_max THEN
-        RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
-            'too_many_refunds', 422, 'an order takes at most ' || p_refunds_max || ' refunds');
+                           v_refused.code, v_refused.http_status, v_refused.message);
     END IF;
-
     SELECT * INTO v_payment FROM payments WHERE order_id = p_order_id;
-    -- Each leg returned cumulatively: after this refund, leg L has returned
-    -- round_half_up(L_total × refunded / amount), so the last refund returns the rest.
-    -- The merchant gives back its share of what it was credited (the amount less a
-    -- discount it funded) less the fee's share; the customer gets their share of what
-    -- they were charged (in that currency, at the payment's rate); the promotions account
-    -- takes back the difference in the order's currency (a platform discount, points).
-    v_gross := refund_share(v_payment.amount_minor - CASE WHEN v_payment.discount_funded_by = 'merchant' THEN v_payment.discount_minor ELSE 0 END, v_after, v_order.amount_minor)
-             - refund_share(v_payment.amount_minor - CASE WHEN v_payment.discount_funded_by = 'merchant' THEN v_payment.discount_minor ELSE 0 END, v_before, v_order.amount_minor);
-    v_customer := refund_share(v_payment.charged_minor, v_after, v_order.amount_minor)
-                - refund_share(v_payment.charged_minor, v_before, v_order.amount_minor);
-    v_due := refund_share(v_payment.amount_minor - v_payment.discount_minor - v_payment.points_value_minor, v_after, v_order.amount_minor)
-           - refund_share(v_payment.amount_minor - v_payment.discount_minor - v_payment.points_value_minor, v_before, v_order.amount_minor);
-    v_fee := refund_share(v_payment.fee_minor, v_after, v_order.amount_minor)
-           - refund_share(v_payment.fee_minor, v_before, v_order.amount_minor);
-    v_points := refund_share(v_payment.points_used, v_after, v_order.amount_minor)
-              - refund_share(v_payment.points_used, v_before, v_order.amount_minor);
-    v_earned := refund_share(v_payment.points_earned, v_after, v_order.amount_minor)
-              - refund_share(v_payment.points_earned, v_before, v_order.amount_minor);
+    v_shares := refund_shares(v_payment, v_before, v_before + p_amount_minor);
     -- The one lock order: the customer's points, then their money.
-    IF v_points > 0 OR v_earned > 0 THEN
+    IF v_shares.points > 0 OR v_shares.earned > 0 THEN
         v_points_account := points_account(v_payment.wallet_id, v_payment.customer_account_id, true);
     END IF;
     PERFORM 1 FROM account_balances WHERE account_id = v_payment.customer_account_id FOR UPDATE;
-    v_accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_merchant_id), platform_account_id('fee', v_order.currency)];
-    v_amounts := ARRAY[-(v_gross - v_fee), -v_fee];
-    IF v_payment.charged_currency <> v_order.currency THEN
-        v_accounts := v_accounts || platform_account('fx_position', v_payment.charged_currency)
-                                 || platform_account('fx_position', v_order.currency);
-        v_amounts := v_amounts || -v_customer || v_due;
-    END IF;
-    IF v_gross <> v_due THEN
-        v_accounts := v_accounts || platform_account('promotions', v_order.currency);
-        v_amounts := v_amounts || (v_gross - v_due);
-    END IF;
-    IF v_points <> 0 THEN
-        v_accounts := v_accounts || v_points_account || platform_account('points_liability', 'PTS');
-        v_amounts := v_amounts || v_points || -v_points;
-    END IF;
-    v_ltx := ledger_post('refund', p_refund_id, v_accounts || v_payment.customer_account_id, v_amounts || v_customer,
-                         ARRAY[0]::bigint[], p_shard_seed);
-    IF v_ltx IS NULL THEN
+    v_legs := refund_legs(v_order, v_payment, v_shares, v_points_account);
+    v_legs.ledger_transaction_id := ledger_post('refund', p_refund_id, v_legs.accounts, v_legs.amounts,
+                                                ARRAY[0]::bigint[], p_shard_seed);
+    IF v_legs.ledger_transaction_id IS NULL THEN
         RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
             'merchant_insufficient_funds', 422, 'the merchant''s balance is below what this refund takes from it');
     END IF;
-    -- Earned points go back in proportion, but never below zero: what was already spent
-    -- stays spent, a loss the points liability carries.
-    v_earned := least(v_earned, (SELECT balance_minor FROM account_balances WHERE account_id = v_points_account));
-    IF v_earned > 0 THEN
-        PERFORM ledger_post('points', 'clawback:' || p_refund_id,
-            ARRAY[v_points_account, platform_account('points_liability', 'PTS')],
-            ARRAY[-v_earned, v_earned], ARRAY[]::bigint[], p_shard_seed);
-    END IF;
-    v_status := CASE WHEN v_after = v_order.amount_minor THEN 'refunded' ELSE 'partially_refunded' END;
+    PERFORM refund_points_clawback(p_refund_id, v_points_account, v_shares.earned, p_shard_seed);
+    v_status := CASE WHEN v_before + p_amount_minor = v_order.amount_minor THEN 'refunded' ELSE 'partially_refunded' END;
     UPDATE orders SET status = v_status, updated_at = now() WHERE id = p_order_id;
     INSERT INTO refunds (id, order_id, refund_reference, request_sha256, http_status, outcome, amount_minor, reason,
                          customer_returned_minor, fee_returned_minor, merchant_debited_minor, order_status_after,
                          ledger_transaction_id)
     VALUES (p_refund_id, p_order_id, p_reference, p_request_sha256, 201, 'succeeded', p_amount_minor, p_reason,
-            v_customer, v_fee, v_gross - v_fee, v_status, v_ltx)
+            v_shares.customer_minor, v_shares.fee_minor, v_shares.gross_minor - v_shares.fee_minor, v_status,
+            v_legs.ledger_transaction_id)
     RETURNING * INTO v_stored;
     RETURN ROW('succeeded', 201, NULL, p_refund_id, p_amount_minor, v_order.currency, v_status, p_reason,
                v_stored.created_at)::refund_outcome;
+END $$;
+
+-- Why this refund cannot be made, or NULL: the order was never paid, the refund would
+-- return more than was paid, or the order has had as many refunds as it may.
+CREATE OR REPLACE FUNCTION refund_refusal(p_order orders, p_refunded_minor bigint, p_refunds integer,
+                                          p_amount_minor bigint, p_refunds_max integer)
+RETURNS refusal LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_order.status NOT IN ('paid', 'partially_refunded', 'refunded') THEN
+            ROW('order_not_refundable', 409, 'order ' || p_order.id || ' was never paid', NULL)::refusal
+        WHEN p_refunded_minor + p_amount_minor > p_order.amount_minor THEN
+            ROW('refund_exceeds_payment', 422, 'at most ' || (p_order.amount_minor - p_refunded_minor)
+                || ' minor units remain refundable', NULL)::refusal
+        WHEN p_refunds >= p_refunds_max THEN
+            ROW('too_many_refunds', 422, 'an order takes at most ' || p_refunds_max || ' refunds', NULL)::refusal
+    END;
+$$;
+
+-- The answer stored under a refund_reference, or idempotency_conflict when the same
+-- reference comes with another request.
+CREATE OR REPLACE FUNCTION refund_stored_answer(p_stored refunds, p_order orders, p_request_sha256 bytea)
+RETURNS refund_outcome LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_stored.request_sha256 <> p_request_sha256 THEN
+        ROW('idempotency_conflict', 409, 'refund_reference ' || p_stored.refund_reference
+            || ' was used for a different refund', NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome
+    ELSE ROW(p_stored.outcome, p_stored.http_status, p_stored.outcome_message, p_stored.id, p_stored.amount_minor,
+             p_order.currency, p_stored.order_status_after, p_stored.reason, p_stored.created_at)::refund_outcome
+    END;
+$$;
+
+-- What a refund taking the order's refunded total from p_before to p_after returns of
+-- each leg of the payment. Each leg is returned cumulatively: after it, leg L has
+-- returned round_half_up(L_total × refunded / amount), so the last refund returns the
+-- rest. The merchant gives back its share of what it was credited (the amount less a
+-- discount it funded); the customer gets their share of what they were charged (in that
+-- currency, at the payment's rate); due is the share of what was due in the order's
+-- currency (after all discounts and points).
+CREATE OR REPLACE FUNCTION refund_shares(p_payment payments, p_before bigint, p_after bigint)
+RETURNS refund_shares LANGUAGE sql IMMUTABLE AS $$
+    SELECT ROW(refund_share(credited, p_after, a) - refund_share(credited, p_before, a),
+               refund_share(p_payment.charged_minor, p_after, a) - refund_share(p_payment.charged_minor, p_before, a),
+               refund_share(due, p_after, a) - refund_share(due, p_before, a),
+               refund_share(p_payment.fee_minor, p_after, a) - refund_share(p_payment.fee_minor, p_before, a),
+               refund_share(p_payment.points_used, p_after, a) - refund_share(p_payment.points_used, p_before, a),
+               refund_share(p_payment.points_earned, p_after, a) - refund_share(p_payment.points_earned, p_before, a)
+           )::refund_shares
+    FROM (SELECT p_payment.amount_minor AS a,
+                 p_payment.amount_minor - CASE WHEN p_payment.discount_funded_by = 'merchant'
+                                               THEN p_payment.discount_minor ELSE 0 END AS credited,
+                 p_payment.amount_minor - p_payment.discount_minor - p_payment.points_value_minor AS due) t;
+$$;
+
+-- A refund's legs, in the one lock order: the merchant's share less the fee's, the fee,
+-- FX positions, the promotions account taking back the difference in the order's
+-- currency (a platform discount, points), points redeemed, and the customer last.
+CREATE OR REPLACE FUNCTION refund_legs(p_order orders, p_payment payments, p_shares refund_shares, p_points_account text)
+RETURNS ledger_legs LANGUAGE plpgsql AS $$
+DECLARE
+    v_legs ledger_legs;
+BEGIN
+    v_legs.fee_minor := p_shares.fee_minor;
+    v_legs.accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_order.merchant_id),
+                             platform_account_id('fee', p_order.currency)];
+    v_legs.amounts := ARRAY[-(p_shares.gross_minor - p_shares.fee_minor), -p_shares.fee_minor];
+    IF p_payment.charged_currency <> p_order.currency THEN
+        v_legs.accounts := v_legs.accounts || platform_account('fx_position', p_payment.charged_currency)
+                                           || platform_account('fx_position', p_order.currency);
+        v_legs.amounts := v_legs.amounts || -p_shares.customer_minor || p_shares.due_minor;
+    END IF;
+    IF p_shares.gross_minor <> p_shares.due_minor THEN
+        v_legs.accounts := v_legs.accounts || platform_account('promotions', p_order.currency);
+        v_legs.amounts := v_legs.amounts || (p_shares.gross_minor - p_shares.due_minor);
+    END IF;
+    IF p_shares.points <> 0 THEN
+        v_legs.accounts := v_legs.accounts || p_points_account || platform_account('points_liability', 'PTS');
+        v_legs.amounts := v_legs.amounts || p_shares.points || -p_shares.points;
+    END IF;
+    v_legs.accounts := v_legs.accounts || p_payment.customer_account_id;
+    v_legs.amounts := v_legs.amounts || p_shares.customer_minor;
+    RETURN v_legs;
+END $$;
+
+-- Earned points go back in proportion, but never below zero: what was already spent
+-- stays spent, a loss the points liability carries. (The points row is locked already.)
+CREATE OR REPLACE FUNCTION refund_points_clawback(p_refund_id text, p_points_account text, p_earned bigint,
+                                                  p_shard_seed integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_back bigint := least(p_earned, (SELECT balance_minor FROM account_balances WHERE account_id = p_points_account));
+BEGIN
+    IF v_back > 0 THEN
+        PERFORM ledger_post('points', 'clawback:' || p_refund_id,
+            ARRAY[p_points_account, platform_account('points_liability', 'PTS')],
+            ARRAY[-v_back, v_back], ARRAY[]::bigint[], p_shard_seed);
+    END IF;
 END $$;
 
 -- Stores a definitive refusal under its refund_reference (the stored-answer rule).

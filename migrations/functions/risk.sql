@@ -21,71 +21,88 @@ CREATE OR REPLACE FUNCTION risk_check(
     OUT code text, OUT rule text, OUT message text, OUT recent_kept integer
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    v_today date := (now() AT TIME ZONE 'UTC')::date;
-    v_counters risk_counters%ROWTYPE;
-    v_limits risk_limits%ROWTYPE;
-    v_sca wallet_sca_settings%ROWTYPE;
-    v_spent bigint := 0;
-    v_movements integer := 0;
+    r risk_view;
+    v_refused refusal;
 BEGIN
-    SELECT * INTO v_counters FROM risk_counters WHERE account_id = p_account_id FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO risk_counters (account_id, day) VALUES (p_account_id, v_today) ON CONFLICT DO NOTHING;
-        SELECT * INTO v_counters FROM risk_counters WHERE account_id = p_account_id FOR UPDATE;
-    END IF;
-    IF v_counters.day = v_today THEN
-        v_spent := v_counters.spent_minor;
-        v_movements := v_counters.movements;
-    END IF;
-    SELECT * INTO v_limits FROM risk_limits WHERE currency = p_currency;
+    -- One statement: the account's counters (locked; made on first use), the currency's
+    -- limits and the wallet's SCA settings.
+    FOR attempt IN 1 .. 2 LOOP
+        SELECT CASE WHEN c.day = (now() AT TIME ZONE 'UTC')::date THEN c.spent_minor ELSE 0 END,
+               CASE WHEN c.day = (now() AT TIME ZONE 'UTC')::date THEN c.movements ELSE 0 END,
+               (SELECT count(*) FROM unnest(c.recent_at) t WHERE t > now() - interval '60 seconds'),
+               c.since_mfa_minor, l.transaction_max_minor, l.daily_amount_max_minor, l.daily_count_max,
+               l.per_minute_count_max, l.mfa_daily_amount_above_minor, s.threshold_minor, s.allowance_minor
+        INTO r
+        FROM risk_counters c
+        LEFT JOIN risk_limits l ON l.currency = p_currency
+        LEFT JOIN wallet_sca_settings s ON s.wallet_id = p_wallet_id AND s.currency = p_currency
+        WHERE c.account_id = p_account_id FOR UPDATE OF c;
+        EXIT WHEN FOUND;
+        INSERT INTO risk_counters (account_id, day) VALUES (p_account_id, (now() AT TIME ZONE 'UTC')::date)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
     -- The velocity rule needs the times of the last per_minute_count_max movements only.
-    recent_kept := coalesce(v_limits.per_minute_count_max, 0);
-    -- A NULL limit compares as NULL, which IF takes as false: no such limit.
-    IF p_amount_minor > v_limits.transaction_max_minor THEN
-        code := 'limit_exceeded';
-        rule := 'transaction_max';
-        message := 'above the per-transaction maximum of ' || money_text(v_limits.transaction_max_minor, p_currency);
-    ELSIF v_spent + p_amount_minor > v_limits.daily_amount_max_minor THEN
-        code := 'limit_exceeded';
-        rule := 'daily_amount';
-        message := 'today''s payments and transfers would pass the daily limit of '
-                   || money_text(v_limits.daily_amount_max_minor, p_currency)
-                   || ' (' || money_text(v_spent, p_currency) || ' so far)';
-    ELSIF v_movements >= v_limits.daily_count_max THEN
-        code := 'limit_exceeded';
-        rule := 'daily_count';
-        message := 'the account has made its ' || v_limits.daily_count_max || ' payments and transfers for today';
-    ELSIF (SELECT count(*) FROM unnest(v_counters.recent_at) t WHERE t > now() - interval '60 seconds')
-          >= v_limits.per_minute_count_max THEN
-        code := 'risk_declined';
-        rule := 'velocity';
-        message := 'more than ' || v_limits.per_minute_count_max || ' payments and transfers in a minute';
-    ELSIF NOT p_mfa THEN
-        SELECT * INTO v_sca FROM wallet_sca_settings WHERE wallet_id = p_wallet_id AND currency = p_currency;
-        IF p_amount_minor > v_sca.threshold_minor THEN
-            code := 'authentication_required';
-            rule := 'sca_threshold';
-            message := 'above ' || money_text(v_sca.threshold_minor, p_currency)
-                       || ' the customer must be authenticated with MFA (customer_authentication "mfa")';
-        ELSIF v_counters.since_mfa_minor + p_amount_minor > v_sca.allowance_minor THEN
-            code := 'authentication_required';
-            rule := 'sca_allowance';
-            message := 'more than ' || money_text(v_sca.allowance_minor, p_currency)
-                       || ' would have moved since the customer last authenticated with MFA (customer_authentication "mfa")';
-        ELSIF v_spent + p_amount_minor > v_limits.mfa_daily_amount_above_minor THEN
-            code := 'authentication_required';
-            rule := 'mfa_daily_amount';
-            message := 'past ' || money_text(v_limits.mfa_daily_amount_above_minor, p_currency)
-                       || ' a day the customer must be authenticated with MFA (customer_authentication "mfa")';
-        END IF;
+    recent_kept := coalesce(r.per_minute_count_max, 0);
+    v_refused := risk_limit_refusal(r, p_currency, p_amount_minor);
+    IF v_refused.code IS NULL AND NOT p_mfa THEN
+        v_refused := risk_sca_refusal(r, p_currency, p_amount_minor);
     END IF;
+    code := v_refused.code;
+    rule := v_refused.rule;
+    message := v_refused.message;
+END $$;
+
+-- The currency's limits and velocity against one account's counters. (A NULL limit
+-- compares as NULL, which IF takes as false: no such limit.)
+CREATE OR REPLACE FUNCTION risk_limit_refusal(r risk_view, p_currency text, p_amount_minor bigint)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_amount_minor > r.transaction_max_minor THEN
+        RETURN ROW('limit_exceeded', 422, 'above the per-transaction maximum of '
+                   || money_text(r.transaction_max_minor, p_currency), 'transaction_max')::refusal;
+    ELSIF r.spent_today_minor + p_amount_minor > r.daily_amount_max_minor THEN
+        RETURN ROW('limit_exceeded', 422, 'today''s payments and transfers would pass the daily limit of '
+                   || money_text(r.daily_amount_max_minor, p_currency)
+                   || ' (' || money_text(r.spent_today_minor, p_currency) || ' so far)', 'daily_amount')::refusal;
+    ELSIF r.movements_today >= r.daily_count_max THEN
+        RETURN ROW('limit_exceeded', 422, 'the account has made its ' || r.daily_count_max
+                   || ' payments and transfers for today', 'daily_count')::refusal;
+    ELSIF r.movements_last_minute >= r.per_minute_count_max THEN
+        RETURN ROW('risk_declined', 422, 'more than ' || r.per_minute_count_max
+                   || ' payments and transfers in a minute', 'velocity')::refusal;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Strong customer authentication, for a movement without MFA: the wallet's threshold
+-- and allowance, and the currency's daily amount past which MFA is needed.
+CREATE OR REPLACE FUNCTION risk_sca_refusal(r risk_view, p_currency text, p_amount_minor bigint)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_how text := ' the customer must be authenticated with MFA (customer_authentication "mfa")';
+BEGIN
+    IF p_amount_minor > r.threshold_minor THEN
+        RETURN ROW('authentication_required', 422,
+                   'above ' || money_text(r.threshold_minor, p_currency) || v_how, 'sca_threshold')::refusal;
+    ELSIF r.since_mfa_minor + p_amount_minor > r.allowance_minor THEN
+        RETURN ROW('authentication_required', 422, 'more than ' || money_text(r.allowance_minor, p_currency)
+                   || ' would have moved since the customer last authenticated with MFA (customer_authentication "mfa")',
+                   'sca_allowance')::refusal;
+    ELSIF r.spent_today_minor + p_amount_minor > r.mfa_daily_amount_above_minor THEN
+        RETURN ROW('authentication_required', 422,
+                   'past ' || money_text(r.mfa_daily_amount_above_minor, p_currency) || ' a day' || v_how,
+                   'mfa_daily_amount')::refusal;
+    END IF;
+    RETURN NULL;
 END $$;
 
 -- Counts a movement that risk_check allowed and that moved money: today's amount and
 -- count, the last minute's times (as many as risk_check said the velocity rule needs),
 -- and what moved without MFA since the last MFA.
+-- (PL/pgSQL, not SQL: it keeps its plan; a SQL function is parsed and planned per call.)
 CREATE OR REPLACE FUNCTION risk_record(p_account_id text, p_amount_minor bigint, p_mfa boolean, p_recent_kept integer)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE risk_counters SET
         spent_minor = CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN spent_minor ELSE 0 END + p_amount_minor,
         movements = CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN movements ELSE 0 END + 1,
@@ -97,4 +114,4 @@ RETURNS void LANGUAGE sql AS $$
                     ELSE '{}' END,
         since_mfa_minor = CASE WHEN p_mfa THEN 0 ELSE since_mfa_minor + p_amount_minor END
     WHERE account_id = p_account_id;
-$$;
+END $$;

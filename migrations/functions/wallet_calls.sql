@@ -63,14 +63,13 @@ END $$;
 
 -- The opening checks every wallet_txn call shares, in docs/contract.md §6 order: the
 -- webhook-id, a repeated wallet_txn_id, then the customer account belonging to the
--- wallet. Returns a final answer, or (when answer is NULL) the account's currency.
+-- wallet. Returns a final answer, or (when answer is NULL) the account (payer) and its
+-- currency.
 CREATE OR REPLACE FUNCTION wallet_call_begin(
     p_wallet_id text, p_message_id text, p_message_sha256 bytea,
     p_txn_id text, p_kind text, p_request_sha256 bytea, p_account_id text,
-    OUT answer wallet_outcome, OUT account_currency text
+    OUT answer wallet_outcome, OUT account_currency text, OUT payer accounts
 ) LANGUAGE plpgsql AS $$
-DECLARE
-    v_blocked_at timestamptz;
 BEGIN
     IF (wallet_message_claim(p_wallet_id, p_message_id, p_message_sha256, p_txn_id)).verdict = 'replayed' THEN
         answer := wallet_answer('replayed_message', 409, 'this webhook-id was already used for another request');
@@ -81,11 +80,11 @@ BEGIN
         RETURN;
     END IF;
     answer := NULL;
-    SELECT currency, blocked_at INTO account_currency, v_blocked_at FROM accounts
-    WHERE id = p_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
-    IF NOT FOUND THEN
+    SELECT * INTO payer FROM accounts WHERE id = p_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
+    account_currency := payer.currency;
+    IF payer.id IS NULL THEN
         answer := wallet_answer('not_found', 404, 'no customer account ' || p_account_id || ' in this wallet');
-    ELSIF v_blocked_at IS NOT NULL THEN
+    ELSIF payer.blocked_at IS NOT NULL THEN
         answer := wallet_txn_fail(p_wallet_id, p_txn_id, p_kind, p_request_sha256, 'account_blocked', 422,
             'customer account ' || p_account_id || ' is blocked', NULL, p_account_id, 0);
     END IF;

@@ -542,7 +542,7 @@ async fn pay(
     let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17)",
+        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17)::payment_request)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
