@@ -137,6 +137,8 @@ pub enum Scope {
     Orders,
     Refunds,
     Reports,
+    /// Issue, list and revoke the merchant's own (staff) keys.
+    Keys,
 }
 
 impl Scope {
@@ -145,11 +147,12 @@ impl Scope {
             Scope::Orders => "orders",
             Scope::Refunds => "refunds",
             Scope::Reports => "reports",
+            Scope::Keys => "keys",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Scope::Orders, Scope::Refunds, Scope::Reports]
+        [Scope::Orders, Scope::Refunds, Scope::Reports, Scope::Keys]
             .into_iter()
             .find(|x| x.as_str() == s)
     }

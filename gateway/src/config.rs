@@ -104,6 +104,15 @@ limits! {
     statement_timeout_ms: u64 = 5_000;
     /// Largest `wait_seconds` of the order long-poll.
     long_poll_seconds_max: u64 = 30;
+    /// Open event streams (`/v1/orders/{id}/stream`, `/pay/{token}/stream`) per merchant.
+    order_streams_per_merchant_max: usize = 50;
+    /// Open event streams per gateway process, all merchants.
+    order_streams_max: usize = 2_000;
+    /// An event stream ends after this long; the page reconnects (with Last-Event-ID).
+    order_stream_seconds_max: u64 = 300;
+    /// Checkout sessions may return to http:// URLs on a loopback host (tests, local shops' dev
+    /// servers); otherwise only https://.
+    checkout_http_loopback_allowed: bool = false;
     /// How often a long-poll re-reads an order settled by another replica.
     long_poll_recheck_ms: u64 = 200;
     /// Failed payment attempts kept on one order's timeline.

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0016_one_home_per_rule",
     "0017_order_price",
     "0018_payment_steps",
+    "0019_tills_and_checkout",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

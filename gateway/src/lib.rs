@@ -18,6 +18,7 @@ pub mod qr_image;
 pub mod request_rates;
 pub mod startup;
 pub mod state;
+pub mod streams;
 pub mod sweeper;
 pub mod waiters;
 pub mod webhooks;

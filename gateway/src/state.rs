@@ -12,6 +12,7 @@ pub struct AppState {
     pub auth_failures: crate::auth_failures::AuthFailures,
     pub request_rates: crate::request_rates::RequestRates,
     pub credentials: crate::credentials::Credentials,
+    pub open_streams: crate::streams::OpenStreams,
     admin_token_sha256: [u8; 32],
 }
 
@@ -29,6 +30,7 @@ impl AppState {
             pool,
             settings,
             order_waiters: OrderWaiters::default(),
+            open_streams: Default::default(),
             metrics: Metrics::default(),
             auth_failures,
             request_rates,

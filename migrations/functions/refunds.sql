@@ -13,7 +13,7 @@ $$;
 -- refusals, the shares of each leg, the legs, the booking, the record.
 CREATE OR REPLACE FUNCTION refund_order(
     p_merchant_id text, p_order_id text, p_refund_id text, p_reference text, p_request_sha256 bytea,
-    p_amount_minor bigint, p_reason text, p_refunds_max integer, p_shard_seed integer
+    p_amount_minor bigint, p_reason text, p_refunds_max integer, p_shard_seed integer, p_key_id text
 ) RETURNS refund_outcome LANGUAGE plpgsql AS $$
 DECLARE
     v_order orders%ROWTYPE;
@@ -40,7 +40,7 @@ BEGIN
     v_refused := refund_refusal(v_order, v_before, v_count, p_amount_minor, p_refunds_max);
     IF v_refused.code IS NOT NULL THEN
         RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
-                           v_refused.code, v_refused.http_status, v_refused.message);
+                           ROW(v_refused.code, v_refused.http_status, v_refused.message, NULL)::refusal, p_key_id);
     END IF;
     SELECT * INTO v_payment FROM payments WHERE order_id = p_order_id;
     v_shares := refund_shares(v_payment, v_before, v_before + p_amount_minor);
@@ -54,17 +54,18 @@ BEGIN
                                                 ARRAY[0]::bigint[], p_shard_seed);
     IF v_legs.ledger_transaction_id IS NULL THEN
         RETURN refund_fail(v_order, p_refund_id, p_reference, p_request_sha256, p_amount_minor, p_reason,
-            'merchant_insufficient_funds', 422, 'the merchant''s balance is below what this refund takes from it');
+            ROW('merchant_insufficient_funds', 422, 'the merchant''s balance is below what this refund takes from it',
+                NULL)::refusal, p_key_id);
     END IF;
     PERFORM refund_points_clawback(p_refund_id, v_points_account, v_shares.earned, p_shard_seed);
     v_status := CASE WHEN v_before + p_amount_minor = v_order.amount_minor THEN 'refunded' ELSE 'partially_refunded' END;
     UPDATE orders SET status = v_status, updated_at = now() WHERE id = p_order_id;
     INSERT INTO refunds (id, order_id, refund_reference, request_sha256, http_status, outcome, amount_minor, reason,
                          customer_returned_minor, fee_returned_minor, merchant_debited_minor, order_status_after,
-                         ledger_transaction_id)
+                         ledger_transaction_id, created_by_key_id)
     VALUES (p_refund_id, p_order_id, p_reference, p_request_sha256, 201, 'succeeded', p_amount_minor, p_reason,
             v_shares.customer_minor, v_shares.fee_minor, v_shares.gross_minor - v_shares.fee_minor, v_status,
-            v_legs.ledger_transaction_id)
+            v_legs.ledger_transaction_id, p_key_id)
     RETURNING * INTO v_stored;
     RETURN ROW('succeeded', 201, NULL, p_refund_id, p_amount_minor, v_order.currency, v_status, p_reason,
                v_stored.created_at)::refund_outcome;
@@ -168,11 +169,11 @@ END $$;
 -- Stores a definitive refusal under its refund_reference (the stored-answer rule).
 CREATE OR REPLACE FUNCTION refund_fail(
     p_order orders, p_refund_id text, p_reference text, p_request_sha256 bytea, p_amount_minor bigint,
-    p_reason text, p_code text, p_http_status integer, p_message text
+    p_reason text, p_refused refusal, p_key_id text
 ) RETURNS refund_outcome LANGUAGE sql AS $$
     INSERT INTO refunds (id, order_id, refund_reference, request_sha256, http_status, outcome, outcome_message,
-                         amount_minor, reason, order_status_after)
-    VALUES (p_refund_id, p_order.id, p_reference, p_request_sha256, p_http_status, p_code, p_message,
-            p_amount_minor, p_reason, p_order.status);
-    SELECT ROW(p_code, p_http_status, p_message, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
+                         amount_minor, reason, order_status_after, created_by_key_id)
+    VALUES (p_refund_id, p_order.id, p_reference, p_request_sha256, p_refused.http_status, p_refused.code,
+            p_refused.message, p_amount_minor, p_reason, p_order.status, p_key_id);
+    SELECT ROW(p_refused.code, p_refused.http_status, p_refused.message, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
 $$;

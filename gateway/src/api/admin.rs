@@ -2,11 +2,11 @@
 //! their signing secrets and funding limits.
 
 use crate::{
-    auth::{sha256_32, Admin, Scope},
+    api::keys,
+    auth::Admin,
     error::{ApiError, ApiResult, ErrorCode},
     http::{
-        currency_field, decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
-        timestamp,
+        currency_field, empty_body, json_body, timestamp,
     },
     state::AppState,
 };
@@ -297,12 +297,6 @@ async fn create_merchant(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewApiKeyRequest {
-    scopes: Vec<String>,
-}
-
 async fn create_api_key(
     _: Admin,
     state: web::Data<AppState>,
@@ -310,53 +304,13 @@ async fn create_api_key(
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let merchant_id = path.into_inner();
-    let body: NewApiKeyRequest =
+    let body: keys::NewKeyRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let mut scopes = Vec::new();
-    for s in &body.scopes {
-        let scope = Scope::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "scopes",
-                format!("unknown scope `{s}`: use orders, refunds, reports"),
-            )
-        })?;
-        if !scopes.contains(&scope.as_str()) {
-            scopes.push(scope.as_str());
-        }
-    }
-    if scopes.is_empty() {
-        return Err(ApiError::invalid(
-            "scopes",
-            "at least one scope is required",
-        ));
-    }
-    let key_id = ids::mint("key");
-    // 32 base32 characters: 160 bits from the CSPRNG. Only its hash is stored.
-    let secret = ids::random_base32(32);
-    let client = state.pool.get().await?;
-    let inserted = client
-        .query_opt(
-            "INSERT INTO api_keys (id, merchant_id, secret_sha256, scopes)
-             SELECT $1, id, $3, $4 FROM merchants WHERE id = $2 RETURNING created_at",
-            &[
-                &key_id,
-                &merchant_id,
-                &sha256_32(secret.as_bytes()).as_slice(),
-                &scopes,
-            ],
-        )
+    let key = keys::NewKey::parse(&body)?;
+    let issued = keys::issue(&state, &path, &key)
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
-    let created_at: chrono::DateTime<chrono::Utc> = inserted.get(0);
-    tracing::info!(%merchant_id, %key_id, "API key issued");
-    Ok(HttpResponse::Created().json(json!({
-        "id": key_id,
-        "key": format!("{key_id}.{secret}"),
-        "merchant_id": merchant_id,
-        "scopes": scopes,
-        "created_at": timestamp(created_at),
-    })))
+    Ok(HttpResponse::Created().json(issued))
 }
 
 #[derive(Deserialize)]
@@ -374,41 +328,14 @@ async fn list_api_keys(
     query: web::Query<ApiKeysQuery>,
 ) -> ApiResult<HttpResponse> {
     let merchant_id = path.into_inner();
-    let limits = &state.settings.limits;
-    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unzip();
     let client = state.pool.get().await?;
     client
         .query_opt("SELECT 1 FROM merchants WHERE id = $1", &[&merchant_id])
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
-    let rows = client
-        .query(
-            "SELECT id, scopes, created_at, revoked_at FROM api_keys
-             WHERE merchant_id = $1
-               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-            &[&merchant_id, &at, &id, &(limit + 1)],
-        )
-        .await?;
-    let item = |r: &tokio_postgres::Row| {
-        json!({
-            "id": r.get::<_, &str>(0),
-            "scopes": r.get::<_, Vec<String>>(1),
-            "created_at": timestamp(r.get(2)),
-            "revoked_at": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(3).map(timestamp),
-        })
-    };
-    Ok(
-        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
-            encode_cursor(last.get(2), last.get(0))
-        })),
-    )
+    drop(client);
+    let page = keys::page(&state, &merchant_id, query.cursor.as_deref(), query.limit).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn revoke_api_key(
@@ -417,22 +344,8 @@ async fn revoke_api_key(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (merchant_id, key_id) = path.into_inner();
-    let client = state.pool.get().await?;
-    let row = client
-        .query_opt(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-             WHERE id = $1 AND merchant_id = $2 RETURNING revoked_at",
-            &[&key_id, &merchant_id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
-    // At once on this replica; the others hear it from the trigger's notification.
-    state.credentials.forget(&format!("key:{key_id}"));
-    tracing::info!(%merchant_id, %key_id, "API key revoked");
-    Ok(HttpResponse::Ok().json(json!({
-        "id": key_id,
-        "revoked_at": timestamp(row.get(0)),
-    })))
+    let revoked = keys::revoke(&state, &merchant_id, &key_id).await?;
+    Ok(HttpResponse::Ok().json(revoked))
 }
 
 #[derive(Deserialize)]

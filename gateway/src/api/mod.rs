@@ -1,7 +1,9 @@
 //! The HTTP API, one module per caller (docs/contract.md §2, §6).
 
 pub mod admin;
+pub mod checkout;
 pub mod health;
+pub mod keys;
 pub mod operators;
 pub mod orders;
 pub mod payouts;
@@ -22,6 +24,8 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(orders::routes)
         .configure(wallet::routes)
+        .configure(checkout::routes)
+        .configure(keys::routes)
         .configure(health::routes)
         .configure(admin::routes)
         .configure(operators::routes)

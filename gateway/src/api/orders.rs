@@ -2,7 +2,8 @@
 //! timeline) and its own account.
 
 use crate::{
-    auth::{Merchant, MerchantProfile, Scope},
+    streams,
+    auth::{Merchant, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
         currency_field, decode_cursor, empty_body, encode_cursor, json_body, money_field,
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/orders/{id}/qr.svg", crate::http::get().to(qr_svg))
         .route("/v1/orders/{id}/qr.png", crate::http::get().to(qr_png))
         .route("/v1/orders/{id}/close", web::post().to(close_order))
+        .route("/v1/orders/{id}/stream", crate::http::get().to(order_stream))
         .route(
             "/v1/orders/{id}/events",
             crate::http::get().to(order_events),
@@ -56,37 +58,45 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 pub const ORDER_COLUMNS: &str = "o.id, order_effective_status(o.status, o.expires_at),
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
-     o.charged_currency";
+     o.charged_currency, o.created_by_key_id";
 
 pub fn order_json(row: &Row) -> Value {
-    let currency = Currency::parse(row.get(3)).expect("stored currencies are known");
+    order_json_at(row, 0)
+}
+
+/// `order_json` of a row whose `ORDER_COLUMNS` start at column `base`.
+pub fn order_json_at(row: &Row, base: usize) -> Value {
+    let col = |i: usize| base + i;
+    let currency = Currency::parse(row.get(col(3))).expect("stored currencies are known");
     json!({
-        "id": row.get::<_, &str>(0),
-        "status": row.get::<_, &str>(1),
-        "amount": format_minor(row.get(2), currency),
+        "id": row.get::<_, &str>(col(0)),
+        "status": row.get::<_, &str>(col(1)),
+        "amount": format_minor(row.get(col(2)), currency),
         "currency": currency,
-        "merchant_reference": row.get::<_, &str>(4),
-        "description": row.get::<_, Option<&str>>(5),
-        "terminal_id": row.get::<_, Option<&str>>(6),
-        "qr_payload": row.get::<_, &str>(7),
-        "expires_at": timestamp(row.get(8)),
-        "created_at": timestamp(row.get(9)),
-        "updated_at": timestamp(row.get(10)),
-        "paid_at": row.get::<_, Option<DateTime<Utc>>>(11).map(timestamp),
-        "payment_id": row.get::<_, Option<&str>>(12),
+        "merchant_reference": row.get::<_, &str>(col(4)),
+        "description": row.get::<_, Option<&str>>(col(5)),
+        "terminal_id": row.get::<_, Option<&str>>(col(6)),
+        "qr_payload": row.get::<_, &str>(col(7)),
+        "expires_at": timestamp(row.get(col(8))),
+        "created_at": timestamp(row.get(col(9))),
+        "updated_at": timestamp(row.get(col(10))),
+        "paid_at": row.get::<_, Option<DateTime<Utc>>>(col(11)).map(timestamp),
+        "payment_id": row.get::<_, Option<&str>>(col(12)),
         // Once paid: the discount (in the order's currency) and what was charged, in the
         // paying account's currency.
-        "discount": row.get::<_, Option<i64>>(13).map(|d| format_minor(d, currency)),
+        "discount": row.get::<_, Option<i64>>(col(13)).map(|d| format_minor(d, currency)),
         "charged": row
-            .get::<_, Option<&str>>(15)
+            .get::<_, Option<&str>>(col(15))
             .and_then(|c| Currency::parse(c).ok())
-            .zip(row.get::<_, Option<i64>>(14))
+            .zip(row.get::<_, Option<i64>>(col(14)))
             .map(|(c, minor)| format_minor(minor, c)),
-        "charged_currency": row.get::<_, Option<&str>>(15),
+        "charged_currency": row.get::<_, Option<&str>>(col(15)),
+        // The API key (staff key) that made the order.
+        "created_by_key_id": row.get::<_, Option<&str>>(col(16)),
     })
 }
 
-async fn fetch_order(
+pub(crate) async fn fetch_order(
     client: &impl GenericClient,
     merchant_id: &str,
     order_id: &str,
@@ -105,18 +115,18 @@ async fn fetch_order(
 
 #[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct NewOrderRequest {
-    amount: String,
-    currency: String,
-    merchant_reference: String,
-    description: Option<String>,
-    terminal_id: Option<String>,
-    expires_in_seconds: Option<i32>,
+pub(crate) struct NewOrderRequest {
+    pub amount: String,
+    pub currency: String,
+    pub merchant_reference: String,
+    pub description: Option<String>,
+    pub terminal_id: Option<String>,
+    pub expires_in_seconds: Option<i32>,
 }
 
 /// An order as the cashier asked for it, every field checked.
-struct NewOrder {
-    amount: Money,
+pub(crate) struct NewOrder {
+    pub(crate) amount: Money,
     merchant_reference: AsciiText<25>,
     description: Option<String>,
     terminal_id: Option<AsciiText<25>>,
@@ -124,7 +134,7 @@ struct NewOrder {
 }
 
 impl NewOrder {
-    fn parse(r: &NewOrderRequest) -> ApiResult<Self> {
+    pub(crate) fn parse(r: &NewOrderRequest) -> ApiResult<Self> {
         let currency = currency_field("currency", &r.currency)?;
         let amount = money_field("amount", &r.amount, currency)?;
         let merchant_reference = AsciiText::parse(&r.merchant_reference)
@@ -180,24 +190,21 @@ async fn create_order(
             return Ok(stored);
         }
     }
-    let outcome = insert_order(
-        &tx,
-        &state,
-        &merchant.merchant_id,
-        &merchant.profile,
-        &order,
-    )
-    .await;
+    let outcome = insert_order(&tx, &state, &merchant, &order)
+        .await
+        .map(|row| (StatusCode::CREATED, order_json(&row)));
     idempotency::finish(idem, tx, outcome).await
 }
 
-async fn insert_order(
+/// Inserts a pending order made by `merchant`'s key; the row has `ORDER_COLUMNS`.
+pub(crate) async fn insert_order(
     tx: &deadpool_postgres::Transaction<'_>,
     state: &AppState,
-    merchant_id: &str,
-    merchant: &MerchantProfile,
+    caller: &Merchant,
     order: &NewOrder,
-) -> ApiResult<(StatusCode, Value)> {
+) -> ApiResult<Row> {
+    let merchant_id = caller.merchant_id.as_str();
+    let merchant = &caller.profile;
     if merchant.blocked {
         return Err(ApiError::new(
             ErrorCode::AccountBlocked,
@@ -241,12 +248,12 @@ async fn insert_order(
     let fee_rate_bps = merchant.fee_rate_bps;
     let insert = format!(
         "INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description,
-                                  terminal_id, qr_payload, fee_rate_bps, expires_at)
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+                                  terminal_id, qr_payload, fee_rate_bps, expires_at, created_by_key_id)
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11)
          ON CONFLICT (merchant_id, merchant_reference) WHERE status NOT IN ('expired', 'closed') DO NOTHING
          RETURNING {ORDER_COLUMNS}"
     );
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
         &order_id,
         &merchant_id,
         &order.amount.minor(),
@@ -257,13 +264,14 @@ async fn insert_order(
         &payload,
         &fee_rate_bps,
         &f64::from(order.expires_in_seconds),
+        &caller.key_id,
     ];
     let insert = tx.prepare_cached(&insert).await?;
     // The reference may be held by a pending order that is due but not yet swept:
     // expire it, then insert again (once).
     for _ in 0..2 {
         if let Some(row) = tx.query_opt(&insert, &params).await? {
-            return Ok((StatusCode::CREATED, order_json(&row)));
+            return Ok(row);
         }
         let holder = tx
             .query_one(
@@ -309,6 +317,8 @@ async fn insert_order(
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<String>,
+    /// Only the orders this API key (staff key) made.
+    key_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
     cursor: Option<String>,
@@ -359,6 +369,7 @@ async fn list_orders(
            AND ($3::timestamptz IS NULL OR o.created_at >= $3)
            AND ($4::timestamptz IS NULL OR o.created_at < $4)
            AND ($5::timestamptz IS NULL OR (o.created_at, o.id) < ($5, $6))
+           AND ($8::text IS NULL OR o.created_by_key_id = $8)
          ORDER BY o.created_at DESC, o.id DESC LIMIT $7"
     );
     let client = state.pool.get().await?;
@@ -373,6 +384,7 @@ async fn list_orders(
                 &after_at,
                 &after_id,
                 &(limit + 1),
+                &q.key_id,
             ],
         )
         .await?;
@@ -440,6 +452,46 @@ async fn get_order(
     }
 }
 
+/// The order's state as server-sent events (`crate::streams`): for the cashier page.
+async fn order_stream(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Orders)?;
+    let order_id = path.into_inner();
+    let state = streams::shared(&state);
+    let slot = streams::open_slot(&state, &merchant.merchant_id)?;
+    let fetch: streams::Fetch = {
+        let (state, merchant_id, order_id) = (state.clone(), merchant.merchant_id.clone(), order_id.clone());
+        std::sync::Arc::new(move || {
+            let (state, merchant_id, order_id) = (state.clone(), merchant_id.clone(), order_id.clone());
+            Box::pin(async move {
+                let client = state.pool.get().await?;
+                match fetch_order(&client, &merchant_id, &order_id).await {
+                    Ok(row) => Ok(Some(order_look(&row))),
+                    Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+    };
+    let first = fetch()
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(streams::respond(state, slot, order_id, first, streams::last_event_id(&req), fetch))
+}
+
+fn order_look(row: &Row) -> streams::Look {
+    let status: &str = row.get(1);
+    streams::Look {
+        version: streams::order_version(row.get(10), status),
+        pending: status == "pending",
+        data: order_json(row),
+    }
+}
+
 async fn order_qr(
     merchant: &Merchant,
     state: &AppState,
@@ -502,7 +554,7 @@ async fn close_order(
     idempotency::finish(idem, tx, outcome).await
 }
 
-async fn close(
+pub(crate) async fn close(
     tx: &deadpool_postgres::Transaction<'_>,
     merchant_id: &str,
     order_id: &str,

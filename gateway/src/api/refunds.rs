@@ -79,7 +79,7 @@ async fn refund(
         &request,
     )?;
 
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
         &merchant.merchant_id,
         &order_id,
         &ids::mint("rfd"),
@@ -89,8 +89,9 @@ async fn refund(
         &body.reason,
         &REFUNDS_PER_ORDER_MAX,
         &i32::from(rand::random::<u16>()),
+        &merchant.key_id,
     ];
-    let sql = "SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let sql = "SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     idempotency::ledger_call(&state, idem, sql, &params, refund_json).await
 }
 

@@ -6,7 +6,7 @@ use crate::{
     api::statements::csv_text,
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::parse_date,
+    http::{parse_date, parse_timestamp, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpResponse};
@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/reports/settlement", crate::http::get().to(settlement));
+    cfg.route("/v1/reports/settlement", crate::http::get().to(settlement))
+        .route("/v1/reports/shift", crate::http::get().to(shift));
 }
 
 #[derive(Deserialize)]
@@ -149,4 +150,88 @@ async fn merchant_time_zone(
         )
         .await?
         .get(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShiftQuery {
+    since: String,
+}
+
+/// The longest shift a report covers.
+const SHIFT_DAYS_MAX: i64 = 31;
+
+/// A till's shift close: since the shift opened, the orders paid and the refunds made,
+/// by the staff key that made them (a key may have been revoked since: still listed).
+const SHIFT_SQL: &str = "
+    WITH paid AS (
+        SELECT coalesce(o.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(p.amount_minor)::bigint AS amount
+        FROM payments p JOIN orders o ON o.id = p.order_id
+        WHERE o.merchant_id = $1 AND p.paid_at >= $2 AND p.paid_at < $3 GROUP BY 1
+    ), refunded AS (
+        SELECT coalesce(r.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(r.amount_minor)::bigint AS amount
+        FROM refunds r JOIN orders o ON o.id = r.order_id
+        WHERE o.merchant_id = $1 AND r.outcome = 'succeeded' AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1
+    )
+    SELECT nullif(coalesce(p.key_id, r.key_id), ''), k.name, coalesce(p.n, 0), coalesce(p.amount, 0),
+           coalesce(r.n, 0), coalesce(r.amount, 0)
+    FROM paid p FULL JOIN refunded r ON r.key_id = p.key_id
+    LEFT JOIN api_keys k ON k.id = coalesce(p.key_id, r.key_id)
+    ORDER BY 1 NULLS LAST";
+
+async fn shift(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    query: web::Query<ShiftQuery>,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Reports)?;
+    let since = parse_timestamp("since", &query.since)?;
+    let until = chrono::Utc::now();
+    if since > until || until - since > chrono::Duration::days(SHIFT_DAYS_MAX) {
+        return Err(ApiError::invalid(
+            "since",
+            format!("must be in the past, at most {SHIFT_DAYS_MAX} days ago"),
+        ));
+    }
+    let client = state.pool.get().await?;
+    let currency: String = client
+        .query_one("SELECT currency FROM merchants WHERE id = $1", &[&merchant.merchant_id])
+        .await?
+        .get(0);
+    let currency = Currency::parse(&currency).map_err(ApiError::internal_from)?;
+    let rows = client
+        .query(SHIFT_SQL, &[&merchant.merchant_id, &since, &until])
+        .await?;
+    let money = |minor: i64| format_minor(minor, currency);
+    let (mut paid_n, mut paid, mut refunds_n, mut refunded) = (0i64, 0i64, 0i64, 0i64);
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            paid_n += r.get::<_, i64>(2);
+            paid += r.get::<_, i64>(3);
+            refunds_n += r.get::<_, i64>(4);
+            refunded += r.get::<_, i64>(5);
+            json!({
+                "key_id": r.get::<_, Option<&str>>(0),
+                "key_name": r.get::<_, Option<&str>>(1),
+                "orders_paid": r.get::<_, i64>(2),
+                "paid_amount": money(r.get(3)),
+                "refunds": r.get::<_, i64>(4),
+                "refunded_amount": money(r.get(5)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "since": timestamp(since),
+        "until": timestamp(until),
+        "currency": currency,
+        "keys": keys,
+        "totals": {
+            "orders_paid": paid_n,
+            "paid_amount": money(paid),
+            "refunds": refunds_n,
+            "refunded_amount": money(refunded),
+            "net_amount": money(paid - refunded),
+        },
+    })))
 }
