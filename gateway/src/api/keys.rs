@@ -38,6 +38,9 @@ async fn me(merchant: Merchant, state: web::Data<AppState>) -> ApiResult<HttpRes
         "merchant_id": merchant.merchant_id,
         "merchant_name": row.get::<_, &str>(0),
         "currency": row.get::<_, &str>(1),
+        "currency_minor_units": qrgate_domain::Currency::parse(row.get(1))
+            .map(|c| c.minor_units())
+            .map_err(crate::error::ApiError::internal_from)?,
         "time_zone": row.get::<_, &str>(2),
         "key_id": merchant.key_id,
         "key_name": row.get::<_, Option<&str>>(3),

@@ -5,6 +5,7 @@ pub mod checkout;
 pub mod health;
 pub mod keys;
 pub mod operators;
+pub mod pages;
 pub mod orders;
 pub mod payouts;
 pub mod reconciliation;
@@ -25,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(orders::routes)
         .configure(wallet::routes)
         .configure(checkout::routes)
+        .configure(pages::routes)
         .configure(keys::routes)
         .configure(health::routes)
         .configure(admin::routes)

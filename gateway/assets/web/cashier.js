@@ -1,0 +1,532 @@
+// The till: sign in with an API key (kept in this tab's sessionStorage only, sent only
+// in the Authorization header), charge with a keypad, show the order's QR, follow the
+// order by server-sent events (the long-poll when a stream cannot be had), and see
+// today's orders, refunds, the shift close and the day's report.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const { t } = qrgateI18n;
+  const KEY = "qrgate.key";          // sessionStorage: this tab only
+  const OPEN = "qrgate.openOrder";   // the order on the screen, to resume after a reload
+  const AMOUNT_CHARS_MAX = 13;
+  const ORDER_SECONDS = 300;
+  let me = null;                     // GET /v1/me
+  let amountText = "0";
+  let follow = null;                 // AbortController of the order being followed
+  let countdown = null;
+  let current = null;                // the order on the screen
+  let refunding = null;
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const key = () => sessionStorage.getItem(KEY);
+
+  async function api(method, path, body, accept) {
+    const headers = { Authorization: "Bearer " + key() };
+    if (body) headers["Content-Type"] = "application/json";
+    if (accept) headers.Accept = accept;
+    let res;
+    try {
+      res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined, cache: "no-store" });
+    } catch (e) {
+      throw { code: "network" };
+    }
+    const json = (res.headers.get("content-type") || "").includes("json");
+    const data = json ? await res.json() : await res.text();
+    if (!res.ok) throw (json && data.error) || { code: "other" };
+    return data;
+  }
+
+  function say(err) {
+    $("alert").textContent = err ? qrgateI18n.error(err.code || "other") : "";
+  }
+
+  function show(id, visible) { $(id).classList.toggle("hidden", !visible); }
+
+  function money(amount, currency) {
+    try {
+      const digits = amount.includes(".") ? amount.split(".")[1].length : 0;
+      return new Intl.NumberFormat(qrgateI18n.lang === "zh" ? "zh-CN" : "en", {
+        style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+      }).format(Number(amount));
+    } catch (e) {
+      return amount + " " + currency;
+    }
+  }
+
+  function when(iso) {
+    return new Date(iso).toLocaleString(qrgateI18n.lang === "zh" ? "zh-CN" : "en", { timeZone: me.time_zone });
+  }
+
+  // ---- sign in ------------------------------------------------------------------
+  async function signIn(candidate) {
+    sessionStorage.setItem(KEY, candidate);
+    try {
+      me = await api("GET", "/v1/me");
+    } catch (e) {
+      sessionStorage.removeItem(KEY);
+      me = null;
+      say(e);
+      return false;
+    }
+    say(null);
+    $("shop").textContent = me.merchant_name + (me.key_name ? " · " + me.key_name : "");
+    show("signin", false);
+    show("app", true);
+    show("signout", true);
+    document.querySelector('[data-tab="report"]').classList.toggle("hidden", !me.scopes.includes("reports"));
+    $("dot").disabled = me.currency_minor_units === 0;
+    tab("charge");
+    const open = sessionStorage.getItem(OPEN);
+    if (open) {
+      try {
+        showOrder(await api("GET", "/v1/orders/" + encodeURIComponent(open)));
+      } catch (e) {
+        sessionStorage.removeItem(OPEN);
+      }
+    }
+    return true;
+  }
+
+  function signOut() {
+    stopFollowing();
+    sessionStorage.clear();
+    location.reload();
+  }
+
+  // ---- tabs ---------------------------------------------------------------------
+  function tab(name) {
+    document.querySelectorAll("#tabs button").forEach((b) => {
+      if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+    });
+    ["charge", "today", "shift", "report"].forEach((n) => show("tab-" + n, n === name));
+    say(null);
+    if (name === "today") loadToday();
+    if (name === "shift") showShift();
+    if (name === "report" && !$("report-date").value) $("report-date").value = todayIn(me.time_zone);
+  }
+
+  // ---- keypad -------------------------------------------------------------------
+  function press(k) {
+    let next = amountText;
+    if (k === "Backspace") next = next.length > 1 ? next.slice(0, -1) : "0";
+    else if (k === "Clear") next = "0";
+    else if (k === ".") {
+      if (me.currency_minor_units === 0 || next.includes(".")) return;
+      next += ".";
+    } else if (/^[0-9]$/.test(k)) {
+      const decimals = next.includes(".") ? next.split(".")[1].length : -1;
+      if (decimals >= me.currency_minor_units) return;
+      next = next === "0" ? k : next + k;
+    } else return;
+    if (next.length > AMOUNT_CHARS_MAX) return;
+    amountText = next;
+    $("amount").textContent = amountText;
+  }
+
+  function amountForWire() {
+    let text = amountText.endsWith(".") ? amountText.slice(0, -1) : amountText;
+    if (Number(text) <= 0) return null;
+    if (me.currency_minor_units > 0) {
+      const [whole, frac = ""] = text.split(".");
+      text = whole + "." + frac.padEnd(me.currency_minor_units, "0");
+    }
+    return text;
+  }
+
+  // ---- charge -------------------------------------------------------------------
+  async function charge(amount) {
+    if (!amount) { $("alert").textContent = t("err.amount"); return; }
+    const typed = $("reference").value.trim();
+    const reference = typed || "T" + Date.now().toString(36).toUpperCase();
+    $("charge").disabled = true;
+    try {
+      const order = await api("POST", "/v1/orders", {
+        amount, currency: me.currency, merchant_reference: reference, expires_in_seconds: ORDER_SECONDS,
+      });
+      say(null);
+      showOrder(order);
+    } catch (e) {
+      say(e);
+    } finally {
+      $("charge").disabled = false;
+    }
+  }
+
+  async function showOrder(order) {
+    current = order;
+    sessionStorage.setItem(OPEN, order.id);
+    if (order.status !== "pending") { showResult(order); return; }
+    show("keypad-view", false);
+    show("result-view", false);
+    show("qr-view", true);
+    $("qr-shop").textContent = me.merchant_name;
+    $("qr-amount").textContent = money(order.amount, order.currency);
+    const svg = await fetch("/v1/orders/" + encodeURIComponent(order.id) + "/qr.svg",
+      { headers: { Authorization: "Bearer " + key() }, cache: "no-store" });
+    if (svg.ok) {
+      const old = $("qr-img").src;
+      $("qr-img").src = URL.createObjectURL(await svg.blob());
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      $("qr-img").alt = t("qr.scan") + ": " + money(order.amount, order.currency);
+    }
+    startCountdown(order.expires_at);
+    followOrder(order.id);
+  }
+
+  function startCountdown(expiresAt) {
+    clearInterval(countdown);
+    const tick = () => {
+      const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
+      $("countdown").textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+
+  function stopFollowing() {
+    if (follow) follow.abort();
+    follow = null;
+    clearInterval(countdown);
+  }
+
+  // The order's events; true once it has left pending (the stream then ends).
+  function onOrder(order) {
+    if (!current || order.id !== current.id) return true;
+    current = order;
+    if (order.status === "pending") return false;
+    showResult(order);
+    return true;
+  }
+
+  async function followOrder(id) {
+    stopFollowing();
+    const ctl = new AbortController();
+    follow = ctl;
+    let lastEventId = null;
+    let failures = 0;
+    while (!ctl.signal.aborted) {
+      try {
+        const headers = { Authorization: "Bearer " + key(), Accept: "text/event-stream" };
+        if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+        const res = await fetch("/v1/orders/" + encodeURIComponent(id) + "/stream",
+          { headers, signal: ctl.signal, cache: "no-store" });
+        if (!res.ok || !res.body) throw new Error("stream answered " + res.status);
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let buffered = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffered += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffered.indexOf("\n\n")) >= 0) {
+            const block = buffered.slice(0, end);
+            buffered = buffered.slice(end + 2);
+            let data = "";
+            for (const line of block.split("\n")) {
+              if (line.startsWith("id: ")) lastEventId = line.slice(4);
+              else if (line.startsWith("data: ")) data += line.slice(6);
+            }
+            if (data && onOrder(JSON.parse(data))) { ctl.abort(); return; }
+          }
+        }
+        failures = 0;
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        if (++failures >= 3) { longPoll(id, ctl); return; }
+        await sleep(1000);
+      }
+    }
+  }
+
+  // The fallback: the order's long-poll, until it leaves pending.
+  async function longPoll(id, ctl) {
+    while (!ctl.signal.aborted) {
+      try {
+        const order = await api("GET", "/v1/orders/" + encodeURIComponent(id) + "?wait_seconds=25");
+        if (onOrder(order)) return;
+      } catch (e) {
+        await sleep(2000);
+      }
+    }
+  }
+
+  function showResult(order) {
+    stopFollowing();
+    current = order;
+    show("keypad-view", false);
+    show("qr-view", false);
+    show("result-view", true);
+    const paid = ["paid", "partially_refunded", "refunded"].includes(order.status);
+    const status = $("result-status");
+    status.className = "status " + (paid ? "ok" : "bad");
+    status.dataset.mark = paid ? "✓" : "✕";
+    status.textContent = paid ? t("paid.title") : order.status === "expired" ? t("expired.title") : t("closed.title");
+    const lines = [];
+    if (paid) {
+      lines.push(["paid.amount", money(order.amount, order.currency)]);
+      if (order.discount && Number(order.discount) > 0) lines.push(["paid.discount", money(order.discount, order.currency)]);
+      if (order.charged && (order.charged !== order.amount || order.charged_currency !== order.currency)) {
+        lines.push(["paid.charged", money(order.charged, order.charged_currency)]);
+      }
+      lines.push(["paid.time", when(order.paid_at)]);
+      lines.push(["paid.payment", order.payment_id]);
+    } else {
+      lines.push(["paid.amount", money(order.amount, order.currency)]);
+    }
+    const receipt = $("receipt");
+    receipt.replaceChildren();
+    for (const [label, value] of lines) {
+      const dt = document.createElement("dt");
+      dt.textContent = t(label);
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      receipt.append(dt, dd);
+    }
+    show("print", paid);
+    show("again", !paid);
+    $("next").focus();
+  }
+
+  function newSale() {
+    stopFollowing();
+    sessionStorage.removeItem(OPEN);
+    current = null;
+    amountText = "0";
+    $("amount").textContent = amountText;
+    $("reference").value = "";
+    show("qr-view", false);
+    show("result-view", false);
+    show("keypad-view", true);
+    $("amount").focus();
+  }
+
+  async function cancelOrder() {
+    if (!current) return;
+    try {
+      showResult(await api("POST", "/v1/orders/" + encodeURIComponent(current.id) + "/close"));
+    } catch (e) {
+      say(e);
+    }
+  }
+
+  // ---- today --------------------------------------------------------------------
+  // The date today where the shop is, and the instant its day began.
+  function todayIn(tz) {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
+      .format(new Date());
+  }
+  function dayStart(tz) {
+    const [y, m, d] = todayIn(tz).split("-").map(Number);
+    const target = Date.UTC(y, m - 1, d);
+    let guess = target;
+    for (let i = 0; i < 3; i++) {
+      const parts = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hourCycle: "h23", year: "numeric",
+        month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).formatToParts(new Date(guess));
+      const get = (k) => Number(parts.find((p) => p.type === k).value);
+      guess -= Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute")) - target;
+    }
+    return new Date(guess).toISOString();
+  }
+
+  async function loadToday() {
+    const filter = $("key-filter").value;
+    const query = "?limit=200&from=" + encodeURIComponent(dayStart(me.time_zone)) +
+      (filter ? "&key_id=" + encodeURIComponent(filter) : "");
+    let page;
+    try {
+      page = await api("GET", "/v1/orders" + query);
+    } catch (e) {
+      say(e);
+      return;
+    }
+    const rows = $("today-rows");
+    rows.replaceChildren();
+    const keys = new Set([me.key_id]);
+    for (const order of page.items) {
+      if (order.created_by_key_id) keys.add(order.created_by_key_id);
+      const tr = document.createElement("tr");
+      const cells = [when(order.created_at), money(order.amount, order.currency), t("status." + order.status),
+        order.merchant_reference, order.created_by_key_id === me.key_id ? (me.key_name || me.key_id) : (order.created_by_key_id || "")];
+      cells.forEach((text, i) => {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (i === 1) td.className = "num";
+        tr.append(td);
+      });
+      const action = document.createElement("td");
+      if (me.scopes.includes("refunds") && ["paid", "partially_refunded"].includes(order.status)) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = t("refund.go");
+        b.setAttribute("aria-label", t("refund.go") + " " + order.merchant_reference);
+        b.addEventListener("click", () => askRefund(order));
+        action.append(b);
+      }
+      tr.append(action);
+      rows.append(tr);
+    }
+    show("today-empty", page.items.length === 0);
+    const select = $("key-filter");
+    if (select.options.length === 0 || select.dataset.keys !== [...keys].join(",")) {
+      select.replaceChildren(new Option(t("today.all"), ""));
+      for (const k of keys) select.append(new Option(k === me.key_id ? (me.key_name || k) : k, k));
+      select.value = filter;
+      select.dataset.keys = [...keys].join(",");
+    }
+  }
+
+  function askRefund(order) {
+    refunding = order;
+    $("refund-order").textContent = order.merchant_reference + " · " + money(order.amount, order.currency);
+    $("refund-amount").value = order.status === "paid" ? order.amount : "";
+    $("refund-reason").value = "";
+    $("refund-dialog").showModal();
+    $("refund-amount").focus();
+  }
+
+  async function refund(event) {
+    event.preventDefault();
+    const order = refunding;
+    const body = { amount: $("refund-amount").value.trim(), refund_reference: "R" + Date.now().toString(36).toUpperCase() };
+    const reason = $("refund-reason").value.trim();
+    if (reason) body.reason = reason;
+    $("refund-confirm").disabled = true;
+    try {
+      await api("POST", "/v1/orders/" + encodeURIComponent(order.id) + "/refunds", body);
+      $("refund-dialog").close();
+      say(null);
+      $("alert").textContent = "";
+      loadToday();
+    } catch (e) {
+      $("refund-dialog").close();
+      say(e);
+    } finally {
+      $("refund-confirm").disabled = false;
+    }
+  }
+
+  // ---- shift --------------------------------------------------------------------
+  const shiftKey = () => "qrgate.shift." + me.key_id;
+  function showShift() {
+    const since = localStorage.getItem(shiftKey());
+    $("shift-state").textContent = since ? t("shift.since") + " " + when(since) : t("shift.none");
+    $("shift-open").disabled = !!since;
+    $("shift-close").disabled = !since;
+  }
+  function openShift() {
+    localStorage.setItem(shiftKey(), new Date().toISOString());
+    show("shift-table", false);
+    showShift();
+  }
+  async function closeShift() {
+    const since = localStorage.getItem(shiftKey());
+    let report;
+    try {
+      report = await api("GET", "/v1/reports/shift?since=" + encodeURIComponent(since));
+    } catch (e) {
+      say(e);
+      return;
+    }
+    const rows = $("shift-rows");
+    rows.replaceChildren();
+    const line = (name, r) => {
+      const tr = document.createElement("tr");
+      [name, r.orders_paid, money(r.paid_amount, report.currency), r.refunds, money(r.refunded_amount, report.currency)]
+        .forEach((text, i) => {
+          const td = document.createElement(i === 0 ? "th" : "td");
+          td.textContent = text;
+          if (i > 0) td.className = "num";
+          tr.append(td);
+        });
+      rows.append(tr);
+    };
+    for (const k of report.keys) line(k.key_name || k.key_id || "—", k);
+    line(t("shift.total"), report.totals);
+    show("shift-table", true);
+    localStorage.removeItem(shiftKey());
+    showShift();
+    $("shift-state").textContent = t("shift.net") + ": " + money(report.totals.net_amount, report.currency);
+  }
+
+  // ---- report -------------------------------------------------------------------
+  async function showReport() {
+    let report;
+    try {
+      report = await api("GET", "/v1/reports/settlement?date=" + encodeURIComponent($("report-date").value));
+    } catch (e) {
+      say(e);
+      return;
+    }
+    const lines = [["report.opening", report.opening_balance], ["report.payments", report.payments_amount],
+      ["report.discounts", report.discounts_amount], ["report.fees", report.fees],
+      ["report.refunds", report.refunds_amount], ["report.payouts", report.payouts_amount],
+      ["report.closing", report.closing_balance]];
+    const dl = $("report");
+    dl.replaceChildren();
+    for (const [label, value] of lines) {
+      const dt = document.createElement("dt");
+      dt.textContent = t(label);
+      const dd = document.createElement("dd");
+      dd.textContent = money(value, report.currency);
+      dl.append(dt, dd);
+    }
+  }
+
+  async function statementCsv() {
+    try {
+      const accounts = await api("GET", "/v1/accounts");
+      const account = accounts.items[0];
+      const date = $("report-date").value;
+      const res = await fetch("/v1/accounts/" + encodeURIComponent(account.id) + "/statement?format=csv&limit=200",
+        { headers: { Authorization: "Bearer " + key() }, cache: "no-store" });
+      if (!res.ok) throw (await res.json()).error;
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await res.blob());
+      link.download = "statement-" + date + ".csv";
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch (e) {
+      say(e && e.code ? e : { code: "other" });
+    }
+  }
+
+  // ---- wiring -------------------------------------------------------------------
+  document.addEventListener("DOMContentLoaded", () => {
+    qrgateI18n.apply();
+    $("lang").addEventListener("click", () => {
+      qrgateI18n.toggle();
+      if (current && !$("result-view").classList.contains("hidden")) showResult(current);
+    });
+    $("signin-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const candidate = $("key").value.trim();
+      $("key").value = "";
+      await signIn(candidate);
+    });
+    $("signout").addEventListener("click", signOut);
+    $("tabs").addEventListener("click", (e) => { if (e.target.dataset.tab) tab(e.target.dataset.tab); });
+    $("keypad").addEventListener("click", (e) => { if (e.target.dataset.key) press(e.target.dataset.key); });
+    document.addEventListener("keydown", (e) => {
+      if ($("keypad-view").classList.contains("hidden") || $("tab-charge").classList.contains("hidden")) return;
+      if (document.activeElement && ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) return;
+      if (/^[0-9.]$/.test(e.key) || e.key === "Backspace") { press(e.key); e.preventDefault(); }
+      else if (e.key === "Escape") press("Clear");
+      else if (e.key === "Enter") { charge(amountForWire()); e.preventDefault(); }
+    });
+    $("clear").addEventListener("click", () => press("Clear"));
+    $("charge").addEventListener("click", () => charge(amountForWire()));
+    $("qr-cancel").addEventListener("click", cancelOrder);
+    $("next").addEventListener("click", newSale);
+    $("again").addEventListener("click", () => { const amount = current && current.amount; newSale(); charge(amount); });
+    $("print").addEventListener("click", () => window.print());
+    $("key-filter").addEventListener("change", loadToday);
+    $("refund-form").addEventListener("submit", refund);
+    $("refund-cancel").addEventListener("click", () => $("refund-dialog").close());
+    $("shift-open").addEventListener("click", openShift);
+    $("shift-close").addEventListener("click", closeShift);
+    $("report-show").addEventListener("click", showReport);
+    $("report-csv").addEventListener("click", statementCsv);
+    if (key()) signIn(key()); else $("key").focus();
+  });
+})();
