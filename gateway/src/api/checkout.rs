@@ -13,7 +13,7 @@ use crate::{
     api::orders::{self, NewOrder, NewOrderRequest, ORDER_COLUMNS},
     auth::{sha256_32, Merchant, Scope},
     error::{ApiError, ApiResult, ErrorCode},
-    http::{json_body, timestamp},
+    http::{empty_body, json_body, timestamp},
     qr_image,
     state::AppState,
     streams,
@@ -400,7 +400,13 @@ async fn public_stream(
 
 /// The customer cancels on the page: the order is closed if it is still open (a paid
 /// one stays paid), and the page is told where to go.
-async fn public_cancel(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn public_cancel(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let row = by_token(&tx, &path).await?;

@@ -191,12 +191,27 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
         ("post", "/v1/admin/reconciliation/payments", "Check that payments settled exactly once", Admin, &[], Some("ReconcilePayments"), Json(200, "PaymentsReconciled"), &[]),
         ("post", "/v1/orders", "Create an order and its QR", Merchant("orders"), &[], Some("OrderCreate"), Json(201, "Order"), &[409, 422]),
-        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["status", "from", "to", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
+        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["status", "from", "to", "key_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
         ("get", "/v1/orders/{id}", "An order (long-polls with wait_seconds)", Merchant("orders"), &["wait_seconds"], None, Json(200, "Order"), &[404]),
         ("get", "/v1/orders/{id}/qr.svg", "The order's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
         ("get", "/v1/orders/{id}/qr.png", "The order's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
         ("post", "/v1/orders/{id}/close", "Close a pending order", Merchant("orders"), &[], Some("Empty"), Json(200, "Order"), &[404, 409]),
         ("get", "/v1/orders/{id}/events", "The order's timeline", Merchant("orders"), &[], None, Json(200, "OrderTimeline"), &[404]),
+        ("get", "/v1/orders/{id}/stream", "The order's state as server-sent events (Last-Event-ID honoured)", Merchant("orders"), &[], None, Media("text/event-stream"), &[404]),
+        ("post", "/v1/checkout-sessions", "Open a checkout session: an order with a hosted payment page", Merchant("orders"), &[], Some("CheckoutSessionCreate"), Json(201, "CheckoutSession"), &[409, 422]),
+        ("get", "/v1/checkout-sessions/{id}", "A checkout session", Merchant("orders"), &[], None, Json(200, "CheckoutSession"), &[404]),
+        ("get", "/v1/me", "The merchant and the key this call was made with", Merchant("any"), &[], None, Json(200, "Me"), &[]),
+        ("post", "/v1/keys", "Issue a staff key (its scopes at most the caller's)", Merchant("keys"), &[], Some("ApiKeyCreate"), Json(201, "ApiKeyCreated"), &[]),
+        ("get", "/v1/keys", "List the merchant's keys", Merchant("keys"), PAGE, None, Json(200, "ApiKeyPage"), &[]),
+        ("delete", "/v1/keys/{key_id}", "Revoke one of the merchant's keys", Merchant("keys"), &[], None, Json(200, "Revoked"), &[404]),
+        ("get", "/v1/reports/shift", "A shift close: paid and refunded since, by staff key", Merchant("orders"), &["since"], None, Json(200, "ShiftReport"), &[]),
+        ("get", "/cashier", "The cashier's till, a web page", Anyone, &[], None, Media("text/html"), &[]),
+        ("get", "/pay/{token}", "A checkout session's payment page", Anyone, &[], None, Media("text/html"), &[]),
+        ("get", "/pay/{token}/session", "What the payment page shows", Anyone, &[], None, Json(200, "PaymentPageSession"), &[404]),
+        ("get", "/pay/{token}/stream", "The payment page's session as server-sent events", Anyone, &[], None, Media("text/event-stream"), &[404, 429]),
+        ("get", "/pay/{token}/qr.svg", "The open session's QR as SVG", Anyone, &[], None, Media("image/svg+xml"), &[404, 409]),
+        ("post", "/pay/{token}/cancel", "The customer cancels: the order is closed if still open", Anyone, &[], Some("Empty"), Json(200, "PaymentPageSession"), &[404]),
+        ("get", "/assets/web/{name}", "A file of the web pages (CSS, JavaScript)", Anyone, &[], None, Media("text/plain"), &[404]),
         ("post", "/v1/orders/{id}/refunds", "Refund a paid order, in part or whole", Merchant("refunds"), &[], Some("RefundCreate"), Json(201, "Refund"), &[404, 409, 422]),
         ("post", "/v1/payouts", "Pay out to an allowed account", Merchant("refunds"), &[], Some("PayoutCreate"), Json(201, "Payout"), &[404, 409, 422]),
         ("get", "/v1/accounts", "The merchant's accounts", Merchant("reports"), &[], None, Json(200, "AccountList"), &[]),
@@ -313,6 +328,10 @@ fn operation(row: &Operation) -> Value {
         Caller::Anyone => op["security"] = json!([]),
         Caller::Metrics => op["security"] = json!([{"metrics": []}]),
         Caller::Admin => op["security"] = json!([{"admin": []}]),
+        Caller::Merchant("any") => {
+            op["security"] = json!([{"merchant": []}]);
+            op["description"] = "Any of the merchant's API keys.".into();
+        }
         Caller::Merchant(scope) => {
             op["security"] = json!([{"merchant": []}]);
             op["description"] = format!("Needs an API key with the `{scope}` scope.").into();
@@ -405,6 +424,10 @@ fn query_parameter(name: &str) -> Value {
         }
         "status" => schema_ref("OrderStatus"),
         "from" | "to" => schema_ref("RequestTimestamp"),
+        "since" => {
+            json!({"allOf": [schema_ref("RequestTimestamp")], "description": "When the shift opened: in the past, at most 31 days ago."})
+        }
+        "key_id" => json!({"type": "string", "minLength": 1, "description": "Only the orders this API key made."}),
         "date" => {
             json!({"type": "string", "format": "date", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"})
         }
@@ -414,7 +437,7 @@ fn query_parameter(name: &str) -> Value {
         "format" => json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
         _ => json!({"type": "string"}),
     };
-    json!({"name": name, "in": "query", "required": name == "date", "schema": schema})
+    json!({"name": name, "in": "query", "required": matches!(name, "date" | "since"), "schema": schema})
 }
 
 fn operation_id(method: &str, path: &str) -> String {
@@ -445,7 +468,12 @@ const AMOUNTS_WITH_CURRENCY: &[(&str, &[&str])] = &[
     ("Transfer", &["amount"]),
     ("PaymentRequest", &["amount"]),
     ("FundingLimitSet", &["limit"]),
+    ("CheckoutSessionCreate", &["amount"]),
 ];
+
+/// Request bodies with a list of items whose amounts are in the body's `currency`.
+const ITEM_AMOUNTS_WITH_CURRENCY: &[(&str, &str, &str)] =
+    &[("CheckoutSessionCreate", "line_items", "amount")];
 
 /// `schemas.json`, and the schemas the code itself defines: the error catalogue, the
 /// currencies (and how many decimals an amount in each may have), countries and time
@@ -484,10 +512,16 @@ fn schemas() -> Value {
                     0 => "^[0-9]{1,13}$".to_owned(),
                     n => format!("^[0-9]{{1,{}}}(\\.[0-9]{{1,{n}}})?$", 12 - n),
                 };
-                let properties: Map<String, Value> = fields
+                let mut properties: Map<String, Value> = fields
                     .iter()
                     .map(|f| (f.to_string(), json!({"pattern": pattern})))
                     .collect();
+                for (_, list, field) in ITEM_AMOUNTS_WITH_CURRENCY.iter().filter(|(s, ..)| s == schema) {
+                    properties.insert(
+                        list.to_string(),
+                        json!({"items": {"properties": {*field: {"pattern": pattern}}}}),
+                    );
+                }
                 json!({
                     "if": {"required": ["currency"], "properties": {"currency": {"enum": codes_of(Some(scale))}}},
                     "then": {"properties": properties},

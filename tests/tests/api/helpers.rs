@@ -273,7 +273,7 @@ impl TestApp {
         .await;
         let id = merchant["id"].as_str().unwrap().to_owned();
         let manager_key = self
-            .create_api_key(&id, &["orders", "refunds", "reports"])
+            .create_api_key(&id, &["orders", "refunds", "reports", "keys"])
             .await;
         let cashier_key = self.create_api_key(&id, &["orders"]).await;
         TestMerchant {
