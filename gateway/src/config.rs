@@ -110,6 +110,9 @@ limits! {
     order_streams_max: usize = 2_000;
     /// An event stream ends after this long; the page reconnects (with Last-Event-ID).
     order_stream_seconds_max: u64 = 300;
+    /// A quiet event stream sends a comment this often: proxies keep it open, and a page
+    /// that went away is noticed (its place freed) at the next write that fails.
+    order_stream_keepalive_ms: u64 = 5_000;
     /// Checkout sessions may return to http:// URLs on a loopback host (tests, local shops' dev
     /// servers); otherwise only https://.
     checkout_http_loopback_allowed: bool = false;

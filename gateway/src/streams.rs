@@ -23,8 +23,6 @@ use std::{
     time::Duration,
 };
 
-/// A comment line sent when nothing happened for this long, so proxies keep the stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What the browser waits before reconnecting a dropped stream.
 const RETRY_MS: u64 = 1_000;
 
@@ -53,7 +51,12 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.streams.open_streams.by_merchant.lock().expect("streams lock");
+        let mut open = self
+            .streams
+            .open_streams
+            .by_merchant
+            .lock()
+            .expect("streams lock");
         if let Some(n) = open.get_mut(&self.merchant_id) {
             *n -= 1;
             if *n == 0 {
@@ -88,8 +91,11 @@ pub fn open_slot(state: &Arc<AppState>, merchant_id: &str) -> ApiResult<Slot> {
 /// The client's `Last-Event-ID`, if it sent a sane one.
 pub fn last_event_id(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get("last-event-id")?.to_str().ok()?;
-    (value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then(|| value.to_owned())
+    (value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| value.to_owned())
 }
 
 /// The response: `first` is the look already taken (so a missing order answers 404
@@ -115,7 +121,10 @@ pub fn respond(
 }
 
 fn event(look: &Look) -> Bytes {
-    Bytes::from(format!("id: {}\nevent: order\ndata: {}\n\n", look.version, look.data))
+    Bytes::from(format!(
+        "id: {}\nevent: order\ndata: {}\n\n",
+        look.version, look.data
+    ))
 }
 
 async fn follow(
@@ -128,10 +137,16 @@ async fn follow(
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
     let limits = &state.settings.limits;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(limits.order_stream_seconds_max);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(limits.order_stream_seconds_max);
     let recheck = Duration::from_millis(limits.long_poll_recheck_ms);
+    let keep_alive = Duration::from_millis(limits.order_stream_keepalive_ms);
     let registration = state.order_waiters.register(&order_id);
-    if tx.send(Bytes::from(format!("retry: {RETRY_MS}\n\n"))).await.is_err() {
+    if tx
+        .send(Bytes::from(format!("retry: {RETRY_MS}\n\n")))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut sent = last_seen;
@@ -155,8 +170,12 @@ async fn follow(
             _ = tokio::time::sleep(recheck) => {}
             _ = tx.closed() => return,
         }
-        if quiet_since.elapsed() >= KEEP_ALIVE {
-            if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+        if quiet_since.elapsed() >= keep_alive {
+            if tx
+                .send(Bytes::from_static(b": keep-alive\n\n"))
+                .await
+                .is_err()
+            {
                 return;
             }
             quiet_since = tokio::time::Instant::now();

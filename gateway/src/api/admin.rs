@@ -5,9 +5,7 @@ use crate::{
     api::keys,
     auth::Admin,
     error::{ApiError, ApiResult, ErrorCode},
-    http::{
-        currency_field, empty_body, json_body, timestamp,
-    },
+    http::{currency_field, empty_body, json_body, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};

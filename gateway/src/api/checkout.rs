@@ -30,8 +30,14 @@ use tokio_postgres::Row;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/checkout-sessions", web::post().to(create_session))
-        .route("/v1/checkout-sessions/{id}", crate::http::get().to(get_session))
-        .route("/pay/{token}/session", crate::http::get().to(public_session))
+        .route(
+            "/v1/checkout-sessions/{id}",
+            crate::http::get().to(get_session),
+        )
+        .route(
+            "/pay/{token}/session",
+            crate::http::get().to(public_session),
+        )
         .route("/pay/{token}/stream", crate::http::get().to(public_stream))
         .route("/pay/{token}/qr.svg", crate::http::get().to(public_qr))
         .route("/pay/{token}/cancel", web::post().to(public_cancel));
@@ -86,7 +92,10 @@ fn line_item(item: &LineItemRequest, currency: Currency, at: usize) -> ApiResult
         .ok()
         .filter(|m| *m > 0)
         .ok_or_else(|| {
-            ApiError::invalid(&field("amount"), format!("must be a positive amount in {currency}"))
+            ApiError::invalid(
+                &field("amount"),
+                format!("must be a positive amount in {currency}"),
+            )
         })?;
     let total = unit
         .checked_mul(item.quantity)
@@ -110,7 +119,9 @@ fn return_address(field: &str, raw: &str, loopback_http: bool) -> ApiResult<Stri
         "https" if url.host().is_some() => {}
         "http" if loopback && loopback_http => {}
         "http" if loopback => {
-            return Err(bad("http:// is allowed only when the gateway allows loopback returns; use https://"))
+            return Err(bad(
+                "http:// is allowed only when the gateway allows loopback returns; use https://",
+            ))
         }
         _ => return Err(bad("must be an https:// URL")),
     }
@@ -141,7 +152,10 @@ async fn create_session(
     let return_url = return_address("return_url", &body.return_url, loopback)?;
     let cancel_url = return_address("cancel_url", &body.cancel_url, loopback)?;
     if body.line_items.len() > LINE_ITEMS_MAX {
-        return Err(ApiError::invalid("line_items", format!("at most {LINE_ITEMS_MAX} items")));
+        return Err(ApiError::invalid(
+            "line_items",
+            format!("at most {LINE_ITEMS_MAX} items"),
+        ));
     }
     let currency = order.amount.currency();
     let mut items = Vec::with_capacity(body.line_items.len());
@@ -154,7 +168,11 @@ async fn create_session(
     if !items.is_empty() && total != order.amount.minor() {
         return Err(ApiError::invalid(
             "line_items",
-            format!("add up to {}, not the amount {}", format_minor(total, currency), body.amount),
+            format!(
+                "add up to {}, not the amount {}",
+                format_minor(total, currency),
+                body.amount
+            ),
         ));
     }
     let token = ids::random_base32(TOKEN_CHARS);
@@ -255,7 +273,10 @@ async fn get_session(
     merchant.require(Scope::Orders)?;
     let client = state.pool.get().await?;
     let row = client
-        .query_opt(&session_sql("s.id = $1 AND s.merchant_id = $2"), &[&path.as_str(), &merchant.merchant_id])
+        .query_opt(
+            &session_sql("s.id = $1 AND s.merchant_id = $2"),
+            &[&path.as_str(), &merchant.merchant_id],
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("checkout session"))?;
     let order = OrderView(&row);
@@ -345,12 +366,18 @@ async fn by_token(client: &impl deadpool_postgres::GenericClient, token: &str) -
         return Err(ApiError::not_found("checkout session"));
     }
     client
-        .query_opt(&session_sql("s.token_sha256 = $1"), &[&sha256_32(token.as_bytes()).as_slice()])
+        .query_opt(
+            &session_sql("s.token_sha256 = $1"),
+            &[&sha256_32(token.as_bytes()).as_slice()],
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("checkout session"))
 }
 
-async fn public_session(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn public_session(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let client = state.pool.get().await?;
     let row = by_token(&client, &path).await?;
     Ok(no_store(HttpResponse::Ok()).json(OrderView(&row).public_json()))
@@ -361,10 +388,15 @@ async fn public_qr(state: web::Data<AppState>, path: web::Path<String>) -> ApiRe
     let row = by_token(&client, &path).await?;
     let view = OrderView(&row);
     if view.order_status() != "pending" {
-        return Err(ApiError::new(ErrorCode::OrderNotPayable, "this checkout session is not open"));
+        return Err(ApiError::new(
+            ErrorCode::OrderNotPayable,
+            "this checkout session is not open",
+        ));
     }
     let code = qr_image::encode(row.get(ORDER_OFFSET + 7)).map_err(ApiError::internal)?;
-    Ok(no_store(HttpResponse::Ok()).content_type("image/svg+xml").body(qr_image::svg(&code)))
+    Ok(no_store(HttpResponse::Ok())
+        .content_type("image/svg+xml")
+        .body(qr_image::svg(&code)))
 }
 
 async fn public_stream(
@@ -378,7 +410,11 @@ async fn public_stream(
         let client = state.pool.get().await?;
         let row = by_token(&client, &token).await?;
         let look = OrderView(&row).look();
-        (look, row.get::<_, String>(8), row.get::<_, String>(ORDER_OFFSET))
+        (
+            look,
+            row.get::<_, String>(8),
+            row.get::<_, String>(ORDER_OFFSET),
+        )
     };
     let slot = streams::open_slot(&state, &owner)?;
     let fetch: streams::Fetch = {
@@ -395,7 +431,14 @@ async fn public_stream(
             })
         })
     };
-    Ok(streams::respond(state, slot, order_id, first, streams::last_event_id(&req), fetch))
+    Ok(streams::respond(
+        state,
+        slot,
+        order_id,
+        first,
+        streams::last_event_id(&req),
+        fetch,
+    ))
 }
 
 /// The customer cancels on the page: the order is closed if it is still open (a paid

@@ -221,7 +221,13 @@ async fn list_keys(
     query: web::Query<KeysQuery>,
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Keys)?;
-    let page = page(&state, &merchant.merchant_id, query.cursor.as_deref(), query.limit).await?;
+    let page = page(
+        &state,
+        &merchant.merchant_id,
+        query.cursor.as_deref(),
+        query.limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 

@@ -2,7 +2,6 @@
 //! timeline) and its own account.
 
 use crate::{
-    streams,
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
@@ -12,6 +11,7 @@ use crate::{
     idempotency::{self, Idempotency},
     qr_image,
     state::AppState,
+    streams,
 };
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -35,7 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/orders/{id}/qr.svg", crate::http::get().to(qr_svg))
         .route("/v1/orders/{id}/qr.png", crate::http::get().to(qr_png))
         .route("/v1/orders/{id}/close", web::post().to(close_order))
-        .route("/v1/orders/{id}/stream", crate::http::get().to(order_stream))
+        .route(
+            "/v1/orders/{id}/stream",
+            crate::http::get().to(order_stream),
+        )
         .route(
             "/v1/orders/{id}/events",
             crate::http::get().to(order_events),
@@ -464,9 +467,14 @@ async fn order_stream(
     let state = streams::shared(&state);
     let slot = streams::open_slot(&state, &merchant.merchant_id)?;
     let fetch: streams::Fetch = {
-        let (state, merchant_id, order_id) = (state.clone(), merchant.merchant_id.clone(), order_id.clone());
+        let (state, merchant_id, order_id) = (
+            state.clone(),
+            merchant.merchant_id.clone(),
+            order_id.clone(),
+        );
         std::sync::Arc::new(move || {
-            let (state, merchant_id, order_id) = (state.clone(), merchant_id.clone(), order_id.clone());
+            let (state, merchant_id, order_id) =
+                (state.clone(), merchant_id.clone(), order_id.clone());
             Box::pin(async move {
                 let client = state.pool.get().await?;
                 match fetch_order(&client, &merchant_id, &order_id).await {
@@ -477,10 +485,15 @@ async fn order_stream(
             })
         })
     };
-    let first = fetch()
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    Ok(streams::respond(state, slot, order_id, first, streams::last_event_id(&req), fetch))
+    let first = fetch().await?.ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(streams::respond(
+        state,
+        slot,
+        order_id,
+        first,
+        streams::last_event_id(&req),
+        fetch,
+    ))
 }
 
 fn order_look(row: &Row) -> streams::Look {

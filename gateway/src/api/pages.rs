@@ -18,10 +18,26 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("qrgate.css", "text/css; charset=utf-8", include_str!("../../assets/web/qrgate.css")),
-    ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../assets/web/i18n.js")),
-    ("cashier.js", "text/javascript; charset=utf-8", include_str!("../../assets/web/cashier.js")),
-    ("pay.js", "text/javascript; charset=utf-8", include_str!("../../assets/web/pay.js")),
+    (
+        "qrgate.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/web/qrgate.css"),
+    ),
+    (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/web/i18n.js"),
+    ),
+    (
+        "cashier.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/web/cashier.js"),
+    ),
+    (
+        "pay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/web/pay.js"),
+    ),
 ];
 
 fn page(html: &'static str) -> HttpResponse {
@@ -52,6 +68,8 @@ async fn asset(name: web::Path<String>) -> HttpResponse {
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .body(*body),
-        None => actix_web::ResponseError::error_response(&crate::error::ApiError::not_found("asset")),
+        None => {
+            actix_web::ResponseError::error_response(&crate::error::ApiError::not_found("asset"))
+        }
     }
 }

@@ -197,7 +197,10 @@ async fn shift(
     }
     let client = state.pool.get().await?;
     let currency: String = client
-        .query_one("SELECT currency FROM merchants WHERE id = $1", &[&merchant.merchant_id])
+        .query_one(
+            "SELECT currency FROM merchants WHERE id = $1",
+            &[&merchant.merchant_id],
+        )
         .await?
         .get(0);
     let currency = Currency::parse(&currency).map_err(ApiError::internal_from)?;

@@ -121,6 +121,11 @@ pub async fn check_middleware(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        // Pages, images, CSV and event streams are not checked, and an event stream
+        // must not be held back until it ends.
+        return Ok(response.map_into_boxed_body());
+    }
     let (http_req, http_res) = response.into_parts();
     let (http_res, body) = http_res.into_parts();
     let response_bytes = actix_web::body::to_bytes(body)

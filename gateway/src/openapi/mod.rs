@@ -427,7 +427,9 @@ fn query_parameter(name: &str) -> Value {
         "since" => {
             json!({"allOf": [schema_ref("RequestTimestamp")], "description": "When the shift opened: in the past, at most 31 days ago."})
         }
-        "key_id" => json!({"type": "string", "minLength": 1, "description": "Only the orders this API key made."}),
+        "key_id" => {
+            json!({"type": "string", "minLength": 1, "description": "Only the orders this API key made."})
+        }
         "date" => {
             json!({"type": "string", "format": "date", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"})
         }

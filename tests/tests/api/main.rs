@@ -4,6 +4,7 @@
 
 mod admin;
 mod cashier;
+mod checkout;
 mod concurrency;
 mod conformance;
 mod credentials;
@@ -28,5 +29,6 @@ mod sdk;
 mod shutdown;
 mod simulator;
 mod slow_clients;
+mod tills;
 mod wallet_security;
 mod webhooks;

@@ -215,7 +215,9 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
         // http:// returns are a deployment's choice; line items add up to the amount.
         "/v1/checkout-sessions" => {
             let https = |f: &str| body[f].as_str().is_some_and(|u| u.starts_with("https://"));
-            let no_items = body["line_items"].as_array().is_none_or(|items| items.is_empty());
+            let no_items = body["line_items"]
+                .as_array()
+                .is_none_or(|items| items.is_empty());
             https("return_url") && https("cancel_url") && no_items && cny(&["amount"])
         }
         _ => true,
