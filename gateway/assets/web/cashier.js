@@ -494,9 +494,14 @@
   // ---- wiring -------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {
     qrgateI18n.apply();
+    // Words drawn by the script are drawn again in the other language.
     $("lang").addEventListener("click", () => {
       qrgateI18n.toggle();
+      if (!me) return;
       if (current && !$("result-view").classList.contains("hidden")) showResult(current);
+      if (!$("tab-today").classList.contains("hidden")) loadToday();
+      if (!$("tab-shift").classList.contains("hidden") && $("shift-table").classList.contains("hidden")) showShift();
+      if ($("report").children.length > 0) showReport();
     });
     $("signin-form").addEventListener("submit", async (e) => {
       e.preventDefault();

@@ -3,6 +3,7 @@
 //! checked (`TestApp`'s `Drop`).
 
 mod admin;
+mod browser;
 mod cashier;
 mod checkout;
 mod concurrency;
@@ -18,6 +19,7 @@ mod movements;
 mod openapi;
 mod openapi_property;
 mod orders;
+mod pages;
 mod payments;
 mod points;
 mod promotions;

@@ -1,0 +1,188 @@
+//! The web pages in a real browser (headless Chromium over the DevTools protocol): the
+//! cashier's till and the hosted payment page, against a real gateway, with real wallet
+//! payments made by the test while the page watches.
+
+use crate::browser::{qr_codes_in, Browser};
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_shift() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let till = json_ok(
+        app.merchant_post(&shop.manager_key, "/v1/keys", &json!({"name": "Till 1", "scopes": ["orders", "refunds", "reports"]}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let key = till["key"].as_str().unwrap().to_owned();
+    let secret = key.split_once('.').unwrap().1.to_owned();
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "500.00").await;
+
+    let browser = Browser::launch();
+    let page = browser.page(800, 1000, false);
+    page.goto(&app.url("/cashier"));
+    page.eval("localStorage.setItem('qrgate.lang', 'en')");
+
+    // A wrong key: said in words, and the page stays signed out.
+    page.eval("document.getElementById('key').value = 'key_nope.nope'");
+    page.click("#signin-form button[type=submit]");
+    page.wait_for("document.getElementById('alert').textContent.length > 0");
+    assert_eq!(page.text("alert"), "This API key is not valid or was revoked.");
+    assert!(!page.visible("app"));
+
+    page.eval(&format!("document.getElementById('key').value = {key:?}"));
+    page.click("#signin-form button[type=submit]");
+    page.wait_for("!document.getElementById('app').classList.contains('hidden')");
+    assert_eq!(page.text("shop"), "Lucky Noodle Bar · Till 1");
+    page.click("[data-tab=shift]");
+    page.click("#shift-open");
+    page.click("[data-tab=charge]");
+
+    // The keypad, by keyboard and by touch.
+    page.eval("document.getElementById('amount').focus()");
+    page.type_keys("12");
+    page.click("[data-key='.']");
+    page.type_keys("5");
+    assert_eq!(page.text("amount"), "12.5");
+    page.screenshot("cashier-keypad");
+    page.click("#charge");
+    page.wait_for("!document.getElementById('qr-view').classList.contains('hidden') && document.getElementById('qr-img').naturalWidth > 0");
+    let order_id = page.eval("sessionStorage.getItem('qrgate.openOrder')");
+    let order = app.order(&key, order_id.as_str().unwrap()).await;
+    assert_eq!(order["amount"], "12.50");
+    assert_eq!(order["created_by_key_id"], till["id"]);
+
+    // The QR on the screen is exactly the order's payload; the expiry counts down.
+    let shot = page.screenshot("cashier-qr");
+    assert_eq!(qr_codes_in(&shot), [order["qr_payload"].as_str().unwrap()]);
+    let countdown = page.text("countdown");
+    let (minutes, seconds) = countdown.split_once(':').unwrap();
+    assert!(minutes.parse::<u32>().unwrap() <= 5 && seconds.len() == 2, "{countdown}");
+
+    // Paid by a wallet: the page shows it without a reload.
+    page.eval("window.notReloaded = true");
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    page.wait_for("document.getElementById('result-status').textContent === 'Paid'");
+    assert_eq!(page.eval("window.notReloaded"), true);
+    let paid = app.order(&key, order_id.as_str().unwrap()).await;
+    assert!(page.text("receipt").contains(paid["payment_id"].as_str().unwrap()));
+    page.screenshot("cashier-paid");
+
+    // A reload resumes the order on the screen.
+    page.goto(&app.url("/cashier"));
+    page.wait_for("document.getElementById('result-status').textContent === 'Paid'");
+
+    // A partial refund from today's list, confirmed.
+    page.click("#next");
+    page.click("[data-tab=today]");
+    page.wait_for("document.querySelectorAll('#today-rows tr').length === 1");
+    page.click("#today-rows button");
+    page.wait_for("document.getElementById('refund-dialog').open");
+    page.eval("document.getElementById('refund-amount').value = '2.50'");
+    page.screenshot("cashier-refund-confirm");
+    page.click("#refund-confirm");
+    page.wait_for("document.getElementById('today-rows').textContent.includes('Partly refunded')");
+    page.screenshot("cashier-refund");
+    assert_eq!(app.order(&key, order_id.as_str().unwrap()).await["status"], "partially_refunded");
+
+    // The shift close: this till's totals.
+    page.click("[data-tab=shift]");
+    page.click("#shift-close");
+    page.wait_for("!document.getElementById('shift-table').classList.contains('hidden')");
+    let shift = page.text("shift-rows");
+    assert!(shift.contains("Till 1") && shift.contains("12.50") && shift.contains("2.50"), "{shift}");
+    assert_eq!(page.text("shift-state"), "Net: CN¥10.00");
+    page.screenshot("cashier-shift");
+
+    // The day's report.
+    page.click("[data-tab=report]");
+    page.click("#report-show");
+    page.wait_for("document.getElementById('report').children.length > 0");
+    assert!(page.text("report").contains("12.50"));
+    page.screenshot("cashier-report");
+
+    // Chinese, switched on the page.
+    page.click("#lang");
+    assert_eq!(page.eval("document.querySelector('[data-tab=charge]').textContent"), "收款");
+    assert_eq!(page.eval("document.documentElement.lang"), "zh-CN");
+    page.wait_for("document.getElementById('report').textContent.includes('期末余额')");
+    page.screenshot("cashier-report-zh");
+
+    // The key travelled in headers only: in no URL, cookie or local storage.
+    let urls = browser.requested_urls();
+    assert!(urls.iter().any(|u| u.contains("/v1/orders/")), "{urls:?}");
+    for url in &urls {
+        assert!(!url.contains(&secret), "the key in a URL: {url}");
+    }
+    assert_eq!(page.eval("document.cookie"), "");
+    assert_eq!(page.eval(&format!("JSON.stringify(localStorage).includes({secret:?})")), false);
+    assert!(browser.page_errors().is_empty(), "{:?}", browser.page_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkout_session_is_paid_on_its_page_and_the_customer_returns_to_the_shop() {
+    let app = spawn_app_with(&[("QRGATE_CHECKOUT_HTTP_LOOPBACK_ALLOWED", "true")]).await;
+    let shop = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let return_url = app.url("/healthz?from=shop");
+    let session = json_ok(
+        app.merchant_post(&shop.cashier_key, "/v1/checkout-sessions", &json!({
+            "amount": "25.50", "currency": "CNY", "merchant_reference": "WEB-1001",
+            "description": "Order 1001 from the web shop",
+            "line_items": [{"name": "Beef noodles", "quantity": 2, "amount": "10.00"}, {"name": "Jasmine tea", "quantity": 1, "amount": "5.50"}],
+            "return_url": return_url, "cancel_url": app.url("/healthz?from=cancel"),
+        }))
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let url = session["url"].as_str().unwrap();
+    let payload = session["order"]["qr_payload"].as_str().unwrap();
+
+    let browser = Browser::launch();
+    let phone = browser.page(390, 844, true);
+    phone.goto(url);
+    phone.eval("localStorage.setItem('qrgate.lang', 'en')");
+    phone.goto(url);
+    phone.wait_for("document.getElementById('qr').naturalWidth > 0");
+    assert_eq!(phone.text("shop"), "Lucky Noodle Bar");
+    assert!(phone.text("item-rows").contains("Beef noodles"));
+    // On a phone: the wallet app opens with the same payload.
+    let link = phone.eval("document.getElementById('wallet-link').href");
+    let link = link.as_str().unwrap();
+    assert_eq!(link.strip_prefix("qrgate://pay?payload=").map(percent_decode).as_deref(), Some(payload));
+    phone.screenshot("pay-phone");
+
+    let desktop = browser.page(1280, 800, false);
+    desktop.goto(url);
+    desktop.wait_for("document.getElementById('qr').naturalWidth > 0");
+    let shot = desktop.screenshot("pay-desktop");
+    assert_eq!(qr_codes_in(&shot), [payload]);
+
+    json_ok(app.pay(&wallet, &session["order"], &customer).await, StatusCode::OK).await;
+    let expected = format!("{return_url}&session_id={}", session["id"].as_str().unwrap());
+    desktop.wait_for(&format!("location.href === {expected:?}"));
+    phone.wait_for(&format!("location.href === {expected:?}"));
+    assert!(browser.page_errors().is_empty(), "{:?}", browser.page_errors());
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
