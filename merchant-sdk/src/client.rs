@@ -1,9 +1,13 @@
 //! The merchant API client.
 
 use crate::{
-    types::{AccountWire, OrderWire, PayoutWire, RefundWire, SettlementReportWire, StatementWire},
-    Account, Error, ErrorKind, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Payout,
-    Refund, RetryPolicy, SettlementReport, StatementLine, WebhookDelivery,
+    types::{
+        AccountWire, CheckoutSessionWire, OrderWire, PayoutWire, RefundWire, SettlementReportWire,
+        StatementWire,
+    },
+    Account, CheckoutSession, Error, ErrorKind, ListOrders, NewCheckoutSession, NewOrder, Order,
+    OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, SettlementReport, StatementLine,
+    WebhookDelivery,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
 use rust_decimal::Decimal;
@@ -110,6 +114,31 @@ impl Client {
         let wire: OrderWire = self
             .call(Method::POST, "/v1/orders", Some(body), self.timeout)
             .await?;
+        wire.try_into()
+    }
+
+    /// Opens a checkout session: an order with a hosted payment page (`url`) to send a
+    /// web shop's customer to. Needs the `orders` scope.
+    pub async fn create_checkout_session(
+        &self,
+        session: &NewCheckoutSession,
+    ) -> Result<CheckoutSession, Error> {
+        let body = session.body()?;
+        let wire: CheckoutSessionWire = self
+            .call(
+                Method::POST,
+                "/v1/checkout-sessions",
+                Some(body),
+                self.timeout,
+            )
+            .await?;
+        wire.try_into()
+    }
+
+    /// A checkout session as it is now (without its page address).
+    pub async fn checkout_session(&self, session_id: &str) -> Result<CheckoutSession, Error> {
+        let path = format!("/v1/checkout-sessions/{}", encode_segment(session_id));
+        let wire: CheckoutSessionWire = self.call(Method::GET, &path, None, self.timeout).await?;
         wire.try_into()
     }
 

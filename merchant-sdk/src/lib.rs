@@ -40,6 +40,7 @@ pub use qrgate_domain::emv_lint::{lint, Problem};
 pub use qrgate_domain::{Currency, Money};
 pub use retry::RetryPolicy;
 pub use types::{
-    Account, ListOrders, NewOrder, Order, OrderEvent, OrderStatus, Page, Payout, Refund,
-    SettlementReport, StatementLine, WebhookDelivery,
+    Account, CheckoutSession, CheckoutStatus, LineItem, ListOrders, NewCheckoutSession, NewOrder,
+    Order, OrderEvent, OrderStatus, Page, Payout, Refund, SettlementReport, StatementLine,
+    WebhookDelivery,
 };

@@ -103,6 +103,8 @@ pub struct Order {
     pub discount: Option<Decimal>,
     /// Once paid: what the customer's account was charged, and in which currency.
     pub charged: Option<(Decimal, Currency)>,
+    /// The API key (staff key) that made the order.
+    pub created_by_key_id: Option<String>,
 }
 
 /// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
@@ -138,6 +140,8 @@ pub(crate) struct OrderWire {
     charged: Option<String>,
     #[serde(default)]
     charged_currency: Option<Currency>,
+    #[serde(default)]
+    created_by_key_id: Option<String>,
 }
 
 impl TryFrom<OrderWire> for Order {
@@ -166,6 +170,7 @@ impl TryFrom<OrderWire> for Order {
                 (Some(c), Some(currency)) => Some((signed_decimal(c, currency)?, currency)),
                 _ => None,
             },
+            created_by_key_id: w.created_by_key_id,
         })
     }
 }
@@ -520,4 +525,126 @@ pub struct WebhookDelivery {
     pub last_http_status: Option<i16>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+}
+
+/// One line of a checkout session: what it is, how many, and the price of one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineItem {
+    /// 1–100 printable characters.
+    pub name: String,
+    /// 1..9999.
+    pub quantity: u32,
+    /// The price of one, in the session's currency.
+    pub amount: Decimal,
+}
+
+/// What a web shop asks for: an order with a hosted payment page. Checked locally
+/// (amount scale, lengths) before sending; the gateway checks the URLs and that the
+/// line items add up to the amount.
+#[derive(Clone, Debug)]
+pub struct NewCheckoutSession {
+    /// The order to pay.
+    pub order: NewOrder,
+    /// Where the customer returns once paid (`session_id` is added): https://.
+    pub return_url: String,
+    /// Where the customer goes on cancelling: https://.
+    pub cancel_url: String,
+    /// Optional; when given, quantity × amount adds up to the order's amount.
+    pub line_items: Vec<LineItem>,
+}
+
+impl NewCheckoutSession {
+    pub(crate) fn body(&self) -> Result<serde_json::Value, Error> {
+        let mut body = self.order.body()?;
+        let object = body.as_object_mut().expect("an order body is an object");
+        object.remove("terminal_id");
+        object.insert("return_url".into(), self.return_url.clone().into());
+        object.insert("cancel_url".into(), self.cancel_url.clone().into());
+        let mut items = Vec::with_capacity(self.line_items.len());
+        for item in &self.line_items {
+            let text = item.amount.normalize().to_string();
+            let money = Money::parse(&text, self.order.currency).map_err(|e| {
+                Error::InvalidInput(format!("line item {:?}: amount {text}: {e}", item.name))
+            })?;
+            items.push(serde_json::json!({"name": item.name, "quantity": item.quantity, "amount": money.to_string()}));
+        }
+        object.insert("line_items".into(), items.into());
+        Ok(body)
+    }
+}
+
+/// Where a checkout session is: `open` while its order is pending, then `complete`
+/// (paid), `expired` or `cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutStatus {
+    /// The order is pending: the page shows its QR.
+    Open,
+    /// Paid (refunds afterwards do not reopen it).
+    Complete,
+    /// The order expired unpaid.
+    Expired,
+    /// The customer cancelled, or the merchant closed the order.
+    Cancelled,
+}
+
+/// A checkout session as the gateway reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckoutSession {
+    /// `cs_…`.
+    pub id: String,
+    /// Where it is in its life.
+    pub status: CheckoutStatus,
+    /// The payment page to send the customer to; only when the session was created (the
+    /// gateway keeps only a hash of it).
+    pub url: Option<String>,
+    /// The order the page pays.
+    pub order: Order,
+    /// Where the customer returns once paid.
+    pub return_url: String,
+    /// Where the customer goes on cancelling.
+    pub cancel_url: String,
+    /// When the page stops being payable (the order's expiry).
+    pub expires_at: DateTime<Utc>,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CheckoutSessionWire {
+    id: String,
+    status: String,
+    #[serde(default)]
+    url: Option<String>,
+    order: OrderWire,
+    return_url: String,
+    cancel_url: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<CheckoutSessionWire> for CheckoutSession {
+    type Error = Error;
+    fn try_from(w: CheckoutSessionWire) -> Result<Self, Error> {
+        let status = match w.status.as_str() {
+            "open" => CheckoutStatus::Open,
+            "complete" => CheckoutStatus::Complete,
+            "expired" => CheckoutStatus::Expired,
+            "cancelled" => CheckoutStatus::Cancelled,
+            other => {
+                return Err(Error::UnexpectedResponse(format!(
+                    "checkout status {other:?}"
+                )))
+            }
+        };
+        Ok(CheckoutSession {
+            id: w.id,
+            status,
+            url: w.url,
+            order: w.order.try_into()?,
+            return_url: w.return_url,
+            cancel_url: w.cancel_url,
+            expires_at: w.expires_at,
+            created_at: w.created_at,
+        })
+    }
 }

@@ -6,7 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use merchant_sdk::{terminal, Client, Error, ErrorKind, ListOrders, NewOrder, Order, OrderStatus};
+use merchant_sdk::{
+    terminal, Client, Error, ErrorKind, LineItem, ListOrders, NewCheckoutSession, NewOrder, Order,
+    OrderStatus,
+};
 use rust_decimal::Decimal;
 use std::{io::Write, process::ExitCode, str::FromStr, time::Duration};
 
@@ -96,11 +99,47 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Online checkout: a payment link for a web shop's customer.
+    Checkout {
+        #[command(subcommand)]
+        action: CheckoutCommand,
+    },
     /// The daily settlement report (needs `reports`).
     Report {
         /// The day, YYYY-MM-DD, in the merchant's time zone (default: today on this machine).
         #[arg(long)]
         date: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckoutCommand {
+    /// Open a checkout session: prints its payment link and, in a terminal, the link's QR code.
+    Create {
+        /// Amount, e.g. 25.50 (at most the currency's decimal places).
+        amount: String,
+        /// Where the customer returns once paid (https://; `session_id` is added).
+        #[arg(long)]
+        return_url: String,
+        /// Where the customer goes on cancelling (https://).
+        #[arg(long)]
+        cancel_url: String,
+        /// Currency: the merchant's own (ISO 4217).
+        #[arg(long, env = "QRGATE_CURRENCY", default_value = "CNY")]
+        currency: String,
+        /// The shop's reference for the order (1–25 ASCII characters); generated when omitted.
+        #[arg(long)]
+        reference: Option<String>,
+        /// What is being paid for.
+        #[arg(long)]
+        description: Option<String>,
+        /// How long the link stays payable (30..86400, default 300).
+        #[arg(long)]
+        expires_in_seconds: Option<u32>,
+        /// A line item, `NAME:QUANTITY:PRICE` (e.g. "Tea:2:5.50"); repeat for more. They
+        /// must add up to the amount.
+        #[arg(long = "item")]
+        items: Vec<String>,
     },
 }
 
@@ -156,6 +195,43 @@ async fn main() -> ExitCode {
         } => refund(&client, &order_id, &amount, reference, reason).await,
         Command::Statement { limit } => statement(&client, limit).await,
         Command::Report { date } => settlement_report(&client, date).await,
+        Command::Checkout {
+            action:
+                CheckoutCommand::Create {
+                    amount,
+                    return_url,
+                    cancel_url,
+                    currency,
+                    reference,
+                    description,
+                    expires_in_seconds,
+                    items,
+                },
+        } => {
+            let session = new_order(
+                &amount,
+                &currency,
+                reference,
+                None,
+                description,
+                expires_in_seconds,
+            )
+            .and_then(|order| {
+                Ok(NewCheckoutSession {
+                    order,
+                    return_url,
+                    cancel_url,
+                    line_items: items
+                        .iter()
+                        .map(|i| line_item(i))
+                        .collect::<Result<_, _>>()?,
+                })
+            });
+            match session {
+                Ok(session) => checkout_create(&client, &session).await,
+                Err(e) => return fail(&e),
+            }
+        }
     };
     result.unwrap_or_else(|e| fail(&e))
 }
@@ -210,6 +286,46 @@ async fn charge(
     println!("Scan to pay.");
     let outcome = wait_with_countdown(client, &order).await?;
     Ok(report(&outcome))
+}
+
+/// `NAME:QUANTITY:PRICE`; the name may itself hold colons (the last two fields are split off).
+fn line_item(text: &str) -> Result<LineItem, Error> {
+    let bad = || {
+        Error::InvalidInput(format!(
+            "--item {text:?}: write NAME:QUANTITY:PRICE, e.g. Tea:2:5.50"
+        ))
+    };
+    let mut parts = text.rsplitn(3, ':');
+    let (price, quantity, name) = (parts.next(), parts.next(), parts.next());
+    let (Some(price), Some(quantity), Some(name)) = (price, quantity, name) else {
+        return Err(bad());
+    };
+    Ok(LineItem {
+        name: name.to_owned(),
+        quantity: quantity.parse().map_err(|_| bad())?,
+        amount: Decimal::from_str(price).map_err(|_| bad())?,
+    })
+}
+
+async fn checkout_create(client: &Client, session: &NewCheckoutSession) -> Result<ExitCode, Error> {
+    let created = client.create_checkout_session(session).await?;
+    let url = created.url.clone().unwrap_or_default();
+    println!(
+        "Checkout session {} — {} {} (ref {}), payable until {}",
+        created.id,
+        created.order.amount,
+        created.order.currency,
+        created.order.merchant_reference,
+        created.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!("{url}");
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        if let Some(code) = terminal::encode(&url) {
+            print!("{}", terminal::render(&code));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for the outcome, redrawing a countdown each second; Ctrl-C closes the order.

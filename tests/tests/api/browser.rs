@@ -56,7 +56,10 @@ fn chromium() -> String {
 
 impl Browser {
     pub fn launch() -> Browser {
-        let profile = std::env::temp_dir().join(format!("qrgate-chromium-{}", qrgate_domain::ids::random_base32(10)));
+        let profile = std::env::temp_dir().join(format!(
+            "qrgate-chromium-{}",
+            qrgate_domain::ids::random_base32(10)
+        ));
         std::fs::create_dir_all(&profile).unwrap();
         // The shell hands our stdin to chromium as fd 3 and our stdout as fd 4, then
         // points chromium's own stdin and stdout elsewhere.
@@ -250,7 +253,9 @@ impl Page<'_> {
     }
 
     pub fn visible(&self, id: &str) -> bool {
-        self.eval(&format!("!document.getElementById({id:?}).closest('.hidden')")) == true
+        self.eval(&format!(
+            "!document.getElementById({id:?}).closest('.hidden')"
+        )) == true
     }
 
     pub fn text(&self, id: &str) -> String {
@@ -282,7 +287,9 @@ pub fn screenshot_dir() -> std::path::PathBuf {
             if dir.is_absolute() {
                 dir
             } else {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(dir)
             }
         }
         None => std::env::temp_dir().join("qrgate-screenshots"),
@@ -301,7 +308,10 @@ pub fn qr_codes_in(png: &[u8]) -> Vec<String> {
     let grey = |x: usize, y: usize| -> u8 {
         let at = (y * width + x) * channels;
         if channels >= 3 {
-            ((u32::from(pixels[at]) * 299 + u32::from(pixels[at + 1]) * 587 + u32::from(pixels[at + 2]) * 114) / 1000) as u8
+            ((u32::from(pixels[at]) * 299
+                + u32::from(pixels[at + 1]) * 587
+                + u32::from(pixels[at + 2]) * 114)
+                / 1000) as u8
         } else {
             pixels[at]
         }

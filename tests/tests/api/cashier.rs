@@ -318,3 +318,73 @@ async fn refund_statement_and_report_commands() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn checkout_create_prints_the_payment_link_of_a_new_session() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let child = cashier(
+        &app,
+        &merchant.cashier_key,
+        &[
+            "checkout",
+            "create",
+            "25.50",
+            "--return-url",
+            "https://shop.example/thanks",
+            "--cancel-url",
+            "https://shop.example/cart",
+            "--reference",
+            "WEB-77",
+            "--item",
+            "Beef: noodles:2:10.00",
+            "--item",
+            "Tea:1:5.50",
+        ],
+    );
+    let (code, stdout, stderr) = finish(child).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let id = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("cs_"))
+        .expect("a session id");
+    let url = stdout
+        .lines()
+        .find(|l| l.contains("/pay/"))
+        .expect("the payment link");
+    assert!(url.starts_with(&app.address), "{url}");
+    // Not a terminal: the link only, no QR drawing.
+    assert!(!stdout.contains('█'), "{stdout}");
+    let session = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/checkout-sessions/{id}"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(session["order"]["merchant_reference"], "WEB-77");
+    assert_eq!(session["line_items"][0]["name"], "Beef: noodles");
+    let page = app.http.get(url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+
+    let child = cashier(
+        &app,
+        &merchant.cashier_key,
+        &[
+            "checkout",
+            "create",
+            "5.00",
+            "--return-url",
+            "https://a.example/",
+            "--cancel-url",
+            "https://a.example/",
+            "--item",
+            "Tea",
+        ],
+    );
+    let (code, _, stderr) = finish(child).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("NAME:QUANTITY:PRICE"), "{stderr}");
+}

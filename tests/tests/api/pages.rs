@@ -12,8 +12,12 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
     let app = spawn_app().await;
     let shop = app.create_merchant().await;
     let till = json_ok(
-        app.merchant_post(&shop.manager_key, "/v1/keys", &json!({"name": "Till 1", "scopes": ["orders", "refunds", "reports"]}))
-            .await,
+        app.merchant_post(
+            &shop.manager_key,
+            "/v1/keys",
+            &json!({"name": "Till 1", "scopes": ["orders", "refunds", "reports"]}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -31,7 +35,10 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
     page.eval("document.getElementById('key').value = 'key_nope.nope'");
     page.click("#signin-form button[type=submit]");
     page.wait_for("document.getElementById('alert').textContent.length > 0");
-    assert_eq!(page.text("alert"), "This API key is not valid or was revoked.");
+    assert_eq!(
+        page.text("alert"),
+        "This API key is not valid or was revoked."
+    );
     assert!(!page.visible("app"));
 
     page.eval(&format!("document.getElementById('key').value = {key:?}"));
@@ -61,7 +68,10 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
     assert_eq!(qr_codes_in(&shot), [order["qr_payload"].as_str().unwrap()]);
     let countdown = page.text("countdown");
     let (minutes, seconds) = countdown.split_once(':').unwrap();
-    assert!(minutes.parse::<u32>().unwrap() <= 5 && seconds.len() == 2, "{countdown}");
+    assert!(
+        minutes.parse::<u32>().unwrap() <= 5 && seconds.len() == 2,
+        "{countdown}"
+    );
 
     // Paid by a wallet: the page shows it without a reload.
     page.eval("window.notReloaded = true");
@@ -69,7 +79,9 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
     page.wait_for("document.getElementById('result-status').textContent === 'Paid'");
     assert_eq!(page.eval("window.notReloaded"), true);
     let paid = app.order(&key, order_id.as_str().unwrap()).await;
-    assert!(page.text("receipt").contains(paid["payment_id"].as_str().unwrap()));
+    assert!(page
+        .text("receipt")
+        .contains(paid["payment_id"].as_str().unwrap()));
     page.screenshot("cashier-paid");
 
     // A reload resumes the order on the screen.
@@ -87,14 +99,20 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
     page.click("#refund-confirm");
     page.wait_for("document.getElementById('today-rows').textContent.includes('Partly refunded')");
     page.screenshot("cashier-refund");
-    assert_eq!(app.order(&key, order_id.as_str().unwrap()).await["status"], "partially_refunded");
+    assert_eq!(
+        app.order(&key, order_id.as_str().unwrap()).await["status"],
+        "partially_refunded"
+    );
 
     // The shift close: this till's totals.
     page.click("[data-tab=shift]");
     page.click("#shift-close");
     page.wait_for("!document.getElementById('shift-table').classList.contains('hidden')");
     let shift = page.text("shift-rows");
-    assert!(shift.contains("Till 1") && shift.contains("12.50") && shift.contains("2.50"), "{shift}");
+    assert!(
+        shift.contains("Till 1") && shift.contains("12.50") && shift.contains("2.50"),
+        "{shift}"
+    );
     assert_eq!(page.text("shift-state"), "Net: CN¥10.00");
     page.screenshot("cashier-shift");
 
@@ -107,7 +125,10 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
 
     // Chinese, switched on the page.
     page.click("#lang");
-    assert_eq!(page.eval("document.querySelector('[data-tab=charge]').textContent"), "收款");
+    assert_eq!(
+        page.eval("document.querySelector('[data-tab=charge]').textContent"),
+        "收款"
+    );
     assert_eq!(page.eval("document.documentElement.lang"), "zh-CN");
     page.wait_for("document.getElementById('report').textContent.includes('期末余额')");
     page.screenshot("cashier-report-zh");
@@ -119,8 +140,17 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
         assert!(!url.contains(&secret), "the key in a URL: {url}");
     }
     assert_eq!(page.eval("document.cookie"), "");
-    assert_eq!(page.eval(&format!("JSON.stringify(localStorage).includes({secret:?})")), false);
-    assert!(browser.page_errors().is_empty(), "{:?}", browser.page_errors());
+    assert_eq!(
+        page.eval(&format!(
+            "JSON.stringify(localStorage).includes({secret:?})"
+        )),
+        false
+    );
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -155,7 +185,12 @@ async fn a_checkout_session_is_paid_on_its_page_and_the_customer_returns_to_the_
     // On a phone: the wallet app opens with the same payload.
     let link = phone.eval("document.getElementById('wallet-link').href");
     let link = link.as_str().unwrap();
-    assert_eq!(link.strip_prefix("qrgate://pay?payload=").map(percent_decode).as_deref(), Some(payload));
+    assert_eq!(
+        link.strip_prefix("qrgate://pay?payload=")
+            .map(percent_decode)
+            .as_deref(),
+        Some(payload)
+    );
     phone.screenshot("pay-phone");
 
     let desktop = browser.page(1280, 800, false);
@@ -164,11 +199,22 @@ async fn a_checkout_session_is_paid_on_its_page_and_the_customer_returns_to_the_
     let shot = desktop.screenshot("pay-desktop");
     assert_eq!(qr_codes_in(&shot), [payload]);
 
-    json_ok(app.pay(&wallet, &session["order"], &customer).await, StatusCode::OK).await;
-    let expected = format!("{return_url}&session_id={}", session["id"].as_str().unwrap());
+    json_ok(
+        app.pay(&wallet, &session["order"], &customer).await,
+        StatusCode::OK,
+    )
+    .await;
+    let expected = format!(
+        "{return_url}&session_id={}",
+        session["id"].as_str().unwrap()
+    );
     desktop.wait_for(&format!("location.href === {expected:?}"));
     phone.wait_for(&format!("location.href === {expected:?}"));
-    assert!(browser.page_errors().is_empty(), "{:?}", browser.page_errors());
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
 }
 
 fn percent_decode(s: &str) -> String {

@@ -1,7 +1,10 @@
 //! The merchant SDK against the real gateway.
 
 use crate::helpers::{json_ok, spawn_app, TestApp};
-use merchant_sdk::{Client, Error, ErrorKind, ListOrders, NewOrder, OrderStatus};
+use merchant_sdk::{
+    CheckoutStatus, Client, Error, ErrorKind, LineItem, ListOrders, NewCheckoutSession, NewOrder,
+    OrderStatus,
+};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use std::time::Duration;
@@ -233,4 +236,40 @@ async fn the_sdk_pays_out_and_reads_statements_reports_and_deliveries() {
     );
     let secret = manager.rotate_webhook_secret().await.unwrap();
     assert!(secret.starts_with("whsec_"));
+}
+
+#[tokio::test]
+async fn the_sdk_opens_a_checkout_session_and_follows_it_to_complete() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let client = sdk(&app, &merchant.cashier_key);
+    let currency = "CNY".parse().unwrap();
+    let session = NewCheckoutSession {
+        order: NewOrder::new(cny(1550), currency, "WEB-9"),
+        return_url: "https://shop.example/thanks".into(),
+        cancel_url: "https://shop.example/cart".into(),
+        line_items: vec![LineItem {
+            name: "Tea".into(),
+            quantity: 2,
+            amount: cny(775),
+        }],
+    };
+    let created = client.create_checkout_session(&session).await.unwrap();
+    assert_eq!(created.status, CheckoutStatus::Open);
+    assert!(created.url.as_deref().unwrap().contains("/pay/"));
+    let order = app.order(&merchant.cashier_key, &created.order.id).await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    let read = client.checkout_session(&created.id).await.unwrap();
+    assert_eq!(read.status, CheckoutStatus::Complete);
+    assert_eq!(read.url, None);
+    assert_eq!(read.order.status, OrderStatus::Paid);
+    // Items that cannot be written in the currency are refused before sending.
+    let mut bad = session.clone();
+    bad.line_items[0].amount = Decimal::new(7751, 3);
+    assert!(matches!(
+        client.create_checkout_session(&bad).await,
+        Err(Error::InvalidInput(_))
+    ));
 }
