@@ -5,7 +5,7 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const { t } = qrgateI18n;
+  const { t, money } = qrgateI18n;
   const KEY = "qrgate.key";          // sessionStorage: this tab only
   const OPEN = "qrgate.openOrder";   // the order on the screen, to resume after a reload
   const AMOUNT_CHARS_MAX = 13;
@@ -41,17 +41,6 @@
   }
 
   function show(id, visible) { $(id).classList.toggle("hidden", !visible); }
-
-  function money(amount, currency) {
-    try {
-      const digits = amount.includes(".") ? amount.split(".")[1].length : 0;
-      return new Intl.NumberFormat(qrgateI18n.lang === "zh" ? "zh-CN" : "en", {
-        style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
-      }).format(Number(amount));
-    } catch (e) {
-      return amount + " " + currency;
-    }
-  }
 
   function when(iso) {
     return new Date(iso).toLocaleString(qrgateI18n.lang === "zh" ? "zh-CN" : "en", { timeZone: me.time_zone });
@@ -169,18 +158,9 @@
       if (old.startsWith("blob:")) URL.revokeObjectURL(old);
       $("qr-img").alt = t("qr.scan") + ": " + money(order.amount, order.currency);
     }
-    startCountdown(order.expires_at);
-    followOrder(order.id);
-  }
-
-  function startCountdown(expiresAt) {
     clearInterval(countdown);
-    const tick = () => {
-      const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
-      $("countdown").textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
-    };
-    tick();
-    countdown = setInterval(tick, 1000);
+    countdown = qrgateI18n.countdown($("countdown"), order.expires_at);
+    followOrder(order.id);
   }
 
   function stopFollowing() {

@@ -1,5 +1,6 @@
-// Words for people, in English and Chinese. The page follows the browser's language
-// until the person picks one (kept in localStorage: not a secret).
+// Words and numbers for people, in English and Chinese, shared by both pages. The page
+// follows the browser's language until the person picks one (kept in localStorage: not
+// a secret).
 "use strict";
 const QRGATE_WORDS = {
   en: {
@@ -118,5 +119,25 @@ const qrgateI18n = (() => {
     const key = "err." + code;
     return QRGATE_WORDS.en[key] ? t(key) : t("err.other");
   };
-  return { t, apply, toggle, error, get lang() { return lang; } };
+  // An amount as the wire writes it ("12.50"), shown with its currency's sign.
+  const money = (amount, currency) => {
+    try {
+      const digits = amount.includes(".") ? amount.split(".")[1].length : 0;
+      return new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en", {
+        style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+      }).format(Number(amount));
+    } catch (e) {
+      return amount + " " + currency;
+    }
+  };
+  // Shows m:ss left until expiresAt in element, every second; returns the timer to clear.
+  const countdown = (element, expiresAt) => {
+    const tick = () => {
+      const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
+      element.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    };
+    tick();
+    return setInterval(tick, 1000);
+  };
+  return { t, apply, toggle, error, money, countdown, get lang() { return lang; } };
 })();

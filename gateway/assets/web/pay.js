@@ -5,24 +5,13 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const { t } = qrgateI18n;
+  const { t, money } = qrgateI18n;
   const token = location.pathname.split("/")[2] || "";
   const base = "/pay/" + encodeURIComponent(token);
   const REDIRECT_MS = 1500;
   let session = null;
   let countdown = null;
   let events = null;
-
-  function money(amount, currency) {
-    try {
-      const digits = amount.includes(".") ? amount.split(".")[1].length : 0;
-      return new Intl.NumberFormat(qrgateI18n.lang === "zh" ? "zh-CN" : "en", {
-        style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
-      }).format(Number(amount));
-    } catch (e) {
-      return amount + " " + currency;
-    }
-  }
 
   function render(view) {
     session = view;
@@ -52,7 +41,8 @@
       if (!$("qr").getAttribute("src")) $("qr").src = base + "/qr.svg";
       $("qr").alt = t("qr.scan") + ": " + money(view.amount, view.currency);
       $("wallet-link").href = "qrgate://pay?payload=" + encodeURIComponent(view.qr_payload);
-      startCountdown(view.expires_at);
+      clearInterval(countdown);
+      countdown = qrgateI18n.countdown($("countdown"), view.expires_at);
       return;
     }
     clearInterval(countdown);
@@ -63,16 +53,6 @@
     status.textContent = done ? t("pay.done") : view.status === "expired" ? t("pay.expired") : t("pay.cancelled");
     if (events) { events.close(); events = null; }
     if (done && view.redirect_url) setTimeout(() => location.assign(view.redirect_url), REDIRECT_MS);
-  }
-
-  function startCountdown(expiresAt) {
-    clearInterval(countdown);
-    const tick = () => {
-      const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
-      $("countdown").textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
-    };
-    tick();
-    countdown = setInterval(tick, 1000);
   }
 
   // EventSource reconnects by itself and sends Last-Event-ID; the server ends the
