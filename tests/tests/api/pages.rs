@@ -7,8 +7,41 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// Every log line the gateway writes in this test process (each test is its own process).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn install() -> CapturedLog {
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        log
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_shift() {
+    let log = CapturedLog::install();
     let app = spawn_app().await;
     let shop = app.create_merchant().await;
     let till = json_ok(
@@ -140,6 +173,13 @@ async fn the_till_charges_shows_the_qr_sees_the_payment_refunds_and_closes_the_s
         assert!(!url.contains(&secret), "the key in a URL: {url}");
     }
     assert_eq!(page.eval("document.cookie"), "");
+    // Nor in any line of the gateway's log, which did log the page's requests.
+    let log = log.text();
+    assert!(
+        log.contains("route=/v1/orders/{id}/stream"),
+        "the log was captured"
+    );
+    assert!(!log.contains(&secret), "the key in the log");
     assert_eq!(
         page.eval(&format!(
             "JSON.stringify(localStorage).includes({secret:?})"
