@@ -41,7 +41,18 @@ pub struct Settings {
     /// Validate every JSON request and response against `/openapi.json` and keep the
     /// mismatches (`QRGATE_OPENAPI_CHECK=1`; the integration tests set it).
     pub openapi_check: bool,
+    /// Faults injected on purpose, for tests (a gateway built with `fault-injection` only).
+    pub faults: Faults,
     pub limits: Limits,
+}
+
+/// Faults a test asks for (`QRGATE_FAULT_*`); all zero in production, where a gateway
+/// built without the `fault-injection` feature refuses to start with any of them set.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// This many successful payments are committed and then answered 503, as if the
+    /// gateway died between the commit and the answer (`QRGATE_FAULT_PAYMENT_ANSWERS_DROPPED`).
+    pub payment_answers_dropped: u32,
 }
 
 macro_rules! limits {
@@ -126,6 +137,9 @@ limits! {
     /// lock (a duplicate Idempotency-Key waits this long for the first, then gets
     /// idempotency_in_progress; elsewhere the answer is 503 unavailable).
     lock_timeout_ms: u64 = 2_000;
+    /// At start-up, how long to wait for the database to answer (retrying with backoff)
+    /// before giving up: replicas started with or before their database come up by themselves.
+    db_startup_wait_seconds: u64 = 60;
     /// How often the sweeper expires due orders and prunes old records.
     sweeper_interval_ms: u64 = 1_000;
     /// Orders expired per sweeper round (the rest wait for the next round).
@@ -254,9 +268,24 @@ impl Settings {
                 })
                 .collect::<anyhow::Result<_>>()?,
             openapi_check: get("QRGATE_OPENAPI_CHECK").as_deref() == Some("1"),
+            faults: faults(&get)?,
             limits,
         })
     }
+}
+
+fn faults(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Faults> {
+    let Some(dropped) = get("QRGATE_FAULT_PAYMENT_ANSWERS_DROPPED") else {
+        return Ok(Faults::default());
+    };
+    if !cfg!(feature = "fault-injection") {
+        bail!("QRGATE_FAULT_PAYMENT_ANSWERS_DROPPED needs a gateway built with the fault-injection feature");
+    }
+    Ok(Faults {
+        payment_answers_dropped: dropped
+            .parse()
+            .context("QRGATE_FAULT_PAYMENT_ANSWERS_DROPPED is not a number")?,
+    })
 }
 
 #[cfg(test)]

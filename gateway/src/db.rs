@@ -91,6 +91,51 @@ pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
         .context("building the database pool")
 }
 
+/// Applies pending migrations once the database answers: a database that cannot be
+/// reached yet (refused, starting up, not created yet, or the pool timed out) is tried
+/// again with backoff (200 ms doubling to 2 s) for at most `wait`, so a replica started
+/// with or before its database comes up by itself. Any other failure stops at once.
+pub async fn migrate_when_reachable(
+    pool: &Pool,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<&'static str>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match migrate(pool).await {
+            Ok(applied) => return Ok(applied),
+            Err(e) if unreachable(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = pause.as_millis() as u64,
+                               "the database does not answer yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a failure means "the database is not there (yet)", not "something is wrong".
+fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if cause
+            .downcast_ref::<deadpool_postgres::PoolError>()
+            .is_some()
+        {
+            return true;
+        }
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(|pg| {
+                pg.is_closed()
+                    || pg.code().is_none_or(|c| {
+                        let code = c.code();
+                        code.starts_with("08") || code.starts_with("57") || code == "3D000"
+                    })
+            })
+    })
+}
+
 /// Applies pending migrations. Safe to run from several replicas at once: an
 /// advisory lock lets one apply while the others wait.
 pub async fn migrate(pool: &Pool) -> anyhow::Result<Vec<&'static str>> {

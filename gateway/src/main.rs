@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&settings.log_format);
     if command == "migrate" {
         let pool = db::pool(&settings)?;
-        let applied = db::migrate(&pool).await?;
+        let wait = std::time::Duration::from_secs(settings.limits.db_startup_wait_seconds);
+        let applied = db::migrate_when_reachable(&pool, wait).await?;
         tracing::info!(?applied, "migrations up to date");
         return Ok(());
     }

@@ -35,7 +35,8 @@ impl Application {
     /// Connects, migrates and binds; the server runs once `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::pool(&settings)?;
-        let applied = db::migrate(&pool).await?;
+        let wait = Duration::from_secs(settings.limits.db_startup_wait_seconds);
+        let applied = db::migrate_when_reachable(&pool, wait).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }

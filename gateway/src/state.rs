@@ -13,6 +13,8 @@ pub struct AppState {
     pub request_rates: crate::request_rates::RequestRates,
     pub credentials: crate::credentials::Credentials,
     pub open_streams: crate::streams::OpenStreams,
+    /// Payment answers still to drop after their commit (`Faults`; tests only).
+    payment_answers_to_drop: std::sync::atomic::AtomicU32,
     admin_token_sha256: [u8; 32],
 }
 
@@ -25,12 +27,14 @@ impl AppState {
             settings.limits.credential_cache_ms,
             settings.limits.credential_cache_entries_max,
         );
+        let payment_answers_to_drop = settings.faults.payment_answers_dropped;
         let admin_token_sha256 = crate::auth::sha256_32(settings.admin_token.expose().as_bytes());
         AppState {
             pool,
             settings,
             order_waiters: OrderWaiters::default(),
             open_streams: Default::default(),
+            payment_answers_to_drop: payment_answers_to_drop.into(),
             metrics: Metrics::default(),
             auth_failures,
             request_rates,
@@ -41,5 +45,18 @@ impl AppState {
 
     pub fn admin_token_sha256(&self) -> &[u8; 32] {
         &self.admin_token_sha256
+    }
+}
+
+impl AppState {
+    /// Whether to drop this committed payment's answer (`Faults`: tests only; always
+    /// false in a gateway built without `fault-injection`).
+    pub fn drop_payment_answer(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        cfg!(feature = "fault-injection")
+            && self
+                .payment_answers_to_drop
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
     }
 }

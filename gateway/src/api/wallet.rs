@@ -571,6 +571,13 @@ async fn pay(
         state
             .order_waiters
             .settled_with(row.get("order_id"), Some(order_settled_fields(&row)));
+        if state.drop_payment_answer() {
+            // A crash between the commit and the answer, staged: the wallet must retry.
+            return Err(ApiError::unavailable(anyhow::anyhow!(
+                "fault injected: payment {} committed, its answer dropped",
+                row.get::<_, &str>("payment_id")
+            )));
+        }
     }
     answer(&row, payment_json)
 }

@@ -30,14 +30,14 @@ pub struct TestMerchant {
     pub cashier_key: String,
 }
 
-fn base_database_url() -> String {
+pub fn base_database_url() -> String {
     std::env::var("QRGATE_TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The same server, another database.
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));

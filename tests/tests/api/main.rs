@@ -10,6 +10,7 @@ mod concurrency;
 mod conformance;
 mod credentials;
 mod cross_border;
+mod faults;
 mod formulas;
 mod helpers;
 mod idempotency;

@@ -153,7 +153,7 @@ async fn the_log_of_a_restart_a_malformed_request_and_a_clean_stop_is_quiet() {
 
 /// A `gateway serve` process on the test's database and a free port, with `env` (and no
 /// RUST_LOG unless given), its stderr to `stderr`; ready when this returns.
-async fn gateway_process(
+pub async fn gateway_process(
     app: &TestApp,
     env: &[(&str, &str)],
     stderr: Stdio,
