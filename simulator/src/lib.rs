@@ -8,7 +8,9 @@
 //! - [`load`]: open-loop load, expected answers checked, reconciliation at the end.
 //! - [`report`]: the JSON report and the latency plot.
 //! - [`demo`]: the narrated walk-through.
+//! - [`chaos`]: replicas killed, connections cut and the database restarted under load.
 
+pub mod chaos;
 pub mod demo;
 pub mod load;
 pub mod report;

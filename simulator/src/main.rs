@@ -27,6 +27,43 @@ enum Command {
         #[arg(long, env = "QRGATE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
     },
+    /// Replicas of a gateway binary under faults (SIGKILL, connections cut, a database
+    /// restart) and load; checks that nothing acknowledged is lost or paid twice.
+    Chaos {
+        /// The gateway binary to run as replicas.
+        #[arg(long)]
+        gateway_binary: std::path::PathBuf,
+        /// The database the replicas share (a fresh one: the run checks all of it).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The operator's admin token the replicas are given.
+        #[arg(long, env = "QRGATE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Gateway processes (2..=4).
+        #[arg(long, default_value_t = 2)]
+        replicas: usize,
+        /// How long arrivals keep coming (1..=3600).
+        #[arg(long, default_value_t = 20.0)]
+        duration_seconds: f64,
+        /// Arrivals per second (1..=500).
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Seed of the scenarios and of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Replicas killed with SIGKILL (and restarted) during the run.
+        #[arg(long, default_value_t = 5)]
+        replica_kills: usize,
+        /// Times every database connection is terminated (pg_terminate_backend).
+        #[arg(long, default_value_t = 1)]
+        connection_kills: usize,
+        /// A shell command that restarts the database, run once mid-run (e.g. pg_ctl restart -m fast -D …).
+        #[arg(long)]
+        db_restart_command: Option<String>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
     /// Open-loop load at a fixed arrival rate; verifies the ledger at the end.
     Load {
         /// Gateway base URL (this machine only).
@@ -81,6 +118,62 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Chaos {
+            gateway_binary,
+            database_url,
+            admin_token,
+            replicas,
+            duration_seconds,
+            rate,
+            seed,
+            replica_kills,
+            connection_kills,
+            db_restart_command,
+            report,
+        } => {
+            if !(2..=4).contains(&replicas)
+                || !(1.0..=3600.0).contains(&duration_seconds)
+                || !(1.0..=500.0).contains(&rate)
+            {
+                eprintln!(
+                    "simulator: --replicas 2..=4, --duration-seconds 1..=3600, --rate 1..=500"
+                );
+                return ExitCode::from(2);
+            }
+            let config = simulator::chaos::ChaosConfig {
+                gateway_binary,
+                database_url,
+                admin_token,
+                replicas,
+                duration_seconds,
+                rate,
+                seed,
+                replica_kills,
+                connection_kills,
+                db_restart_command,
+            };
+            let result = match simulator::chaos::run(config).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("simulator: chaos (seed {seed}): {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let json = serde_json::to_string_pretty(&result).expect("JSON");
+            if let Some(path) = report {
+                if let Err(e) = std::fs::write(&path, &json) {
+                    eprintln!("simulator: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!("{json}");
+            if result["passed"] == true {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("simulator: chaos FAILED — replay with --seed {seed}");
+                ExitCode::FAILURE
+            }
+        }
         Command::Load {
             gateway,
             admin_token,
