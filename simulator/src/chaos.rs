@@ -43,8 +43,10 @@ pub struct ChaosConfig {
     pub seed: u64,
     pub replica_kills: usize,
     pub connection_kills: usize,
-    /// A shell command that restarts the database (`pg_ctl restart -m fast …`), run once.
-    pub db_restart_command: Option<String>,
+    /// Faults of the database, each `(name, shell command)` run once mid-run: a restart
+    /// (`pg_ctl restart -m fast …`), a failover (`pg_autoctl perform failover …`), a
+    /// SIGKILL of the primary's postmaster.
+    pub db_faults: Vec<(String, String)>,
 }
 
 /// A gateway process the simulator owns.
@@ -172,8 +174,8 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<Value> {
     let injecting = {
         let (run, fault_log) = (run.clone(), fault_log.clone());
         let config_db = config.database_url.clone();
-        let restart = config.db_restart_command.clone();
-        tokio::spawn(async move { inject(&run, faults, &config_db, restart, &fault_log).await })
+        let db_faults = config.db_faults.clone();
+        tokio::spawn(async move { inject(&run, faults, &config_db, &db_faults, &fault_log).await })
     };
     let arrivals = (config.rate * config.duration_seconds).round() as u64;
     let mut rng = SplitMix64::new(config.seed);
@@ -260,7 +262,8 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
 enum Fault {
     KillReplica(usize),
     KillConnections,
-    RestartDatabase,
+    /// The `n`th of `db_faults`.
+    Database(usize),
 }
 
 fn schedule(config: &ChaosConfig) -> Vec<(f64, Fault)> {
@@ -278,8 +281,12 @@ fn schedule(config: &ChaosConfig) -> Vec<(f64, Fault)> {
     for i in 0..config.connection_kills {
         faults.push((at(i, config.connection_kills) + 0.1, Fault::KillConnections));
     }
-    if config.db_restart_command.is_some() {
-        faults.push((span * 0.55, Fault::RestartDatabase));
+    let n = config.db_faults.len();
+    for i in 0..n {
+        faults.push((
+            span * (0.35 + 0.5 * i as f64 / n as f64),
+            Fault::Database(i),
+        ));
     }
     faults.sort_by(|a, b| a.0.total_cmp(&b.0));
     faults
@@ -289,13 +296,13 @@ async fn inject(
     run: &Run,
     faults: Vec<(f64, Fault)>,
     database_url: &str,
-    restart: Option<String>,
+    db_faults: &[(String, String)],
     log: &Mutex<Vec<(String, Instant)>>,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     for (at, fault) in faults {
         tokio::time::sleep_until((start + Duration::from_secs_f64(at)).into()).await;
-        if !matches!(fault, Fault::RestartDatabase) {
+        if !matches!(fault, Fault::Database(_)) {
             log.lock()
                 .unwrap()
                 .push((format!("{fault:?}"), Instant::now()));
@@ -318,16 +325,17 @@ async fn inject(
                 drop(client);
                 let _ = conn.await;
             }
-            Fault::RestartDatabase => {
-                let command = restart.as_deref().unwrap_or("true");
+            Fault::Database(i) => {
+                let (name, command) = &db_faults[i];
                 let status = Command::new("sh").args(["-c", command]).status().await?;
                 if !status.success() {
-                    bail!("the database restart command failed: {command}");
+                    bail!("the database fault {name} failed: {command}");
                 }
-                // Recovery is timed from when the database is back.
+                // Recovery is timed from when the command returned (the database is back,
+                // or failing over).
                 log.lock()
                     .unwrap()
-                    .push(("RestartDatabase (back up)".into(), Instant::now()));
+                    .push((format!("{name} (done)"), Instant::now()));
             }
         }
     }

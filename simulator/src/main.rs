@@ -57,9 +57,10 @@ enum Command {
         /// Times every database connection is terminated (pg_terminate_backend).
         #[arg(long, default_value_t = 1)]
         connection_kills: usize,
-        /// A shell command that restarts the database, run once mid-run (e.g. pg_ctl restart -m fast -D …).
-        #[arg(long)]
-        db_restart_command: Option<String>,
+        /// A database fault, `NAME=SHELL COMMAND`, run once mid-run; repeatable. E.g.
+        /// `restart=pg_ctl restart -m fast -D …`, `failover=./dev ha failover`.
+        #[arg(long = "db-fault")]
+        db_faults: Vec<String>,
         /// Write the JSON report here.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -128,9 +129,21 @@ async fn main() -> ExitCode {
             seed,
             replica_kills,
             connection_kills,
-            db_restart_command,
+            db_faults,
             report,
         } => {
+            let mut named = Vec::new();
+            for fault in &db_faults {
+                match fault.split_once('=') {
+                    Some((name, command)) if !name.is_empty() && !command.is_empty() => {
+                        named.push((name.to_owned(), command.to_owned()))
+                    }
+                    _ => {
+                        eprintln!("simulator: --db-fault {fault:?}: write NAME=COMMAND");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             if !(2..=4).contains(&replicas)
                 || !(1.0..=3600.0).contains(&duration_seconds)
                 || !(1.0..=500.0).contains(&rate)
@@ -150,7 +163,7 @@ async fn main() -> ExitCode {
                 seed,
                 replica_kills,
                 connection_kills,
-                db_restart_command,
+                db_faults: named,
             };
             let result = match simulator::chaos::run(config).await {
                 Ok(r) => r,
