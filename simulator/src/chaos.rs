@@ -30,6 +30,8 @@ use tokio::process::{Child, Command};
 const RETRY_FOR: Duration = Duration::from_secs(30);
 /// How long a killed replica stays down before it is started again.
 const DOWN_FOR: Duration = Duration::from_millis(500);
+/// Payment ids per reconciliation call (the call's body is bounded).
+const RECONCILE_BATCH: usize = 2_000;
 /// How long a replica may take to answer `/readyz` after a start.
 const START_WITHIN: Duration = Duration::from_secs(60);
 
@@ -589,12 +591,19 @@ async fn check(
         .await?;
     // Every flow has ended: what they recorded is final.
     let ledger = std::mem::take(&mut *run.ledger.lock().unwrap());
-    let reconciled = admin
-        .post(
-            "/v1/admin/reconciliation/payments",
-            &json!({"payment_ids": ledger.acknowledged}),
-        )
-        .await?;
+    // In batches: the operator's call takes a bounded body and at most 10,000 ids.
+    let (mut checked, mut settled_once) = (0u64, 0u64);
+    for batch in ledger.acknowledged.chunks(RECONCILE_BATCH) {
+        let answer = admin
+            .post(
+                "/v1/admin/reconciliation/payments",
+                &json!({"payment_ids": batch}),
+            )
+            .await?;
+        checked += answer["checked"].as_u64().unwrap_or(0);
+        settled_once += answer["settled_once"].as_u64().unwrap_or(0);
+    }
+    let reconciled = json!({"checked": checked, "settled_once": settled_once});
     let (client, connection) = tokio_postgres_connect(&config.database_url).await?;
     tokio::spawn(connection);
     let payments: i64 = client
@@ -608,7 +617,7 @@ async fn check(
     {
         violations.push(format!("ledger invariants: {invariants}"));
     }
-    if reconciled["settled_once"] != reconciled["checked"] {
+    if settled_once != checked || checked != ledger.acknowledged.len() as u64 {
         violations.push(format!(
             "acknowledged payments not settled exactly once: {reconciled}"
         ));
