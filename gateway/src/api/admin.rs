@@ -14,7 +14,7 @@ use qrgate_domain::{
     ids,
     money::{format_minor, parse_minor},
     signing::SigningSecret,
-    text::AsciiText,
+    text::{AsciiText, PlainText},
     Currency,
 };
 use serde::Deserialize;
@@ -98,17 +98,12 @@ struct NewMerchant {
     points_per_unit: String,
 }
 
-fn local_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => {
-            Err(ApiError::invalid(
-                field,
-                format!("must be 1 to {max} characters without control characters"),
-            ))
-        }
-        Some(v) => Ok(Some(v)),
-    }
+/// A merchant's name or city in its own script (EMV template 64): plain text.
+fn local_text<const MAX: usize>(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    value
+        .map(|v| PlainText::<MAX>::parse(&v).map(PlainText::into_string))
+        .transpose()
+        .map_err(|e| ApiError::invalid(field, e))
 }
 
 impl NewMerchant {
@@ -135,8 +130,8 @@ impl NewMerchant {
                 "must be between 0 and 10000",
             ));
         }
-        let local_name = local_text("local_name", r.local_name, LOCAL_NAME_CHARS_MAX)?;
-        let local_city = local_text("local_city", r.local_city, LOCAL_CITY_CHARS_MAX)?;
+        let local_name = local_text::<LOCAL_NAME_CHARS_MAX>("local_name", r.local_name)?;
+        let local_city = local_text::<LOCAL_CITY_CHARS_MAX>("local_city", r.local_city)?;
         if local_name.is_none() && (local_city.is_some() || r.local_language.is_some()) {
             return Err(ApiError::invalid(
                 "local_name",

@@ -44,7 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 const LINE_ITEMS_MAX: usize = 100;
-const LINE_ITEM_NAME_CHARS_MAX: usize = 100;
+/// What a line item is called, as the payment page shows it.
+pub type LineItemName = qrgate_domain::text::PlainText<100>;
 const LINE_ITEM_QUANTITY_MAX: i64 = 9_999;
 const URL_CHARS_MAX: usize = 2_000;
 const TOKEN_CHARS: usize = 32;
@@ -75,13 +76,7 @@ struct LineItemRequest {
 /// A checked line item: stored as JSON with the amount as the wire writes it.
 fn line_item(item: &LineItemRequest, currency: Currency, at: usize) -> ApiResult<(Value, i64)> {
     let field = |name: &str| format!("line_items[{at}].{name}");
-    let chars = item.name.chars().count();
-    if chars == 0 || chars > LINE_ITEM_NAME_CHARS_MAX || item.name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            &field("name"),
-            format!("must be 1 to {LINE_ITEM_NAME_CHARS_MAX} printable characters"),
-        ));
-    }
+    let name = LineItemName::parse(&item.name).map_err(|e| ApiError::invalid(&field("name"), e))?;
     if !(1..=LINE_ITEM_QUANTITY_MAX).contains(&item.quantity) {
         return Err(ApiError::invalid(
             &field("quantity"),
@@ -100,7 +95,7 @@ fn line_item(item: &LineItemRequest, currency: Currency, at: usize) -> ApiResult
     let total = unit
         .checked_mul(item.quantity)
         .ok_or_else(|| ApiError::invalid(&field("amount"), "is too large"))?;
-    let json = json!({"name": item.name, "quantity": item.quantity, "amount": format_minor(unit, currency)});
+    let json = json!({"name": name.as_str(), "quantity": item.quantity, "amount": format_minor(unit, currency)});
     Ok((json, total))
 }
 

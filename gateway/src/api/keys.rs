@@ -22,7 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/keys/{key_id}", web::delete().to(revoke_key));
 }
 
-const KEY_NAME_CHARS_MAX: usize = 50;
+/// A key's name for people: "Till 2", "Ana".
+pub type KeyName = qrgate_domain::text::PlainText<50>;
 
 /// The caller: its merchant (name, currency, time zone) and its own key's name and scopes.
 async fn me(merchant: Merchant, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -55,24 +56,21 @@ pub struct NewKeyRequest {
     pub scopes: Vec<String>,
 }
 
-/// A key request, every field checked: a printable name of at most 50 characters, and
-/// known scopes, each once, at least one.
+/// A key request, every field checked: a name people can read, and known scopes, each
+/// once, at least one.
 pub struct NewKey {
-    name: Option<String>,
+    name: Option<KeyName>,
     scopes: Vec<&'static str>,
 }
 
 impl NewKey {
     pub fn parse(r: &NewKeyRequest) -> ApiResult<Self> {
-        if let Some(name) = &r.name {
-            let chars = name.chars().count();
-            if chars == 0 || chars > KEY_NAME_CHARS_MAX || name.chars().any(char::is_control) {
-                return Err(ApiError::invalid(
-                    "name",
-                    format!("must be 1 to {KEY_NAME_CHARS_MAX} printable characters"),
-                ));
-            }
-        }
+        let name = r
+            .name
+            .as_deref()
+            .map(KeyName::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid("name", e))?;
         let mut scopes = Vec::new();
         for s in &r.scopes {
             let scope = Scope::parse(s).ok_or_else(|| {
@@ -91,10 +89,7 @@ impl NewKey {
                 "at least one scope is required",
             ));
         }
-        Ok(NewKey {
-            name: r.name.clone(),
-            scopes,
-        })
+        Ok(NewKey { name, scopes })
     }
 }
 
@@ -113,7 +108,7 @@ pub async fn issue(state: &AppState, merchant_id: &str, key: &NewKey) -> ApiResu
                 &merchant_id,
                 &sha256_32(secret.as_bytes()).as_slice(),
                 &key.scopes,
-                &key.name,
+                &key.name.as_ref().map(KeyName::as_str),
             ],
         )
         .await?;
@@ -125,7 +120,7 @@ pub async fn issue(state: &AppState, merchant_id: &str, key: &NewKey) -> ApiResu
         "id": key_id,
         "key": format!("{key_id}.{secret}"),
         "merchant_id": merchant_id,
-        "name": key.name,
+        "name": key.name.as_ref().map(KeyName::as_str),
         "scopes": key.scopes,
         "created_at": timestamp(inserted.get(0)),
     })))

@@ -10,7 +10,7 @@ use crate::{
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
-use qrgate_domain::ids;
+use qrgate_domain::{ids, text::PlainText};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -53,16 +53,9 @@ async fn create_token(
 ) -> ApiResult<HttpResponse> {
     let body: NewTokenRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let name = body.name.trim();
-    if name.is_empty()
-        || name.chars().count() > TOKEN_NAME_CHARS_MAX
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "name",
-            format!("must be 1 to {TOKEN_NAME_CHARS_MAX} characters without control characters"),
-        ));
-    }
+    let name = PlainText::<TOKEN_NAME_CHARS_MAX>::parse(body.name.trim())
+        .map_err(|e| ApiError::invalid("name", e))?;
+    let name = name.as_str();
     let token_id = ids::mint("adm");
     // 160 bits from the CSPRNG, as for merchant API keys.
     let secret = ids::random_base32(32);

@@ -477,6 +477,15 @@ const AMOUNTS_WITH_CURRENCY: &[(&str, &[&str])] = &[
 const ITEM_AMOUNTS_WITH_CURRENCY: &[(&str, &str, &str)] =
     &[("CheckoutSessionCreate", "line_items", "amount")];
 
+/// Text fields the server holds to `PlainText`: the document states its pattern.
+const PLAIN_TEXT_FIELDS: &[(&str, &str)] = &[
+    ("ApiKeyCreate", "name"),
+    ("LineItem", "name"),
+    ("MerchantCreate", "local_name"),
+    ("MerchantCreate", "local_city"),
+    ("AdminTokenCreate", "name"),
+];
+
 /// `schemas.json`, and the schemas the code itself defines: the error catalogue, the
 /// currencies (and how many decimals an amount in each may have), countries and time
 /// zones.
@@ -503,6 +512,17 @@ fn schemas() -> Value {
     schemas.insert("Country".into(), json!({"type": "string", "enum": countries, "description": "An assigned ISO 3166-1 alpha-2 code."}));
     let zones: Vec<&str> = qrgate_domain::time_zone::all().collect();
     schemas.insert("TimeZone".into(), json!({"type": "string", "enum": zones, "description": "An IANA time zone: Area/Location, or UTC."}));
+    for (schema, field) in PLAIN_TEXT_FIELDS {
+        let property = &mut schemas[*schema]["properties"][*field];
+        let text = match property.get_mut("oneOf").and_then(Value::as_array_mut) {
+            Some(branches) => branches
+                .iter_mut()
+                .find(|b| b["type"] == "string")
+                .expect("a nullable text field has a string branch"),
+            None => property,
+        };
+        text["pattern"] = qrgate_domain::text::PLAIN_TEXT_PATTERN.into();
+    }
     // An amount is written with no more decimals than the currency in the same body has.
     let scales: std::collections::BTreeSet<u32> = money.iter().map(|c| c.minor_units()).collect();
     for (schema, fields) in AMOUNTS_WITH_CURRENCY {

@@ -403,3 +403,68 @@ async fn the_shift_close_totals_paid_and_refunded_by_staff_key() {
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+/// Names are text people read: control, invisible and direction-changing characters are
+/// refused by the server and by the document alike, and a name in any script passes both.
+#[tokio::test]
+async fn names_must_be_text_people_can_see_in_the_server_and_the_document() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pattern = doc["components"]["schemas"]["ApiKeyCreate"]["properties"]["name"]["oneOf"][0]
+        ["pattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut schema = json!({"type": "string", "pattern": pattern});
+    schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (name, ok) in [
+        ("小王 · Till 2", true),
+        ("Ana", true),
+        (" Bo", true),
+        ("\u{200b}", false),
+        ("Ana\u{202e}", false),
+        ("a\u{2028}b", false),
+        ("\u{feff}Ana", false),
+        ("a\u{85}", false),
+        ("   ", false),
+        ("a\u{ad}b", false),
+    ] {
+        let response = app
+            .merchant_post(
+                &shop.manager_key,
+                "/v1/keys",
+                &json!({"name": name, "scopes": ["orders"]}),
+            )
+            .await;
+        assert_eq!(
+            response.status().is_success(),
+            ok,
+            "{name:?}: {}",
+            response.text().await.unwrap()
+        );
+        assert_eq!(
+            validator.is_valid(&json!(name)),
+            ok,
+            "the document on {name:?}"
+        );
+        let item = json!({
+            "amount": "1.00", "currency": "CNY", "merchant_reference": format!("N{}", qrgate_domain::ids::random_base32(6)),
+            "return_url": "https://a.example/", "cancel_url": "https://a.example/",
+            "line_items": [{"name": name, "quantity": 1, "amount": "1.00"}],
+        });
+        let session = app
+            .merchant_post(&shop.cashier_key, "/v1/checkout-sessions", &item)
+            .await;
+        assert_eq!(session.status().is_success(), ok, "line item {name:?}");
+    }
+}
