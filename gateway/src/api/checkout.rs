@@ -451,15 +451,20 @@ async fn public_cancel(
     let session_id: &str = row.get(0);
     let order_id: &str = row.get(ORDER_OFFSET);
     let merchant_id: &str = row.get(8);
-    tx.execute(
-        "UPDATE checkout_sessions s SET cancelled_at = coalesce(s.cancelled_at, now())
-         FROM orders o WHERE s.id = $1 AND o.id = s.order_id AND o.status = 'pending'
-           AND NOT order_due(o.status, o.expires_at)",
-        &[&session_id],
-    )
-    .await?;
-    // Closing refuses (and changes nothing) when the order is no longer pending.
-    let _ = orders::close(&tx, merchant_id, order_id).await;
+    // The order first: its row lock decides a race with the wallet's payment. Closed
+    // now (or before): the session is cancelled; paid: it stays complete.
+    let closed = match orders::close(&tx, merchant_id, order_id).await {
+        Ok((_, order)) => order["status"] == "closed",
+        Err(e) if e.code == ErrorCode::AlreadyPaid => false,
+        Err(e) => return Err(e),
+    };
+    if closed {
+        tx.execute(
+            "UPDATE checkout_sessions SET cancelled_at = coalesce(cancelled_at, now()) WHERE id = $1",
+            &[&session_id],
+        )
+        .await?;
+    }
     let row = by_token(&tx, &path).await?;
     tx.commit().await?;
     Ok(no_store(HttpResponse::Ok()).json(OrderView(&row).public_json()))

@@ -265,3 +265,56 @@ async fn bad_sessions_are_refused_and_change_nothing() {
     )
     .await;
 }
+
+/// The customer cancels while their wallet pays: whichever wins, the session, its order
+/// and the ledger agree — paid and complete with no cancellation, or cancelled, closed
+/// and unpaid.
+#[tokio::test]
+async fn a_cancel_racing_a_payment_leaves_one_consistent_outcome() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "500.00").await;
+    for _ in 0..12 {
+        let session = open_session(&app, &shop.cashier_key, &session_body("5.00")).await;
+        let cancel_url = app.url(&format!("{}/cancel", session["path"].as_str().unwrap()));
+        let (cancelled, paid) = tokio::join!(
+            app.http.post(&cancel_url).send(),
+            app.pay(&wallet, &session["order"], &customer)
+        );
+        assert!(cancelled.unwrap().status().is_success());
+        let paid = paid.status() == StatusCode::OK;
+        let read = json_ok(
+            app.merchant_get(
+                &shop.cashier_key,
+                &format!("/v1/checkout-sessions/{}", session["id"].as_str().unwrap()),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        if paid {
+            assert_eq!(
+                (read["status"].as_str(), read["order"]["status"].as_str()),
+                (Some("complete"), Some("paid")),
+                "{read}"
+            );
+            assert!(
+                read["cancelled_at"].is_null(),
+                "paid, yet marked cancelled: {read}"
+            );
+        } else {
+            assert_eq!(
+                (read["status"].as_str(), read["order"]["status"].as_str()),
+                (Some("cancelled"), Some("closed")),
+                "{read}"
+            );
+            assert!(read["cancelled_at"].is_string());
+        }
+    }
+    let payments = app.count("SELECT count(*) FROM payments").await;
+    let complete = app
+        .count("SELECT count(*) FROM orders WHERE status = 'paid'")
+        .await;
+    assert_eq!(payments, complete);
+}
