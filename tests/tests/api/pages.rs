@@ -239,6 +239,36 @@ async fn a_checkout_session_is_paid_on_its_page_and_the_customer_returns_to_the_
     let shot = desktop.screenshot("pay-desktop");
     assert_eq!(qr_codes_in(&shot), [payload]);
 
+    // Another session, cancelled on its page: the customer goes to cancel_url, the order
+    // is closed, and the page says so if opened again.
+    let other = json_ok(
+        app.merchant_post(
+            &shop.cashier_key,
+            "/v1/checkout-sessions",
+            &json!({
+                "amount": "3.00", "currency": "CNY", "merchant_reference": "WEB-1002",
+                "return_url": return_url, "cancel_url": app.url("/healthz?from=cancel"),
+            }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let cancelling = browser.page(390, 844, true);
+    cancelling.goto(other["url"].as_str().unwrap());
+    cancelling.click("#cancel");
+    cancelling.wait_for("location.href.endsWith('/healthz?from=cancel')");
+    assert_eq!(
+        app.order(&shop.cashier_key, other["order"]["id"].as_str().unwrap())
+            .await["status"],
+        "closed"
+    );
+    cancelling.goto(other["url"].as_str().unwrap());
+    cancelling.wait_for(
+        "document.getElementById('status').textContent === 'This payment was cancelled.'",
+    );
+    assert!(cancelling.visible("back-p") && !cancelling.visible("open-view"));
+
     json_ok(
         app.pay(&wallet, &session["order"], &customer).await,
         StatusCode::OK,
