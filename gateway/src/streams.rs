@@ -37,42 +37,41 @@ pub struct Look {
 /// Reads the order; `None` once it is gone from the caller's view.
 pub type Fetch = Arc<dyn Fn() -> BoxFuture<'static, ApiResult<Option<Look>>> + Send + Sync>;
 
-/// The open streams, by merchant.
+/// The open streams: in all, and by merchant.
 #[derive(Default)]
-pub struct OpenStreams {
-    by_merchant: Mutex<HashMap<String, usize>>,
+pub struct OpenStreams(Arc<Mutex<Counts>>);
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    by_merchant: HashMap<String, usize>,
 }
 
 /// A counted open stream; uncounted when dropped (the client went away or it ended).
 pub struct Slot {
-    streams: Arc<AppState>,
+    counts: Arc<Mutex<Counts>>,
     merchant_id: String,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self
-            .streams
-            .open_streams
-            .by_merchant
-            .lock()
-            .expect("streams lock");
-        if let Some(n) = open.get_mut(&self.merchant_id) {
+        let mut counts = self.counts.lock().expect("streams lock");
+        counts.total -= 1;
+        if let Some(n) = counts.by_merchant.get_mut(&self.merchant_id) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&self.merchant_id);
+                counts.by_merchant.remove(&self.merchant_id);
             }
         }
     }
 }
 
 /// Counts a new stream for a merchant, or refuses it past the limits.
-pub fn open_slot(state: &Arc<AppState>, merchant_id: &str) -> ApiResult<Slot> {
+pub fn open_slot(state: &AppState, merchant_id: &str) -> ApiResult<Slot> {
     let limits = &state.settings.limits;
-    let mut open = state.open_streams.by_merchant.lock().expect("streams lock");
-    let total: usize = open.values().sum();
-    let mine = open.get(merchant_id).copied().unwrap_or(0);
-    if mine >= limits.order_streams_per_merchant_max || total >= limits.order_streams_max {
+    let mut counts = state.open_streams.0.lock().expect("streams lock");
+    let mine = counts.by_merchant.get(merchant_id).copied().unwrap_or(0);
+    if mine >= limits.order_streams_per_merchant_max || counts.total >= limits.order_streams_max {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             format!(
@@ -81,9 +80,13 @@ pub fn open_slot(state: &Arc<AppState>, merchant_id: &str) -> ApiResult<Slot> {
             ),
         ));
     }
-    *open.entry(merchant_id.to_owned()).or_insert(0) += 1;
+    counts.total += 1;
+    *counts
+        .by_merchant
+        .entry(merchant_id.to_owned())
+        .or_insert(0) += 1;
     Ok(Slot {
-        streams: state.clone(),
+        counts: state.open_streams.0.clone(),
         merchant_id: merchant_id.to_owned(),
     })
 }

@@ -173,11 +173,8 @@ async fn main() -> ExitCode {
                 }
             };
             let json = serde_json::to_string_pretty(&result).expect("JSON");
-            if let Some(path) = report {
-                if let Err(e) = std::fs::write(&path, &json) {
-                    eprintln!("simulator: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
+            if !write_if_asked(report.as_deref(), &json) {
+                return ExitCode::FAILURE;
             }
             println!("{json}");
             if result["passed"] == true {
@@ -220,17 +217,11 @@ async fn main() -> ExitCode {
                 }
             };
             let json = result.to_json();
-            if let Some(path) = report {
-                if let Err(e) = std::fs::write(&path, &json) {
-                    eprintln!("simulator: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
+            if !write_if_asked(report.as_deref(), &json) {
+                return ExitCode::FAILURE;
             }
-            if let Some(path) = plot {
-                if let Err(e) = std::fs::write(&path, result.plot_svg()) {
-                    eprintln!("simulator: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
+            if !write_if_asked(plot.as_deref(), &result.plot_svg()) {
+                return ExitCode::FAILURE;
             }
             println!("{json}");
             if result.passed {
@@ -241,4 +232,12 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Writes `text` to `path` when one was given; false (and why, on stderr) if it failed.
+fn write_if_asked(path: Option<&std::path::Path>, text: &str) -> bool {
+    let Some(path) = path else { return true };
+    std::fs::write(path, text)
+        .map_err(|e| eprintln!("simulator: writing {}: {e}", path.display()))
+        .is_ok()
 }

@@ -559,6 +559,24 @@ impl TestApp {
             .get(0)
     }
 
+    /// Every payment id in `acknowledged` is settled exactly once (the operator's check).
+    pub async fn assert_settled_once(&self, acknowledged: &[String]) {
+        let reconciled = json_ok(
+            self.admin_post(
+                "/v1/admin/reconciliation/payments",
+                &json!({"payment_ids": acknowledged}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            reconciled["settled_once"], reconciled["checked"],
+            "{reconciled}"
+        );
+        assert_eq!(reconciled["checked"], acknowledged.len(), "{reconciled}");
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         self.db().await.query_one(sql, &[]).await.unwrap().get(0)
     }

@@ -2,10 +2,9 @@
 //! payments. Every payment it acknowledged is settled, nothing is half done, and the
 //! ledger is whole (checked when the test app drops).
 
-use crate::helpers::{json_ok, spawn_app, workspace_binary, TestApp};
+use crate::helpers::{spawn_app, workspace_binary, TestApp};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use serde_json::json;
 use std::{process::Stdio, time::Duration};
 use tokio::process::Command;
 
@@ -76,17 +75,7 @@ async fn sigterm_during_payments_leaves_every_acknowledged_payment_settled() {
         acknowledged.len(),
         pairs.len()
     );
-    let check = json!({"payment_ids": acknowledged});
-    let reconciled = json_ok(
-        app.admin_post("/v1/admin/reconciliation/payments", &check)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        reconciled["settled_once"], reconciled["checked"],
-        "{reconciled}"
-    );
+    app.assert_settled_once(&acknowledged).await;
     // And nothing settled that was not a whole payment: payments and paid orders agree.
     assert_eq!(
         app.count("SELECT count(*) FROM payments").await,
