@@ -1,16 +1,21 @@
 //! `simulator chaos`: the gateway under faults. Two (or more) replicas of a given
-//! gateway binary on one database, started and restarted by the simulator; sales,
-//! double pays, refund races, tampered signatures and broke customers spread across
-//! them, retried as wallets and cashiers retry (the same `wallet_txn_id` or
-//! `Idempotency-Key`, a new `webhook-id`), preferably on another replica; and, on a
-//! schedule drawn from the seed, replicas killed with SIGKILL, every database connection
-//! terminated, and (given a command for it) the database restarted. At the end: the six
-//! ledger invariants, every acknowledged payment settled exactly once, no payment that
-//! was not acknowledged, each double pay paid once, each refund race within the payment,
-//! and the time from each fault to the next successful payment. A violation exits
-//! non-zero and names the seed that replays the schedule.
+//! gateway binary on one database, started and restarted by the simulator; sales (some
+//! paying with points, some under a campaign with a small budget), double pays, refund
+//! races, transfers, payouts, replayed messages, tampered signatures and broke
+//! customers spread across them, retried as wallets and cashiers retry (the same
+//! `wallet_txn_id` or `Idempotency-Key`, a new `webhook-id`), preferably on another
+//! replica; and, on a schedule drawn from the seed, replicas killed with SIGKILL, every
+//! database connection terminated, herds of more concurrent sales than a replica has
+//! connections, and (given a command for it) the database restarted or failed over.
+//! At the end: the six ledger invariants, every acknowledged payment, transfer and
+//! payout in the ledger exactly once and nothing else, each double pay paid once, each
+//! refund race within the payment, the campaign within its budget and equal to its
+//! discounts, every `order.paid` in the outbox and every event delivered (signed) or
+//! still queued, and the time from each fault to the next successful payment. A
+//! violation exits non-zero and names the seed that replays the schedule.
 
 use crate::{
+    hook_sink::HookSink,
     scenario::SplitMix64,
     setup::{open_customer, text, top_up, Admin},
     wallet::WalletClient,
@@ -21,7 +26,11 @@ use qrgate_domain::signing::SigningSecret;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::{
-    sync::{Arc, Mutex},
+    collections::BTreeSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 use tokio::process::{Child, Command};
@@ -34,6 +43,16 @@ const DOWN_FOR: Duration = Duration::from_millis(500);
 const RECONCILE_BATCH: usize = 2_000;
 /// How long a replica may take to answer `/readyz` after a start.
 const START_WITHIN: Duration = Duration::from_secs(60);
+/// Each replica's database connections, and how long a request waits for one: small,
+/// so that a herd (HERD_PER_CONNECTION sales per connection at once) exhausts the pool
+/// and the gateway must shed with 503 rather than queue.
+const POOL_SIZE: usize = 6;
+const POOL_WAIT_TIMEOUT_MS: u64 = 100;
+const HERD_PER_CONNECTION: usize = 10;
+/// How long the end of a run waits for the outbox to empty.
+const OUTBOX_DRAIN_WITHIN: Duration = Duration::from_secs(20);
+/// The campaign's budget: spent early in a run, so most of it runs past the budget.
+const CAMPAIGN_BUDGET: &str = "40.00";
 
 pub struct ChaosConfig {
     pub gateway_binary: std::path::PathBuf,
@@ -45,6 +64,8 @@ pub struct ChaosConfig {
     pub seed: u64,
     pub replica_kills: usize,
     pub connection_kills: usize,
+    /// Herds: POOL_SIZE × HERD_PER_CONNECTION sales sent to one replica at once.
+    pub herds: usize,
     /// Faults of the database, each `(name, shell command)` run once mid-run: a restart
     /// (`pg_ctl restart -m fast …`), a failover (`pg_autoctl perform failover …`), a
     /// SIGKILL of the primary's postmaster.
@@ -81,6 +102,13 @@ impl Fleet {
             .env("QRGATE_AUTH_FAILURES_PER_IP_MAX", "1000000")
             .env("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "1000000")
             .env("QRGATE_WALLET_REQUESTS_PER_SECOND_MAX", "1000000")
+            .env("QRGATE_POOL_SIZE_MAX", POOL_SIZE.to_string())
+            .env(
+                "QRGATE_POOL_WAIT_TIMEOUT_MS",
+                POOL_WAIT_TIMEOUT_MS.to_string(),
+            )
+            // The shops' webhook endpoint is the simulator's, on 127.0.0.1.
+            .env("QRGATE_ALLOW_PRIVATE_WEBHOOKS", "1")
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -122,6 +150,10 @@ struct Ledger {
     acknowledged: Vec<String>,
     /// When each acknowledged payment was answered (for recovery times).
     paid_at: Vec<Instant>,
+    /// Transfers acknowledged with 200, by `wallet_txn_id`.
+    transfers: Vec<String>,
+    /// Payouts acknowledged with 201, by id.
+    payouts: Vec<String>,
     /// Double pays: how many of the two were paid (must be exactly 1).
     double_pays: Vec<usize>,
     /// Requests that never got a final answer within RETRY_FOR.
@@ -133,6 +165,8 @@ struct Ledger {
 
 struct Shop {
     key: String,
+    /// A customer account the shop may pay out to.
+    payee: String,
 }
 
 struct Run {
@@ -143,8 +177,14 @@ struct Run {
     wallets: Vec<Vec<WalletClient>>,
     customers: Vec<(usize, String)>,
     broke: Vec<(usize, String)>,
+    campaign_id: String,
+    hooks: HookSink,
+    herds_sent: AtomicU64,
     ledger: Mutex<Ledger>,
 }
+
+/// Herd sales are numbered from here, apart from the arrivals' numbers.
+const HERD_FIRST_N: u64 = 1 << 40;
 
 pub async fn run(config: ChaosConfig) -> anyhow::Result<Value> {
     if config.replicas < 2 {
@@ -200,23 +240,7 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<Value> {
 
 async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::Result<Run> {
     let admin = Admin::new(&fleet.url(0), &fleet.admin_token, http.clone());
-    let mut shops = Vec::new();
-    for i in 0..3 {
-        let merchant = admin
-            .post("/v1/admin/merchants", &json!({"name": format!("Chaos Shop {i}"), "city": "Shanghai",
-                                                 "country": "CN", "mcc": "5812", "currency": "CNY"}))
-            .await?;
-        let id = text(&merchant, "id")?;
-        let key = admin
-            .post(
-                &format!("/v1/admin/merchants/{id}/api-keys"),
-                &json!({"scopes": ["orders", "refunds"]}),
-            )
-            .await?;
-        shops.push(Shop {
-            key: text(&key, "key")?,
-        });
-    }
+    let hooks = HookSink::start().await?;
     let wallet = admin
         .post("/v1/admin/wallets", &json!({"name": "Chaos Wallet"}))
         .await?;
@@ -240,6 +264,10 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
             )])
         })
         .collect::<anyhow::Result<_>>()?;
+    let mut shops = Vec::new();
+    for i in 0..3 {
+        shops.push(open_shop(&admin, &hooks, &wallets[0][0], i).await?);
+    }
     let mut customers = Vec::new();
     for i in 0..40 {
         let account = open_customer(&wallets[0][0], &format!("chaos-{i}")).await?;
@@ -247,6 +275,14 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
         customers.push((0, account));
     }
     let broke = vec![(0, open_customer(&wallets[0][0], "chaos-broke").await?)];
+    // Platform-funded, every shop: each discounted sale locks its row until it is spent.
+    let campaign = admin
+        .post(
+            "/v1/admin/campaigns",
+            &json!({"kind": "percent_off", "percent_off": "5", "max_discount": "1.50",
+                    "currency": "CNY", "budget": CAMPAIGN_BUDGET, "funded_by": "platform"}),
+        )
+        .await?;
     Ok(Run {
         fleet,
         http,
@@ -254,7 +290,49 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
         wallets,
         customers,
         broke,
+        campaign_id: text(&campaign, "id")?,
+        hooks,
+        herds_sent: AtomicU64::new(0),
         ledger: Mutex::default(),
+    })
+}
+
+/// A shop whose webhooks go to the simulator's endpoint, with a key for orders and
+/// refunds and one customer account it may pay out to.
+async fn open_shop(
+    admin: &Admin,
+    hooks: &HookSink,
+    wallet: &WalletClient,
+    i: usize,
+) -> anyhow::Result<Shop> {
+    let name = format!("shop{i}");
+    let merchant = admin
+        .post(
+            "/v1/admin/merchants",
+            &json!({"name": format!("Chaos Shop {i}"), "city": "Shanghai", "country": "CN",
+                    "mcc": "5812", "currency": "CNY", "webhook_url": hooks.url(&name)}),
+        )
+        .await?;
+    let id = text(&merchant, "id")?;
+    let secret = SigningSecret::parse(&text(&merchant, "webhook_secret")?)
+        .map_err(|e| anyhow::anyhow!("webhook secret: {e}"))?;
+    hooks.expect_secret(&name, secret);
+    let key = admin
+        .post(
+            &format!("/v1/admin/merchants/{id}/api-keys"),
+            &json!({"scopes": ["orders", "refunds"]}),
+        )
+        .await?;
+    let payee = open_customer(wallet, &format!("chaos-payee-{i}")).await?;
+    admin
+        .post(
+            &format!("/v1/admin/merchants/{id}/payout-accounts"),
+            &json!({"account_id": payee}),
+        )
+        .await?;
+    Ok(Shop {
+        key: text(&key, "key")?,
+        payee,
     })
 }
 
@@ -264,6 +342,8 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
 enum Fault {
     KillReplica(usize),
     KillConnections,
+    /// More concurrent sales on one replica than it has connections.
+    Herd(usize),
     /// The `n`th of `db_faults`.
     Database(usize),
 }
@@ -282,6 +362,9 @@ fn schedule(config: &ChaosConfig) -> Vec<(f64, Fault)> {
     }
     for i in 0..config.connection_kills {
         faults.push((at(i, config.connection_kills) + 0.1, Fault::KillConnections));
+    }
+    for i in 0..config.herds {
+        faults.push((at(i, config.herds) + 0.2, Fault::Herd(i % config.replicas)));
     }
     let n = config.db_faults.len();
     for i in 0..n {
@@ -327,6 +410,7 @@ async fn inject(
                 drop(client);
                 let _ = conn.await;
             }
+            Fault::Herd(replica) => run.herd(replica).await,
             Fault::Database(i) => {
                 let (name, command) = &db_faults[i];
                 let status = Command::new("sh").args(["-c", command]).status().await?;
@@ -369,12 +453,25 @@ impl Run {
     async fn flow(&self, n: u64, pick: u64) {
         let replica = (n as usize) % self.wallets.len();
         match pick % 100 {
-            0..=69 => self.sale(n, replica).await,
-            70..=79 => self.double_pay(n).await,
-            80..=87 => self.refund_race(n).await,
-            88..=93 => self.tampered(replica).await,
+            0..=51 => self.sale(n, replica).await,
+            52..=56 => self.points_sale(n, replica).await,
+            57..=64 => self.double_pay(n).await,
+            65..=71 => self.refund_race(n).await,
+            72..=78 => self.transfer(n, replica).await,
+            79..=82 => self.payout(n, replica).await,
+            83..=88 => self.replay(n, replica).await,
+            89..=93 => self.tampered(replica).await,
             _ => self.broke(n, replica).await,
         }
+    }
+
+    /// POOL_SIZE × HERD_PER_CONNECTION sales at once on one replica: more than its pool
+    /// holds, so some wait and some are shed (503, retried elsewhere); none is lost.
+    async fn herd(&self, replica: usize) {
+        let first = HERD_FIRST_N + 10_000 * self.herds_sent.fetch_add(1, Ordering::Relaxed);
+        let herd =
+            (0..(POOL_SIZE * HERD_PER_CONNECTION) as u64).map(|k| self.sale(first + k, replica));
+        join_all(herd).await;
     }
 
     /// Tries `send(replica)` on each replica in turn from `first` until a final answer
@@ -390,6 +487,9 @@ impl Run {
             let replica = (first + attempt) % self.wallets.len();
             if let Ok(response) = send(replica).await {
                 let status = response.status();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    self.count("answered_503");
+                }
                 if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
                     let body = response.json().await.unwrap_or(Value::Null);
                     return Some((status, body));
@@ -462,6 +562,110 @@ impl Run {
             Some((StatusCode::OK, answer)) => self.paid(&answer),
             Some((status, body)) => self.unexpected(format!("sale {n}: {status} {body}")),
             None => {}
+        }
+    }
+
+    /// A sale paying 20 points off: paid, or refused when the customer has not earned
+    /// that many yet (points are earned by the sales before).
+    async fn points_sale(&self, n: u64, replica: usize) {
+        self.count("points_sale");
+        let Some(order) = self.create_order(n, replica, "5.00").await else {
+            return;
+        };
+        let customer = &self.customers[n as usize % self.customers.len()].1;
+        let mut body = self.pay_body(&order, n, customer);
+        body["use_points"] = json!(20);
+        match self.pay(replica + 1, &body).await {
+            Some((StatusCode::OK, answer)) => self.paid(&answer),
+            Some((StatusCode::UNPROCESSABLE_ENTITY, b))
+                if b["error"]["code"] == "insufficient_funds" => {}
+            Some((status, body)) => self.unexpected(format!("points sale {n}: {status} {body}")),
+            None => {}
+        }
+    }
+
+    /// One customer pays another through the wallet; retried with the same
+    /// `wallet_txn_id`.
+    async fn transfer(&self, n: u64, replica: usize) {
+        self.count("transfer");
+        let from = &self.customers[n as usize % self.customers.len()].1;
+        let to = &self.customers[(n as usize + 1) % self.customers.len()].1;
+        let txn = format!("chaos-transfer-{n}");
+        let body = json!({"wallet_txn_id": txn, "from_account_id": from, "to_account_id": to,
+                          "amount": format!("{}.25", 1 + n % 9), "currency": "CNY"});
+        match self
+            .retried(replica, |r| self.wallets[r][0].post("transfers", &body))
+            .await
+        {
+            Some((StatusCode::OK, _)) => self.ledger.lock().unwrap().transfers.push(txn),
+            Some((status, body)) => self.unexpected(format!("transfer {n}: {status} {body}")),
+            None => {}
+        }
+    }
+
+    /// A shop pays out to its allowed account; retried with the same reference. A shop
+    /// that has not taken enough yet is refused and moves nothing.
+    async fn payout(&self, n: u64, replica: usize) {
+        self.count("payout");
+        let shop = &self.shops[n as usize % self.shops.len()];
+        let body = json!({"to_account_id": shop.payee, "amount": "1.00", "currency": "CNY",
+                          "payout_reference": format!("chaos-payout-{n}")});
+        let answer = self
+            .retried(replica, |r| {
+                self.http
+                    .post(format!("{}/v1/payouts", self.fleet.url(r)))
+                    .bearer_auth(&shop.key)
+                    .json(&body)
+                    .send()
+            })
+            .await;
+        match answer {
+            Some((StatusCode::CREATED, payout)) => {
+                let id = payout["id"].as_str().unwrap_or_default().to_owned();
+                self.ledger.lock().unwrap().payouts.push(id);
+            }
+            Some((StatusCode::UNPROCESSABLE_ENTITY, b))
+                if b["error"]["code"] == "merchant_insufficient_funds" => {}
+            Some((status, body)) => self.unexpected(format!("payout {n}: {status} {body}")),
+            None => {}
+        }
+    }
+
+    /// A payment signed once and sent, the very same message, until it is answered; then
+    /// replayed on the other replica: the same answer, and no second payment.
+    async fn replay(&self, n: u64, replica: usize) {
+        self.count("replay");
+        let Some(order) = self.create_order(n, replica, "7.77").await else {
+            return;
+        };
+        let customer = &self.customers[n as usize % self.customers.len()].1;
+        let bytes = serde_json::to_vec(&self.pay_body(&order, n, customer)).expect("JSON");
+        let signature = self.wallets[0][0].sign(&bytes);
+        let send = |r: usize| {
+            let (wallet, bytes, signature) = (&self.wallets[r][0], bytes.clone(), &signature);
+            async move {
+                let path = wallet.path("payments");
+                wallet
+                    .send(reqwest::Method::POST, &path, Some(bytes), signature)
+                    .await
+            }
+        };
+        let Some(first) = self.retried(replica, send).await else {
+            return;
+        };
+        let Some(again) = self.retried(replica + 1, send).await else {
+            return;
+        };
+        if first.0 == StatusCode::OK {
+            self.paid(&first.1);
+        }
+        if (first.0, &first.1["payment_id"]) != (again.0, &again.1["payment_id"])
+            || first.0 != StatusCode::OK
+        {
+            self.unexpected(format!(
+                "replay {n}: first {} {}, replayed {} {}",
+                first.0, first.1, again.0, again.1
+            ));
         }
     }
 
@@ -631,6 +835,26 @@ async fn check(
     if let Some(bad) = ledger.double_pays.iter().find(|&&p| p != 1) {
         violations.push(format!("a double pay paid {bad} times"));
     }
+    violations.extend(
+        in_ledger_as_told(
+            &client,
+            "transfers",
+            "SELECT wallet_txn_id FROM transfers",
+            &ledger.transfers,
+        )
+        .await?,
+    );
+    violations.extend(
+        in_ledger_as_told(
+            &client,
+            "payouts",
+            "SELECT id FROM payouts WHERE outcome = 'succeeded'",
+            &ledger.payouts,
+        )
+        .await?,
+    );
+    let campaign = check_campaign(&client, &run.campaign_id, &mut violations).await?;
+    let outbox = check_outbox(&client, run, &mut violations).await?;
     violations.extend(ledger.unexpected.iter().cloned());
     if ledger.lost > 0 {
         violations.push(format!(
@@ -653,9 +877,124 @@ async fn check(
         "violations": violations,
         "payments_acknowledged": ledger.acknowledged.len(),
         "payments_in_ledger": payments,
+        "transfers_acknowledged": ledger.transfers.len(),
+        "payouts_acknowledged": ledger.payouts.len(),
+        "campaign": campaign,
+        "outbox": outbox,
         "scenarios": ledger.counts,
         "faults": recovery,
         "replicas": config.replicas,
         "duration_seconds": config.duration_seconds,
+    }))
+}
+
+/// The campaign never spent past its budget, and what it spent is exactly the discounts
+/// its payments carry.
+async fn check_campaign(
+    client: &tokio_postgres::Client,
+    campaign_id: &str,
+    violations: &mut Vec<String>,
+) -> anyhow::Result<Value> {
+    let row = client
+        .query_one(
+            "SELECT c.spent_minor, c.budget_minor,
+                    (SELECT coalesce(sum(u.discount_minor), 0)::bigint FROM campaign_uses u WHERE u.campaign_id = c.id),
+                    (SELECT coalesce(sum(p.discount_minor), 0)::bigint FROM payments p WHERE p.campaign_id = c.id),
+                    (SELECT count(*) FROM payments p WHERE p.campaign_id = c.id)
+             FROM campaigns c WHERE c.id = $1",
+            &[&campaign_id],
+        )
+        .await?;
+    let (spent, budget, uses, discounts, payments): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    if spent > budget || spent != uses || spent != discounts {
+        violations.push(format!(
+            "campaign: spent {spent} of a budget of {budget}; its uses sum to {uses}, its payments' discounts to {discounts} (minor units)"
+        ));
+    }
+    Ok(json!({"budget_minor": budget, "spent_minor": spent, "payments_discounted": payments}))
+}
+
+/// Every paid order wrote its `order.paid`; every event was delivered (and the endpoint
+/// saw it, correctly signed) or is still queued; none was given up. Waits a bounded
+/// time for the queue to empty first.
+async fn check_outbox(
+    client: &tokio_postgres::Client,
+    run: &Run,
+    violations: &mut Vec<String>,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + OUTBOX_DRAIN_WITHIN;
+    let pending = loop {
+        let pending: i64 = client
+            .query_one(
+                "SELECT count(*) FROM webhook_events WHERE status = 'pending'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if pending == 0 || Instant::now() > deadline {
+            break pending;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let unannounced: i64 = client
+        .query_one(
+            "SELECT count(*) FROM orders o
+             WHERE o.status IN ('paid', 'partially_refunded', 'refunded')
+               AND NOT EXISTS (SELECT 1 FROM webhook_events e
+                               WHERE e.type = 'order.paid' AND e.object_id = o.id)",
+            &[],
+        )
+        .await?
+        .get(0);
+    if unannounced > 0 {
+        violations.push(format!(
+            "{unannounced} paid orders have no order.paid event"
+        ));
+    }
+    let settled = client
+        .query(
+            "SELECT id, status FROM webhook_events WHERE status <> 'pending'",
+            &[],
+        )
+        .await?;
+    let received = run.hooks.received.lock().unwrap();
+    let mut delivered = 0;
+    for row in &settled {
+        let (id, status): (String, String) = (row.get(0), row.get(1));
+        if status != "delivered" {
+            violations.push(format!("webhook event {id} ended {status}"));
+        } else if !received.accepted.contains(&id) {
+            violations.push(format!(
+                "webhook event {id} is marked delivered but never arrived"
+            ));
+        } else {
+            delivered += 1;
+        }
+    }
+    violations.extend(received.bad.iter().cloned());
+    Ok(json!({"delivered": delivered, "still_queued": pending,
+              "refused_once_on_purpose": received.refused_once.len()}))
+}
+
+/// What `query` lists (the ids of one kind of movement in the ledger) is exactly what
+/// clients were told succeeded, each once; otherwise what differs.
+async fn in_ledger_as_told(
+    client: &tokio_postgres::Client,
+    what: &str,
+    query: &str,
+    acknowledged: &[String],
+) -> anyhow::Result<Option<String>> {
+    let rows = client.query(query, &[]).await?;
+    let stored: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    let told: BTreeSet<String> = acknowledged.iter().cloned().collect();
+    Ok((stored != told || told.len() != acknowledged.len()).then(|| {
+        format!(
+            "{} {what} in the ledger, {} acknowledged ({} acknowledged but absent, {} present but never acknowledged)",
+            stored.len(),
+            acknowledged.len(),
+            told.difference(&stored).count(),
+            stored.difference(&told).count()
+        )
     }))
 }

@@ -12,6 +12,7 @@
 
 pub mod chaos;
 pub mod demo;
+pub mod hook_sink;
 pub mod load;
 pub mod report;
 pub mod scenario;

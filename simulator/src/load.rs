@@ -8,7 +8,7 @@ use crate::{
 };
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use merchant_sdk::{NewOrder, OrderStatus};
+use merchant_sdk::{ErrorKind, NewOrder, OrderStatus};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -48,6 +48,10 @@ pub struct LoadConfig {
     pub seed: u64,
     pub hot_merchant: bool,
     pub mix: Mix,
+    /// Offered past what the gateway sustains: a `503 unavailable` (with `Retry-After`)
+    /// is the gateway shedding work, counted as `shed`, not a defect; the order stays
+    /// unpaid.
+    pub overload: bool,
     #[serde(skip)]
     pub show_progress: bool,
 }
@@ -95,6 +99,8 @@ pub fn is_loopback_url(url: &str) -> bool {
 #[derive(Default)]
 struct Observed {
     ok: bool,
+    /// Answered `503 unavailable` under `--overload`.
+    shed: bool,
     unexpected: Option<String>,
     settled_payment_ids: Vec<String>,
     create_order: Option<Duration>,
@@ -103,6 +109,13 @@ struct Observed {
 }
 
 impl Observed {
+    fn shed() -> Self {
+        Observed {
+            shed: true,
+            ..Default::default()
+        }
+    }
+
     fn unexpected(what: impl Into<String>) -> Self {
         Observed {
             unexpected: Some(what.into()),
@@ -114,6 +127,7 @@ impl Observed {
 /// Everything the flows share.
 struct Ctx {
     world: World,
+    overload: bool,
     stats: Mutex<Stats>,
 }
 
@@ -123,6 +137,7 @@ struct Stats {
     scenarios: BTreeMap<Scenario, ScenarioCounts>,
     unexpected: u64,
     unexpected_samples: Vec<String>,
+    shed: u64,
     acknowledged: Vec<String>,
     /// (seconds since start, pay latency) for the plot.
     pay_timeline: Vec<(f64, f64)>,
@@ -143,6 +158,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Report> {
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     let ctx = Arc::new(Ctx {
         world,
+        overload: config.overload,
         stats: Mutex::new(Stats::default()),
     });
 
@@ -240,6 +256,7 @@ fn record(ctx: &Ctx, scenario: Scenario, observed: Observed, at_seconds: f64) {
     if observed.ok {
         counts.ok += 1;
     }
+    stats.shed += u64::from(observed.shed);
     if let Some(what) = observed.unexpected {
         stats.unexpected += 1;
         if stats.unexpected_samples.len() < UNEXPECTED_SAMPLES_MAX {
@@ -267,6 +284,7 @@ impl Stats {
             scenarios: self.scenarios,
             unexpected: self.unexpected,
             unexpected_samples: self.unexpected_samples,
+            shed: self.shed,
             settled: self.acknowledged.len() as u64,
             pay_timeline: self.pay_timeline,
         }
@@ -287,6 +305,9 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
     }
     let order = match merchant.cashier.create_order(&order).await {
         Ok(o) => o,
+        Err(e) if ctx.overload && e.kind() == Some(&ErrorKind::Unavailable) => {
+            return Observed::shed()
+        }
         Err(e) => return Observed::unexpected(format!("create order: {e}")),
     };
     let create_order = intended.elapsed();
@@ -387,17 +408,29 @@ async fn pay_and_watch(
         let result = send_payment(ctx, customer, &body, replay).await;
         (result, pay_started.elapsed())
     };
-    let (seen, (paid, pay_latency)) = tokio::join!(
-        async {
-            let seen = watching.await;
-            (seen, pay_started.elapsed())
-        },
-        paying
-    );
+    let mut watching = std::pin::pin!(async {
+        let seen = watching.await;
+        (seen, pay_started.elapsed())
+    });
+    let mut paying = std::pin::pin!(paying);
+    // The cashier's watch goes on only while the payment may have been paid.
+    let mut seen_early = None;
+    let (paid, pay_latency) = loop {
+        tokio::select! {
+            paid = &mut paying => break paid,
+            seen = &mut watching, if seen_early.is_none() => seen_early = Some(seen),
+        }
+    };
     let (status, answer, second) = match paid {
         Ok(p) => p,
         Err(e) => return Observed::unexpected(e),
     };
+    if ctx.overload
+        && status == StatusCode::SERVICE_UNAVAILABLE
+        && answer["error"]["code"] == "unavailable"
+    {
+        return Observed::shed();
+    }
     if status != StatusCode::OK || answer["status"] != "succeeded" {
         return Observed::unexpected(format!("pay answered {status}: {answer}"));
     }
@@ -408,7 +441,10 @@ async fn pay_and_watch(
             ));
         }
     }
-    let (seen, seen_after) = seen;
+    let (seen, seen_after) = match seen_early {
+        Some(seen) => seen,
+        None => watching.await,
+    };
     match seen {
         Ok(o)
             if o.status == OrderStatus::Paid

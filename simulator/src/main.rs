@@ -57,6 +57,9 @@ enum Command {
         /// Times every database connection is terminated (pg_terminate_backend).
         #[arg(long, default_value_t = 1)]
         connection_kills: usize,
+        /// Herds of more concurrent sales on one replica than its pool has connections.
+        #[arg(long, default_value_t = 1)]
+        herds: usize,
         /// A database fault, `NAME=SHELL COMMAND`, run once mid-run; repeatable. E.g.
         /// `restart=pg_ctl restart -m fast -D …`, `failover=./dev ha failover`.
         #[arg(long = "db-fault")]
@@ -97,6 +100,10 @@ enum Command {
             default_value = "pay=90,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2"
         )]
         mix: Mix,
+        /// Offer more than the gateway sustains: `503 unavailable` then counts as shed
+        /// work (reported as `shed`), not as an unexpected answer.
+        #[arg(long)]
+        overload: bool,
         /// Write the JSON report here.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -129,6 +136,7 @@ async fn main() -> ExitCode {
             seed,
             replica_kills,
             connection_kills,
+            herds,
             db_faults,
             report,
         } => {
@@ -163,6 +171,7 @@ async fn main() -> ExitCode {
                 seed,
                 replica_kills,
                 connection_kills,
+                herds,
                 db_faults: named,
             };
             let result = match simulator::chaos::run(config).await {
@@ -194,6 +203,7 @@ async fn main() -> ExitCode {
             seed,
             hot_merchant,
             mix,
+            overload,
             report,
             plot,
         } => {
@@ -207,6 +217,7 @@ async fn main() -> ExitCode {
                 seed,
                 hot_merchant,
                 mix,
+                overload,
                 show_progress: true,
             };
             let result = match simulator::load::run(config).await {

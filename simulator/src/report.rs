@@ -86,6 +86,7 @@ pub struct Parts {
     pub scenarios: BTreeMap<Scenario, ScenarioCounts>,
     pub unexpected: u64,
     pub unexpected_samples: Vec<String>,
+    pub shed: u64,
     pub settled: u64,
     pub pay_timeline: Vec<(f64, f64)>,
 }
@@ -101,6 +102,8 @@ pub struct Report {
     pub settled_per_second: f64,
     pub unexpected_outcomes: u64,
     pub unexpected_samples: Vec<String>,
+    /// Flows the gateway shed with `503 unavailable` (counted only under `--overload`).
+    pub shed: u64,
     pub scenarios: BTreeMap<Scenario, ScenarioCounts>,
     pub latency_ms: BTreeMap<&'static str, Percentiles>,
     pub invariants_ok: bool,
@@ -145,6 +148,7 @@ impl Report {
             settled_per_second: parts.settled as f64 / arrivals_seconds.max(1e-9),
             unexpected_outcomes: parts.unexpected,
             unexpected_samples: parts.unexpected_samples,
+            shed: parts.shed,
             scenarios: parts.scenarios,
             latency_ms,
             passed: invariants_ok && reconciled && parts.unexpected == 0,

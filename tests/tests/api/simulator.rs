@@ -19,6 +19,7 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
         mix: "pay=70,insufficient=5,replay=10,tamper=5,double_pay=10"
             .parse::<Mix>()
             .unwrap(),
+        overload: false,
         show_progress: false,
     };
 
@@ -78,6 +79,7 @@ async fn a_hot_merchant_run_reconciles_too() {
         seed: 11,
         hot_merchant: true,
         mix: "pay=1".parse().unwrap(),
+        overload: false,
         show_progress: false,
     };
     let report = simulator::load::run(config).await.unwrap();
