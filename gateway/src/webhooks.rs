@@ -20,8 +20,13 @@ use std::{
 };
 use tokio_postgres::Row;
 
-/// How long a leased event stays with its worker: longer than one attempt can take.
+/// How long a leased event stays with its worker: longer than one attempt can take
+/// (with the retries of recording its outcome).
 const LEASE_MARGIN_SECONDS: u64 = 20;
+/// Recording an attempt's outcome: tries, the first wait between them (doubling). In
+/// all at most about 6 s, well inside the lease margin.
+const RECORD_ATTEMPTS_MAX: u32 = 5;
+const RECORD_RETRY_FIRST_MS: u64 = 400;
 /// The part of a failing answer's body kept as `last_error`.
 const ERROR_CHARS_MAX: usize = 300;
 
@@ -250,8 +255,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Records an attempt: delivered, gone, retried after a backoff, or given up.
+/// Records an attempt, trying again for a few seconds when the database is briefly
+/// away (a connection cut, a restart): an outcome not recorded leaves the event leased
+/// until its lease ends and then delivered again, a duplicate the endpoint must absorb.
 async fn record(state: &AppState, event: &Row, attempt: Attempt) -> anyhow::Result<()> {
+    let mut wait = Duration::from_millis(RECORD_RETRY_FIRST_MS);
+    for _ in 1..RECORD_ATTEMPTS_MAX {
+        match record_once(state, event, &attempt).await {
+            Err(e) if is_transient(&e) => {
+                tracing::debug!(error = %format!("{e:#}"), "recording a webhook attempt failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            done => return done,
+        }
+    }
+    record_once(state, event, &attempt).await
+}
+
+/// The database was unreachable or the connection was lost, rather than a query wrong.
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.is::<deadpool_postgres::PoolError>()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(|pg| {
+                    pg.is_closed() || pg.code().is_some_and(|c| c.code().starts_with("57P"))
+                })
+    })
+}
+
+async fn record_once(state: &AppState, event: &Row, attempt: &Attempt) -> anyhow::Result<()> {
     let limits = &state.settings.limits;
     let id: &str = event.get("id");
     let attempts: i32 = event.get("attempts");
@@ -262,7 +296,7 @@ async fn record(state: &AppState, event: &Row, attempt: Attempt) -> anyhow::Resu
                 .execute(
                     "UPDATE webhook_events SET status = 'delivered', delivered_at = now(), last_http_status = $2, last_error = NULL
                      WHERE id = $1",
-                    &[&id, &(status as i16)],
+                    &[&id, &(*status as i16)],
                 )
                 .await?;
             state.metrics.webhook_attempt("delivered");
