@@ -1,6 +1,7 @@
 //! Who is calling (docs/contract.md §2): the operator's admin token, a merchant's API key
 //! with scopes, or a wallet's Standard Webhooks signature.
 
+use crate::sealed::SecretKind;
 use crate::{
     error::{ApiError, ApiResult, ErrorCode},
     http::header_str,
@@ -342,13 +343,20 @@ async fn active_wallet_secrets(
     let client = state.pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",
+            "SELECT id, secret FROM wallet_secrets WHERE wallet_id = $1 AND retired_at IS NULL",
         )
         .await?;
     let rows = client.query(&stmt, &[&wallet_id]).await?;
     let secrets: Vec<SigningSecret> = rows
         .iter()
-        .filter_map(|r| SigningSecret::parse(r.get::<_, &str>(0)).ok())
+        .filter_map(|r| {
+            let secret_id: &str = r.get(0);
+            // One that does not open verifies nothing; the log names it, never its value.
+            (state.settings.secrets)
+                .open_signing_secret(SecretKind::WalletSigning, secret_id, r.get(1))
+                .inspect_err(|e| tracing::error!(%wallet_id, %secret_id, error = %e, "a wallet secret does not open"))
+                .ok()
+        })
         .collect();
     let secrets = std::sync::Arc::new(secrets);
     if !secrets.is_empty() {

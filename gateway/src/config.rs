@@ -2,6 +2,7 @@
 //! `QRGATE_CONFIG_FILE`; the environment wins). Every limit the gateway enforces is
 //! in [`Limits`], with its default, and is passed explicitly to the libraries.
 
+use crate::sealed::{Keyring, SecretsKey};
 use anyhow::{bail, Context};
 use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
@@ -43,6 +44,12 @@ pub struct Settings {
     pub openapi_check: bool,
     /// Faults injected on purpose, for tests (a gateway built with `fault-injection` only).
     pub faults: Faults,
+    /// The key that seals wallet and webhook secrets at rest (and, during a change of
+    /// key, the previous one): see `sealed`.
+    pub secrets: Keyring,
+    /// `QRGATE_DEVELOPMENT=1` (`./dev start`): without a secrets key, a public
+    /// development key seals the secrets, with a warning at start. Never for real money.
+    pub development: bool,
     pub limits: Limits,
 }
 
@@ -242,6 +249,7 @@ impl Settings {
         if limits.page_size_default > limits.page_size_max || limits.page_size_max < 1 {
             bail!("page sizes: need 1 <= QRGATE_PAGE_SIZE_DEFAULT <= QRGATE_PAGE_SIZE_MAX");
         }
+        let development = get("QRGATE_DEVELOPMENT").as_deref() == Some("1");
         let gateway_guid = get("QRGATE_GATEWAY_GUID").unwrap_or_else(|| "com.qrgate".into());
         if gateway_guid.len() > qrgate_domain::emv::GATEWAY_GUID_CHARS_MAX {
             bail!("QRGATE_GATEWAY_GUID is too long for EMV template 26");
@@ -269,9 +277,58 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             openapi_check: get("QRGATE_OPENAPI_CHECK").as_deref() == Some("1"),
             faults: faults(&get)?,
+            secrets: keyring(&get, development)?,
+            development,
             limits,
         })
     }
+}
+
+/// The secrets key (`QRGATE_SECRETS_KEY`, or a file holding it, `QRGATE_SECRETS_KEY_FILE`)
+/// and, during a change of key, the previous one (`QRGATE_SECRETS_KEY_PREVIOUS[_FILE]`).
+fn keyring(get: &impl Fn(&str) -> Option<String>, development: bool) -> anyhow::Result<Keyring> {
+    let current = match (secrets_key(get, "QRGATE_SECRETS_KEY")?, development) {
+        (Some(key), _) => key,
+        (None, true) => development_key(),
+        (None, false) => bail!(
+            "QRGATE_SECRETS_KEY or QRGATE_SECRETS_KEY_FILE is required: 32 random bytes in \
+             standard base64 (`gateway new-secrets-key`), kept apart from the database and its \
+             backups; without it the wallets' and merchants' secrets cannot be read. \
+             (QRGATE_DEVELOPMENT=1, as ./dev start sets, uses a public development key.)"
+        ),
+    };
+    let previous = secrets_key(get, "QRGATE_SECRETS_KEY_PREVIOUS")?;
+    if previous.as_ref().is_some_and(|p| p.id() == current.id()) {
+        bail!("QRGATE_SECRETS_KEY_PREVIOUS is the same key as QRGATE_SECRETS_KEY");
+    }
+    Ok(Keyring::new(current, previous))
+}
+
+/// `NAME` (the key itself) or `NAME_FILE` (a file holding it), not both.
+fn secrets_key(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> anyhow::Result<Option<SecretsKey>> {
+    let file = format!("{name}_FILE");
+    let text = match (get(name), get(&file)) {
+        (Some(_), Some(_)) => bail!("set {name} or {file}, not both"),
+        (Some(text), None) => text,
+        (None, Some(path)) => {
+            std::fs::read_to_string(&path).with_context(|| format!("{file}: reading {path}"))?
+        }
+        (None, None) => return Ok(None),
+    };
+    SecretsKey::from_base64(&text)
+        .map(Some)
+        .with_context(|| format!("{name}: the key"))
+}
+
+/// Public by design (its derivation is here): development mode's key when none is set.
+pub fn development_key() -> SecretsKey {
+    use sha2::Digest;
+    let bytes =
+        sha2::Sha256::digest(b"qrgate development secrets key: public, never for real money");
+    SecretsKey::from_bytes(&bytes).expect("32 bytes")
 }
 
 fn faults(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Faults> {
@@ -292,15 +349,24 @@ fn faults(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Faults> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn raw(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
     }
 
+    /// `pairs`, in development mode (no secrets key needed) unless they say otherwise.
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut vars = raw(pairs);
+        vars.entry("QRGATE_DEVELOPMENT".into())
+            .or_insert("1".into());
+        vars
+    }
+
     #[test]
     fn secrets_never_appear_in_debug_output() {
+        let key = SecretsKey::generate_base64();
         let settings = Settings::from_vars(&vars(&[
             (
                 "DATABASE_URL",
@@ -308,6 +374,7 @@ mod tests {
             ),
             ("QRGATE_ADMIN_TOKEN", "admin-token-abcdefghijkl"),
             ("QRGATE_METRICS_TOKEN", "metrics-token-xyz"),
+            ("QRGATE_SECRETS_KEY", &key),
         ]))
         .unwrap();
         let printed = format!("{settings:?}");
@@ -315,8 +382,51 @@ mod tests {
             "db-password-123",
             "admin-token-abcdefghijkl",
             "metrics-token-xyz",
+            &key,
         ] {
             assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_secrets_key_is_required_outside_development_mode() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/q"),
+            ("QRGATE_ADMIN_TOKEN", "0123456789abcdef"),
+        ];
+        let production =
+            |extra: &[(&str, &str)]| Settings::from_vars(&raw(&[base.as_slice(), extra].concat()));
+        let refused = production(&[]).unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("QRGATE_SECRETS_KEY"),
+            "{refused:#}"
+        );
+        let development = production(&[("QRGATE_DEVELOPMENT", "1")]).unwrap();
+        assert!(development.development);
+        assert_eq!(development.secrets.current_id(), development_key().id());
+        let key = SecretsKey::generate_base64();
+        let dir = std::env::temp_dir().join(format!("qrgate-key-{}", std::process::id()));
+        std::fs::write(&dir, format!("{key}\n")).unwrap();
+        let from_file = production(&[("QRGATE_SECRETS_KEY_FILE", dir.to_str().unwrap())]).unwrap();
+        let from_env = production(&[("QRGATE_SECRETS_KEY", &key)]).unwrap();
+        assert_eq!(
+            from_file.secrets.current_id(),
+            from_env.secrets.current_id()
+        );
+        let _ = std::fs::remove_file(&dir);
+        for bad in [
+            vec![("QRGATE_SECRETS_KEY", "c2hvcnQ=")],
+            vec![
+                ("QRGATE_SECRETS_KEY", key.as_str()),
+                ("QRGATE_SECRETS_KEY_FILE", "/x"),
+            ],
+            vec![
+                ("QRGATE_SECRETS_KEY", key.as_str()),
+                ("QRGATE_SECRETS_KEY_PREVIOUS", key.as_str()),
+            ],
+            vec![("QRGATE_SECRETS_KEY_FILE", "/nonexistent/qrgate-key")],
+        ] {
+            assert!(production(&bad).is_err(), "{bad:?}");
         }
     }
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod qr_image;
 pub mod request_rates;
+pub mod sealed;
 pub mod startup;
 pub mod state;
 pub mod streams;
@@ -29,7 +30,10 @@ pub use startup::Application;
 /// Logs to stderr: JSON lines in production (`QRGATE_LOG_FORMAT=json`), text otherwise,
 /// coloured only on a terminal. `RUST_LOG` filters (default `info`). actix-http's
 /// connection errors (malformed request heads: anyone can send them) are counted in
-/// `/metrics` and logged only when `RUST_LOG` asks for that target at debug.
+/// `/metrics` and logged only when `RUST_LOG` asks for that target at debug. Libraries
+/// that log through the `log` crate instead of `tracing` (tokio-postgres, which prints a
+/// statement's parameters at debug) are not bridged: nothing of theirs is logged, at any
+/// `RUST_LOG` (tests/tests/api/secrets.rs runs a whole sale at `trace` and finds no secret).
 pub fn init_logging(format: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::{filter::Targets, layer::SubscriberExt, EnvFilter, Layer};

@@ -7,6 +7,7 @@ use crate::{
     db,
     http::request_id_middleware,
     openapi::{self, check::Checker},
+    sealed,
     state::AppState,
     sweeper, webhooks,
 };
@@ -31,6 +32,28 @@ pub struct Application {
     openapi_checker: Option<Arc<Checker>>,
 }
 
+/// Secrets written before sealing existed are sealed now, and development mode says so.
+async fn seal_what_is_not_sealed(
+    pool: &deadpool_postgres::Pool,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    if settings.development {
+        tracing::warn!(
+            secrets_key = settings.secrets.current_id(),
+            "development mode (QRGATE_DEVELOPMENT=1): not for real money; without QRGATE_SECRETS_KEY the secrets are sealed under a public key"
+        );
+    }
+    let sealed = sealed::reseal(pool, &settings.secrets, sealed::Reseal::Plaintext).await?;
+    if sealed.resealed > 0 {
+        tracing::info!(
+            count = sealed.resealed,
+            secrets_key = settings.secrets.current_id(),
+            "secrets stored in plain text were sealed"
+        );
+    }
+    Ok(())
+}
+
 impl Application {
     /// Connects, migrates and binds; the server runs once `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -41,6 +64,7 @@ impl Application {
             tracing::info!(?applied, "migrations applied");
         }
         db::apply_settings(&pool, &settings.limits).await?;
+        seal_what_is_not_sealed(&pool, &settings).await?;
         let listener = TcpListener::bind(settings.listen)?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState::new(pool, settings));

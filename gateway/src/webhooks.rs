@@ -8,7 +8,7 @@
 //! link-local addresses (the resolver drops them; IP literals are checked before), unless
 //! `QRGATE_ALLOW_PRIVATE_WEBHOOKS=1`. Redirects are not followed.
 
-use crate::{api::orders::order_json, config::Limits, state::AppState};
+use crate::{api::orders::order_json, config::Limits, sealed::SecretKind, state::AppState};
 use futures_util::StreamExt;
 use qrgate_domain::signing::SigningSecret;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -182,15 +182,27 @@ async fn deliver(state: &AppState, http: &reqwest::Client, event: &Row) -> anyho
         "created_at": crate::http::timestamp(event.get("created_at")),
         "data": data,
     }))?;
+    let merchant_id: &str = event.get("merchant_id");
+    let secrets: Vec<SigningSecret> = [merchant.get::<_, Option<String>>(1), merchant.get(2)]
+        .into_iter()
+        .flatten()
+        .filter_map(|stored| {
+            (state.settings.secrets)
+                .open_signing_secret(SecretKind::MerchantWebhook, merchant_id, &stored)
+                .inspect_err(
+                    |e| tracing::error!(%merchant_id, error = %e, "a webhook secret does not open"),
+                )
+                .ok()
+        })
+        .collect();
     let attempt = match merchant.get::<_, Option<String>>(0) {
         None => Attempt::Failed(None, "the merchant has no webhook URL".into()),
-        Some(url) => {
-            let secrets: Vec<String> = [merchant.get::<_, Option<String>>(1), merchant.get(2)]
-                .into_iter()
-                .flatten()
-                .collect();
-            post(state, http, &url, id, &secrets, body).await
-        }
+        // Never an unsigned delivery: the merchant could not tell it from a forgery.
+        Some(_) if secrets.is_empty() => Attempt::Failed(
+            None,
+            "the merchant's webhook secret could not be opened (see the gateway's log)".into(),
+        ),
+        Some(url) => post(state, http, &url, id, &secrets, body).await,
     };
     record(state, event, attempt).await
 }
@@ -200,7 +212,7 @@ async fn post(
     http: &reqwest::Client,
     url: &str,
     id: &str,
-    secrets: &[String],
+    secrets: &[SigningSecret],
     body: Vec<u8>,
 ) -> Attempt {
     let url = match check_destination(url, state.settings.allow_private_webhooks) {
@@ -210,7 +222,6 @@ async fn post(
     let timestamp = chrono::Utc::now().timestamp();
     let signature: Vec<String> = secrets
         .iter()
-        .filter_map(|s| SigningSecret::parse(s).ok())
         .map(|s| s.sign(id, timestamp, &body))
         .collect();
     let sent = http

@@ -83,6 +83,8 @@ struct Fleet {
     config_binary: std::path::PathBuf,
     database_url: String,
     admin_token: String,
+    /// The replicas' QRGATE_SECRETS_KEY: this run's own.
+    secrets_key: String,
     replicas: Vec<Mutex<Replica>>,
 }
 
@@ -97,6 +99,7 @@ impl Fleet {
             .arg("serve")
             .env("DATABASE_URL", &self.database_url)
             .env("QRGATE_ADMIN_TOKEN", &self.admin_token)
+            .env("QRGATE_SECRETS_KEY", &self.secrets_key)
             .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
             // Tampered signatures on purpose, and one wallet and key far past the
             // per-subject rates a deployment would allow.
@@ -198,6 +201,10 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<Value> {
         config_binary: config.gateway_binary.clone(),
         database_url: config.database_url.clone(),
         admin_token: config.admin_token.clone(),
+        secrets_key: base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            rand::random::<[u8; 32]>(),
+        ),
         replicas: (0..config.replicas)
             .map(|_| {
                 Ok(Mutex::new(Replica {

@@ -31,6 +31,11 @@ impl WalletClient {
         }
     }
 
+    /// The secret it signs with (tests give it to another replica's client).
+    pub fn secret(&self) -> &SigningSecret {
+        &self.secret
+    }
+
     /// Signs `content` (a POST body, or a GET's request target) as a new message.
     pub fn sign(&self, content: &[u8]) -> Signature {
         self.sign_as(&ids::mint("msg"), chrono::Utc::now().timestamp(), content)

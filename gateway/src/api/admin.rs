@@ -6,6 +6,7 @@ use crate::{
     auth::Admin,
     error::{ApiError, ApiResult, ErrorCode},
     http::{currency_field, empty_body, json_body, timestamp},
+    sealed::SecretKind,
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -247,7 +248,8 @@ async fn create_merchant(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::text::numeric) RETURNING created_at",
             &[
                 &id, &m.name.as_str(), &m.city.as_str(), &m.country, &m.mcc, &m.currency.code(), &m.fee_rate_bps,
-                &m.local_name, &m.local_city, &m.local_language, &m.webhook_url, &secret.expose(), &m.time_zone,
+                &m.local_name, &m.local_city, &m.local_language, &m.webhook_url,
+                &state.settings.secrets.seal_signing_secret(SecretKind::MerchantWebhook, &id, &secret), &m.time_zone,
                 &account_id,
                 &m.points_per_unit,
             ],
@@ -412,7 +414,15 @@ async fn create_wallet(
     .await?;
     tx.execute(
         "INSERT INTO wallet_secrets (id, wallet_id, secret) VALUES ($1, $2, $3)",
-        &[&secret_id, &id, &secret.expose()],
+        &[
+            &secret_id,
+            &id,
+            &state.settings.secrets.seal_signing_secret(
+                SecretKind::WalletSigning,
+                &secret_id,
+                &secret,
+            ),
+        ],
     )
     .await?;
     tx.commit().await?;
@@ -461,7 +471,15 @@ async fn add_wallet_secret(
     let secret = SigningSecret::generate();
     tx.execute(
         "INSERT INTO wallet_secrets (id, wallet_id, secret) VALUES ($1, $2, $3)",
-        &[&secret_id, &wallet_id, &secret.expose()],
+        &[
+            &secret_id,
+            &wallet_id,
+            &state.settings.secrets.seal_signing_secret(
+                SecretKind::WalletSigning,
+                &secret_id,
+                &secret,
+            ),
+        ],
     )
     .await?;
     tx.commit().await?;

@@ -5,6 +5,7 @@ use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
     http::{decode_cursor, empty_body, encode_cursor, page_json, page_limit, timestamp},
+    sealed::SecretKind,
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -139,7 +140,15 @@ async fn rotate(state: &AppState, merchant_id: &str) -> ApiResult<HttpResponse> 
             "UPDATE merchants SET webhook_secret_previous = webhook_secret, webhook_secret = $2,
                     webhook_secret_previous_until = now() + make_interval(hours => $3)
              WHERE id = $1 RETURNING webhook_secret_previous_until",
-            &[&merchant_id, &secret.expose(), &ROTATION_OVERLAP_HOURS],
+            &[
+                &merchant_id,
+                &state.settings.secrets.seal_signing_secret(
+                    SecretKind::MerchantWebhook,
+                    merchant_id,
+                    &secret,
+                ),
+                &ROTATION_OVERLAP_HOURS,
+            ],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;

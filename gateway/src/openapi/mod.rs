@@ -625,6 +625,7 @@ mod tests {
                 "QRGATE_ADMIN_TOKEN".to_owned(),
                 "probe-admin-token-0123456789".to_owned(),
             ),
+            ("QRGATE_DEVELOPMENT".to_owned(), "1".to_owned()),
         ]);
         let settings = crate::Settings::from_vars(&vars).unwrap();
         let state = crate::state::AppState::new(crate::db::pool(&settings).unwrap(), settings);

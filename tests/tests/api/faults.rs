@@ -55,6 +55,10 @@ async fn a_gateway_started_before_its_database_comes_up_by_itself() {
         .arg("serve")
         .env("DATABASE_URL", with_database(&base, &name))
         .env("QRGATE_ADMIN_TOKEN", qrgate_domain::ids::random_base32(32))
+        .env(
+            "QRGATE_SECRETS_KEY",
+            gateway::sealed::SecretsKey::generate_base64(),
+        )
         .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())

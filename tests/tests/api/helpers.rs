@@ -3,7 +3,10 @@
 //! docs/contract.md §4 — after every test, whatever it did — and that every request the
 //! gateway accepted and every JSON response it sent matched `/openapi.json`.
 
-use gateway::{Application, Settings};
+use gateway::{
+    sealed::{Keyring, SecretKind, SecretsKey},
+    Application, Settings,
+};
 use qrgate_domain::signing::SigningSecret;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -16,6 +19,8 @@ use std::{
 pub struct TestApp {
     pub address: String,
     pub admin_token: String,
+    /// QRGATE_SECRETS_KEY of this app and its replicas: this test's own.
+    pub secrets_key: String,
     pub http: reqwest::Client,
     pub db_url: String,
     /// This app's and its replicas' OpenAPI checkers.
@@ -70,9 +75,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .expect("creating the test database");
     let db_url = with_database(&base, &db_name);
     let admin_token = qrgate_domain::ids::random_base32(32);
+    let secrets_key = gateway::sealed::SecretsKey::generate_base64();
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), db_url.clone()),
         ("QRGATE_ADMIN_TOKEN".into(), admin_token.clone()),
+        ("QRGATE_SECRETS_KEY".into(), secrets_key.clone()),
         ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
         ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
         ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),
@@ -91,6 +98,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     TestApp {
         address,
         admin_token,
+        secrets_key,
         http: reqwest::Client::new(),
         db_url,
         openapi_checkers,
@@ -223,20 +231,43 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The wallet's signing secret, read from the database: for a second client of the
-    /// same wallet (another replica's address).
+    /// The keys this app's secrets are sealed under.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::new(SecretsKey::from_base64(&self.secrets_key).unwrap(), None)
+    }
+
+    /// The wallet's signing secret, read from the database and opened: for a second
+    /// client of the same wallet (another replica's address).
     pub async fn wallet_secret(&self, wallet_id: &str) -> SigningSecret {
-        let text: String = self
+        let row = self
             .db()
             .await
             .query_one(
-                "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 LIMIT 1",
+                "SELECT id, secret FROM wallet_secrets WHERE wallet_id = $1 ORDER BY created_at LIMIT 1",
                 &[&wallet_id],
             )
             .await
+            .unwrap();
+        self.keyring()
+            .open_signing_secret(SecretKind::WalletSigning, row.get(0), row.get(1))
             .unwrap()
-            .get(0);
-        SigningSecret::parse(&text).unwrap()
+    }
+
+    /// The merchant's current webhook signing secret, read from the database and opened.
+    pub async fn webhook_secret(&self, merchant_id: &str) -> String {
+        let row = self
+            .db()
+            .await
+            .query_one(
+                "SELECT webhook_secret FROM merchants WHERE id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .unwrap();
+        self.keyring()
+            .open_signing_secret(SecretKind::MerchantWebhook, merchant_id, row.get(0))
+            .unwrap()
+            .expose()
     }
 
     /// An order's timeline items (`GET /v1/orders/{id}/events`).
@@ -589,6 +620,7 @@ impl TestApp {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("DATABASE_URL".into(), self.db_url.clone()),
             ("QRGATE_ADMIN_TOKEN".into(), self.admin_token.clone()),
+            ("QRGATE_SECRETS_KEY".into(), self.secrets_key.clone()),
             ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),
             ("QRGATE_ALLOW_PRIVATE_WEBHOOKS".into(), "1".into()),
             ("QRGATE_POOL_SIZE_MAX".into(), "8".into()),

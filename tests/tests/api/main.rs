@@ -29,6 +29,7 @@ mod refunds;
 mod reports;
 mod risk;
 mod sdk;
+mod secrets;
 mod shutdown;
 mod simulator;
 mod slow_clients;

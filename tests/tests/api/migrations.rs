@@ -13,6 +13,7 @@ async fn functions_are_reapplied_when_they_change_and_payments_still_settle() {
     let vars = HashMap::from([
         ("DATABASE_URL".to_owned(), app.db_url.clone()),
         ("QRGATE_ADMIN_TOKEN".to_owned(), app.admin_token.clone()),
+        ("QRGATE_SECRETS_KEY".to_owned(), app.secrets_key.clone()),
     ]);
     let pool = db::pool(&Settings::from_vars(&vars).unwrap()).unwrap();
     assert!(

@@ -154,6 +154,7 @@ pub async fn gateway_process(
         .arg("serve")
         .env("DATABASE_URL", &app.db_url)
         .env("QRGATE_ADMIN_TOKEN", &app.admin_token)
+        .env("QRGATE_SECRETS_KEY", &app.secrets_key)
         .env("QRGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("RUST_LOG")
         .envs(env.iter().copied())

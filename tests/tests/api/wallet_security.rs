@@ -299,30 +299,11 @@ async fn a_signature_from_wallet_a_does_not_open_wallet_b() {
     let a_on_b = WalletClient::new(
         &app.address,
         &b.wallet_id,
-        SigningSecretOf::secret(&app, &a.wallet_id).await,
+        app.wallet_secret(&a.wallet_id).await,
         app.http.clone(),
     );
     let response = a_on_b.get(&format!("accounts/{b_customer}")).await.unwrap();
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_signature").await;
-}
-
-/// Reads a wallet's first secret from the database (tests only).
-struct SigningSecretOf;
-
-impl SigningSecretOf {
-    async fn secret(app: &crate::helpers::TestApp, wallet_id: &str) -> SigningSecret {
-        let text: String = app
-            .db()
-            .await
-            .query_one(
-                "SELECT secret FROM wallet_secrets WHERE wallet_id = $1 LIMIT 1",
-                &[&wallet_id],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        SigningSecret::parse(&text).unwrap()
-    }
 }
 
 #[tokio::test]

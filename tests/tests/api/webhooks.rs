@@ -145,16 +145,7 @@ impl Receiver {
 
 async fn merchant_with_hook(app: &TestApp, url: &str) -> (TestMerchant, String) {
     let merchant = app.create_merchant_with(json!({"webhook_url": url})).await;
-    let secret: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT webhook_secret FROM merchants WHERE id = $1",
-            &[&merchant.id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let secret = app.webhook_secret(&merchant.id).await;
     (merchant, secret)
 }
 
@@ -424,17 +415,10 @@ async fn an_operator_rotates_a_merchants_webhook_secret() {
         .as_str()
         .unwrap()
         .starts_with("whsec_"));
-    let stored: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT webhook_secret FROM merchants WHERE id = $1",
-            &[&merchant.id],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, rotated["webhook_secret"].as_str().unwrap());
+    assert_eq!(
+        app.webhook_secret(&merchant.id).await,
+        rotated["webhook_secret"].as_str().unwrap()
+    );
     assert_error(
         app.admin_post(
             "/v1/admin/merchants/mch_nosuchmerchant0000/webhook-secret",
