@@ -1,12 +1,15 @@
 //! Who is calling (docs/contract.md §2): the operator's admin token, a merchant's API key
 //! with scopes, or a wallet's Standard Webhooks signature.
 
-use crate::sealed::SecretKind;
 use crate::{
     error::{ApiError, ApiResult, ErrorCode},
     http::header_str,
     request_rates::RateSubject,
     state::AppState,
+};
+use crate::{
+    roles::{self, Role},
+    sealed::SecretKind,
 };
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use qrgate_domain::signing::{self, SignatureError, SignedHeaders, SigningSecret};
@@ -82,6 +85,8 @@ fn state(req: &HttpRequest) -> &web::Data<AppState> {
 pub struct Admin {
     /// `bootstrap`, or the admin token's id.
     pub actor: String,
+    /// What it may do (`roles`): checked against the route before any handler runs.
+    pub role: Role,
 }
 
 /// The admin behind a request, for the audit log.
@@ -100,25 +105,38 @@ impl FromRequest for Admin {
         Box::pin(async move {
             limited?;
             let presented = presented.ok_or_else(|| unauthenticated("admin token"))?;
-            let actor =
+            let (actor, role) =
                 if digests_equal(&sha256_32(presented.as_bytes()), state.admin_token_sha256()) {
-                    "bootstrap".to_owned()
+                    ("bootstrap".to_owned(), Role::Admin)
                 } else {
                     named_admin(&state, &presented).await?
                 };
+            // Recorded before the role check: a refused change is in the audit log too.
             req.extensions_mut().insert(AdminActor(actor.clone()));
-            Ok(Admin { actor })
+            let pattern = req.match_pattern().unwrap_or_default();
+            if !roles::allows(role, req.method(), &pattern) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "an operator with the {} role may not {} {pattern} (roles that may: {})",
+                        role.as_str(),
+                        req.method(),
+                        roles::allowed_for(req.method(), &pattern).join(", ")
+                    ),
+                ));
+            }
+            Ok(Admin { actor, role })
         })
     }
 }
 
-async fn named_admin(state: &AppState, presented: &str) -> ApiResult<String> {
+async fn named_admin(state: &AppState, presented: &str) -> ApiResult<(String, Role)> {
     let (id, secret) =
         split_credential(presented, "adm").ok_or_else(|| unauthenticated("admin token"))?;
     let client = state.pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT secret_sha256 FROM admin_tokens WHERE id = $1 AND revoked_at IS NULL",
+            "SELECT secret_sha256, role FROM admin_tokens WHERE id = $1 AND revoked_at IS NULL",
         )
         .await?;
     let row = client
@@ -126,7 +144,10 @@ async fn named_admin(state: &AppState, presented: &str) -> ApiResult<String> {
         .await?
         .ok_or_else(|| unauthenticated("admin token"))?;
     if secret_matches(secret, row.get(0)) {
-        Ok(id.to_owned())
+        let role = Role::parse(row.get(1)).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("admin token {id} has an unknown role"))
+        })?;
+        Ok((id.to_owned(), role))
     } else {
         Err(unauthenticated("admin token"))
     }

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0017_order_price",
     "0018_payment_steps",
     "0019_tills_and_checkout",
+    "0020_operator_roles",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -55,6 +56,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "webhooks",
     "request_rates",
     "credentials",
+    "audit",
 ];
 
 /// The row of `schema_migrations` that records which `FUNCTIONS` are applied.

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod qr_image;
 pub mod request_rates;
+pub mod roles;
 pub mod sealed;
 pub mod startup;
 pub mod state;

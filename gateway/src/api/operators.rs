@@ -7,6 +7,7 @@ use crate::{
     auth::{sha256_32, Admin},
     error::{ApiError, ApiResult},
     http::{empty_body, json_body, page_json, page_limit, timestamp},
+    roles::Role,
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -42,6 +43,9 @@ const TOKEN_NAME_CHARS_MAX: usize = 100;
 #[serde(deny_unknown_fields)]
 struct NewTokenRequest {
     name: String,
+    /// `admin` (the default), `support`, `risk` or `finance`: see `roles`.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 /// Issues a named admin token. The secret is shown once; only its SHA-256 is stored.
@@ -56,26 +60,33 @@ async fn create_token(
     let name = PlainText::<TOKEN_NAME_CHARS_MAX>::parse(body.name.trim())
         .map_err(|e| ApiError::invalid("name", e))?;
     let name = name.as_str();
+    let role = match body.role.as_deref() {
+        None => Role::Admin,
+        Some(text) => Role::parse(text)
+            .ok_or_else(|| ApiError::invalid("role", "must be admin, support, risk or finance"))?,
+    };
     let token_id = ids::mint("adm");
     // 160 bits from the CSPRNG, as for merchant API keys.
     let secret = ids::random_base32(32);
     let client = state.pool.get().await?;
     let row = client
         .query_one(
-            "INSERT INTO admin_tokens (id, name, secret_sha256, created_by)
-             VALUES ($1, $2, $3, $4) RETURNING created_at",
+            "INSERT INTO admin_tokens (id, name, secret_sha256, created_by, role)
+             VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
             &[
                 &token_id,
                 &name,
                 &sha256_32(secret.as_bytes()).as_slice(),
                 &admin.actor,
+                &role.as_str(),
             ],
         )
         .await?;
-    tracing::info!(%token_id, created_by = %admin.actor, "admin token issued");
+    tracing::info!(%token_id, role = role.as_str(), created_by = %admin.actor, "admin token issued");
     Ok(HttpResponse::Created().json(json!({
         "id": token_id,
         "name": name,
+        "role": role.as_str(),
         "token": format!("{token_id}.{secret}"),
         "created_by": admin.actor,
         "created_at": timestamp(row.get(0)),

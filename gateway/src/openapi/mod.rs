@@ -356,7 +356,7 @@ fn error_statuses(caller: Caller, query: &[&str], request: Option<&str>, own: &[
     match caller {
         Caller::Anyone => {}
         Caller::Metrics => statuses.push(401),
-        Caller::Admin => statuses.extend([401, 429]),
+        Caller::Admin => statuses.extend([401, 403, 429]),
         Caller::Merchant(_) => statuses.extend([401, 403, 429]),
         Caller::Wallet => statuses.extend([401, 409, 429]),
     }
@@ -380,7 +380,10 @@ fn error_responses() -> Value {
             401,
             "Missing or wrong credentials, or a signature that does not verify",
         ),
-        (403, "The API key lacks the scope"),
+        (
+            403,
+            "The API key lacks the scope, or the operator's role does not allow the call",
+        ),
         (404, "No such object, or another merchant's or wallet's"),
         (
             409,

@@ -19,6 +19,7 @@ mod migrations;
 mod movements;
 mod openapi;
 mod openapi_property;
+mod operators;
 mod orders;
 mod pages;
 mod payments;

@@ -1,0 +1,122 @@
+//! What each operator may do. A named admin token carries one role, given when it is
+//! made; the bootstrap token (`QRGATE_ADMIN_TOKEN`) is `admin`. Every role may read
+//! (GET) the admin API but the audit log; changes are each role's own:
+//!
+//! | role | may change |
+//! |---|---|
+//! | `admin` | everything |
+//! | `support` | nothing (the customer-service desk, when it comes, is read-only) |
+//! | `risk` | blocks, risk limits, SCA rules, wallets' funding limits |
+//! | `finance` | FX rates, campaigns |
+//!
+//! One table decides, by the route's pattern as registered (never the raw path).
+
+use actix_web::http::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Support,
+    Risk,
+    Finance,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Support, Role::Risk, Role::Finance];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Support => "support",
+            Role::Risk => "risk",
+            Role::Finance => "finance",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// Changes a role other than `admin` may make: (role, method, route pattern).
+const CHANGES: &[(Role, &str, &str)] = &[
+    (Role::Risk, "POST", "/v1/admin/accounts/{id}/block"),
+    (Role::Risk, "POST", "/v1/admin/accounts/{id}/unblock"),
+    (Role::Risk, "POST", "/v1/admin/merchants/{id}/block"),
+    (Role::Risk, "POST", "/v1/admin/merchants/{id}/unblock"),
+    (Role::Risk, "PUT", "/v1/admin/risk-limits/{currency}"),
+    (Role::Risk, "PUT", "/v1/admin/wallets/{id}/sca/{currency}"),
+    (
+        Role::Risk,
+        "DELETE",
+        "/v1/admin/wallets/{id}/sca/{currency}",
+    ),
+    (Role::Risk, "POST", "/v1/admin/wallets/{id}/funding-limits"),
+    (Role::Finance, "POST", "/v1/admin/fx-rates"),
+    (Role::Finance, "POST", "/v1/admin/campaigns"),
+];
+
+/// Reads only `admin` may make.
+const ADMIN_READS: &[&str] = &["/v1/admin/audit"];
+
+/// POSTs that change nothing (a check with a list of ids in its body): reads.
+const READ_ONLY_POSTS: &[&str] = &["/v1/admin/reconciliation/payments"];
+
+/// Whether `role` may call `method` on the route registered as `pattern`.
+pub fn allows(role: Role, method: &Method, pattern: &str) -> bool {
+    let read = *method == Method::GET
+        || *method == Method::HEAD
+        || (*method == Method::POST && READ_ONLY_POSTS.contains(&pattern));
+    match role {
+        Role::Admin => true,
+        _ if read => !ADMIN_READS.contains(&pattern),
+        _ => CHANGES
+            .iter()
+            .any(|(r, m, p)| *r == role && *m == method.as_str() && *p == pattern),
+    }
+}
+
+/// The roles that may make a change: for the `forbidden` message.
+pub fn allowed_for(method: &Method, pattern: &str) -> Vec<&'static str> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| allows(*r, method, pattern))
+        .map(Role::as_str)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admin_issues_tokens_and_reads_the_audit_log() {
+        for role in [Role::Support, Role::Risk, Role::Finance] {
+            assert!(!allows(role, &Method::POST, "/v1/admin/tokens"));
+            assert!(!allows(role, &Method::GET, "/v1/admin/audit"));
+            assert!(allows(role, &Method::GET, "/v1/admin/risk-limits"));
+            assert!(allows(
+                role,
+                &Method::POST,
+                "/v1/admin/reconciliation/payments"
+            ));
+        }
+        assert!(allows(
+            Role::Risk,
+            &Method::PUT,
+            "/v1/admin/risk-limits/{currency}"
+        ));
+        assert!(!allows(
+            Role::Finance,
+            &Method::PUT,
+            "/v1/admin/risk-limits/{currency}"
+        ));
+        assert!(allows(Role::Finance, &Method::POST, "/v1/admin/fx-rates"));
+        assert_eq!(
+            allowed_for(&Method::POST, "/v1/admin/fx-rates"),
+            ["admin", "finance"]
+        );
+        assert_eq!(Role::parse("support"), Some(Role::Support));
+        assert_eq!(Role::parse("root"), None);
+    }
+}
