@@ -39,6 +39,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0018_payment_steps",
     "0019_tills_and_checkout",
     "0020_operator_roles",
+    "0021_service_desk",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod checkout;
+pub mod desk;
 pub mod health;
 pub mod keys;
 pub mod operators;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(health::routes)
         .configure(admin::routes)
         .configure(operators::routes)
+        .configure(desk::routes)
         .configure(risk::routes)
         .configure(crate::openapi::routes)
         .configure(reconciliation::routes)

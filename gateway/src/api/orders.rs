@@ -319,6 +319,8 @@ pub(crate) async fn insert_order(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// The merchant's own search: an order, payment or refund id, or its reference.
+    q: Option<String>,
     status: Option<String>,
     /// Only the orders this API key (staff key) made.
     key_id: Option<String>,
@@ -327,6 +329,9 @@ struct ListQuery {
     cursor: Option<String>,
     limit: Option<i64>,
 }
+
+/// A merchant's search text (an id or a reference), at most.
+const SEARCH_CHARS_MAX: usize = 100;
 
 const ORDER_STATUSES: [&str; 6] = [
     "pending",
@@ -365,6 +370,11 @@ async fn list_orders(
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let limit = page_limit(q.limit, limits.page_size_default, limits.page_size_max)?;
     let (after_at, after_id) = after.unzip();
+    let search =
+        q.q.as_deref()
+            .map(|text| AsciiText::<SEARCH_CHARS_MAX>::parse(text).map(|t| t.as_str().to_owned()))
+            .transpose()
+            .map_err(|e| ApiError::invalid("q", e))?;
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM orders o
          WHERE o.merchant_id = $1
@@ -373,6 +383,9 @@ async fn list_orders(
            AND ($4::timestamptz IS NULL OR o.created_at < $4)
            AND ($5::timestamptz IS NULL OR (o.created_at, o.id) < ($5, $6))
            AND ($8::text IS NULL OR o.created_by_key_id = $8)
+           AND ($9::text IS NULL OR o.id = $9 OR o.merchant_reference = $9
+                OR o.id = (SELECT order_id FROM payments WHERE id = $9)
+                OR o.id = (SELECT order_id FROM refunds WHERE id = $9))
          ORDER BY o.created_at DESC, o.id DESC LIMIT $7"
     );
     let client = state.pool.get().await?;
@@ -388,6 +401,7 @@ async fn list_orders(
                 &after_id,
                 &(limit + 1),
                 &q.key_id,
+                &search,
             ],
         )
         .await?;

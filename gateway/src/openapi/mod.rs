@@ -188,10 +188,11 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/tokens", "Issue a named admin token", Admin, &[], Some("AdminTokenCreate"), Json(201, "AdminTokenCreated"), &[]),
         ("delete", "/v1/admin/tokens/{id}", "Revoke a named admin token", Admin, &[], None, Json(200, "Revoked"), &[404]),
         ("get", "/v1/admin/audit", "The audit log of admin actions", Admin, PAGE, None, Json(200, "AuditPage"), &[]),
+        ("get", "/v1/admin/search", "Find orders, payments and refunds for a customer's question", Admin, &["q!", "merchant_id", "wallet_id", "amount", "from", "to", "max_results"], None, Json(200, "DeskSearch"), &[]),
         ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
         ("post", "/v1/admin/reconciliation/payments", "Check that payments settled exactly once", Admin, &[], Some("ReconcilePayments"), Json(200, "PaymentsReconciled"), &[]),
         ("post", "/v1/orders", "Create an order and its QR", Merchant("orders"), &[], Some("OrderCreate"), Json(201, "Order"), &[409, 422]),
-        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["status", "from", "to", "key_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
+        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["q", "status", "from", "to", "key_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
         ("get", "/v1/orders/{id}", "An order (long-polls with wait_seconds)", Merchant("orders"), &["wait_seconds"], None, Json(200, "Order"), &[404]),
         ("get", "/v1/orders/{id}/qr.svg", "The order's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
         ("get", "/v1/orders/{id}/qr.png", "The order's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
@@ -416,7 +417,12 @@ fn error_responses() -> Value {
     Value::Object(responses)
 }
 
+/// A query parameter by name; `name!` is required.
 fn query_parameter(name: &str) -> Value {
+    let (name, required) = match name.strip_suffix('!') {
+        Some(name) => (name, true),
+        None => (name, matches!(name, "date" | "since")),
+    };
     let limits = Limits::default();
     let schema = match name {
         "limit" => {
@@ -440,9 +446,17 @@ fn query_parameter(name: &str) -> Value {
             json!({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$", "description": "The next_cursor of the previous page, as it was."})
         }
         "format" => json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
+        "q" => {
+            json!({"type": "string", "pattern": "^[ -~]{1,100}$", "description": "An order, payment, refund or customer account id; a wallet_txn_id (with wallet_id); a merchant reference (with merchant_id)."})
+        }
+        "merchant_id" | "wallet_id" => json!({"type": "string", "minLength": 1, "maxLength": 64}),
+        "amount" => {
+            json!({"type": "string", "pattern": "^[0-9]{1,13}(\\.[0-9]{1,4})?$", "description": "Only orders of this amount, in each order's currency."})
+        }
+        "max_results" => json!({"type": "integer", "minimum": 1, "maximum": 20, "default": 10}),
         _ => json!({"type": "string"}),
     };
-    json!({"name": name, "in": "query", "required": matches!(name, "date" | "since"), "schema": schema})
+    json!({"name": name, "in": "query", "required": required, "schema": schema})
 }
 
 fn operation_id(method: &str, path: &str) -> String {

@@ -10,6 +10,7 @@ mod concurrency;
 mod conformance;
 mod credentials;
 mod cross_border;
+mod desk;
 mod faults;
 mod formulas;
 mod helpers;
