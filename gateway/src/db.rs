@@ -40,6 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0019_tills_and_checkout",
     "0020_operator_roles",
     "0021_service_desk",
+    "0022_audit_body_digest",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

@@ -14,6 +14,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -55,17 +56,20 @@ pub async fn request_id_middleware(
                 .get::<crate::auth::AdminActor>()
                 .cloned();
             if let (Some(actor), false) = (actor, method == actix_web::http::Method::GET) {
-                let path = response.request().path().to_owned();
-                audit(
-                    &state,
-                    &actor.0,
-                    method.as_str(),
-                    &route,
-                    &path,
+                let entry = AuditEntry {
+                    actor: &actor.0,
+                    method: method.as_str(),
+                    route: &route,
+                    path: response.request().path(),
                     status,
-                    &request_id,
-                )
-                .await;
+                    request_id: &request_id,
+                    body_sha256: response
+                        .request()
+                        .extensions()
+                        .get::<AuditedBody>()
+                        .map(|b| b.0.clone()),
+                };
+                audit(&state, entry).await;
             }
         }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -79,29 +83,33 @@ pub async fn request_id_middleware(
     .await
 }
 
+/// One admin action: who, what, with which outcome, and a digest of what was asked.
+struct AuditEntry<'a> {
+    actor: &'a str,
+    method: &'a str,
+    route: &'a str,
+    path: &'a str,
+    status: u16,
+    request_id: &'a str,
+    body_sha256: Option<String>,
+}
+
 /// Records an admin action. The action has already happened: a failure to record it is
 /// logged loudly rather than undone.
-async fn audit(
-    state: &crate::state::AppState,
-    actor: &str,
-    method: &str,
-    route: &str,
-    path: &str,
-    status: u16,
-    request_id: &str,
-) {
+async fn audit(state: &crate::state::AppState, e: AuditEntry<'_>) {
     let recorded = async {
         let client = state.pool.get().await?;
         client
             .execute(
-                "INSERT INTO admin_audit (actor, method, route, path, http_status, request_id) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&actor, &method, &route, &path, &(status as i16), &request_id],
+                "INSERT INTO admin_audit (actor, method, route, path, http_status, request_id, body_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&e.actor, &e.method, &e.route, &e.path, &(e.status as i16), &e.request_id, &e.body_sha256],
             )
             .await?;
         Ok::<_, ApiError>(())
     };
-    if let Err(e) = recorded.await {
-        tracing::error!(actor, route, status, error = %e, "admin action not recorded in the audit log");
+    if let Err(why) = recorded.await {
+        tracing::error!(actor = e.actor, route = e.route, status = e.status, error = %why, "admin action not recorded in the audit log");
     }
 }
 
@@ -166,12 +174,25 @@ pub async fn read_body(
         }
         Ok(body.freeze())
     };
-    tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), read)
+    let body = tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), read)
         .await
         .map_err(|_| {
             ApiError::invalid("body", format!("was not received within {timeout_ms} ms"))
-        })?
+        })??;
+    // An operator's request: the audit log keeps a digest of what was asked.
+    if req.extensions().contains::<crate::auth::AdminActor>() {
+        let digest: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        req.extensions_mut().insert(AuditedBody(digest));
+    }
+    Ok(body)
 }
+
+/// The SHA-256 (hex) of an operator request's body, for its audit entry.
+#[derive(Clone)]
+pub struct AuditedBody(pub String);
 
 /// 415 unless the request says its body is JSON.
 pub fn require_json_content_type(req: &HttpRequest) -> ApiResult<()> {

@@ -147,7 +147,7 @@ async fn audit_log(
     let client = state.pool.get().await?;
     let rows = client
         .query(
-            "SELECT id, actor, method, route, path, http_status, request_id, created_at
+            "SELECT id, actor, method, route, path, http_status, request_id, created_at, body_sha256
              FROM admin_audit WHERE ($1::bigint IS NULL OR id < $1)
              ORDER BY id DESC LIMIT $2",
             &[&before, &(limit + 1)],
@@ -162,6 +162,7 @@ async fn audit_log(
             "http_status": r.get::<_, i16>(5),
             "request_id": r.get::<_, &str>(6),
             "created_at": timestamp(r.get(7)),
+            "body_sha256": r.get::<_, Option<&str>>(8),
         })
     };
     Ok(

@@ -347,11 +347,15 @@ async fn every_admin_change_is_in_the_audit_log_and_reads_are_not() {
     let token_id = issued["id"].as_str().unwrap();
     let token = issued["token"].as_str().unwrap();
     // Bob creates a wallet, then tries a bad one (refused, still recorded).
+    let mut bodies = Vec::new();
     for name in ["w", ""] {
+        let body = format!(r#"{{"name": "{name}"}}"#);
+        bodies.push(body.clone());
         app.http
             .post(app.url("/v1/admin/wallets"))
             .bearer_auth(token)
-            .json(&json!({"name": name}))
+            .header("content-type", "application/json")
+            .body(body)
             .send()
             .await
             .unwrap();
@@ -382,6 +386,16 @@ async fn every_admin_change_is_in_the_audit_log_and_reads_are_not() {
     assert_eq!(items[1]["route"], "/v1/admin/wallets");
     assert_eq!(items[2]["actor"], "bootstrap");
     assert_eq!(items[2]["path"], "/v1/admin/tokens");
+    // Each entry keeps a digest of the body exactly as it was sent.
+    let sha256 = |text: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(items[1]["body_sha256"], sha256(&bodies[0]));
+    assert_eq!(items[0]["body_sha256"], sha256(&bodies[1]));
     assert!(all["next_cursor"].is_null());
 
     // Paging walks the same entries, newest first; reading did not add any.
