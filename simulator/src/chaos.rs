@@ -43,11 +43,7 @@ const DOWN_FOR: Duration = Duration::from_millis(500);
 const RECONCILE_BATCH: usize = 2_000;
 /// How long a replica may take to answer `/readyz` after a start.
 const START_WITHIN: Duration = Duration::from_secs(60);
-/// Each replica's database connections, and how long a request waits for one: small,
-/// so that a herd (HERD_PER_CONNECTION sales per connection at once) exhausts the pool
-/// and the gateway must shed with 503 rather than queue.
-const POOL_SIZE: usize = 6;
-const POOL_WAIT_TIMEOUT_MS: u64 = 100;
+/// A herd is this many sales per connection of a replica's pool, sent at once.
 const HERD_PER_CONNECTION: usize = 10;
 /// How long the end of a run waits for the outbox to empty: past the gateway's lease
 /// (30 s), after which an event a killed replica held is delivered again.
@@ -65,8 +61,13 @@ pub struct ChaosConfig {
     pub seed: u64,
     pub replica_kills: usize,
     pub connection_kills: usize,
-    /// Herds: POOL_SIZE × HERD_PER_CONNECTION sales sent to one replica at once.
+    /// Herds: pool_size × HERD_PER_CONNECTION sales sent to one replica at once.
     pub herds: usize,
+    /// Each replica's database connections (`QRGATE_POOL_SIZE_MAX`) and how long a
+    /// request waits for one (`QRGATE_POOL_WAIT_TIMEOUT_MS`): a small pool and a short
+    /// wait make a herd shed with 503.
+    pub pool_size: usize,
+    pub pool_wait_timeout_ms: u64,
     /// Faults of the database, each `(name, shell command)` run once mid-run: a restart
     /// (`pg_ctl restart -m fast …`), a failover (`pg_autoctl perform failover …`), a
     /// SIGKILL of the primary's postmaster.
@@ -85,6 +86,8 @@ struct Fleet {
     admin_token: String,
     /// The replicas' QRGATE_SECRETS_KEY: this run's own.
     secrets_key: String,
+    pool_size: usize,
+    pool_wait_timeout_ms: u64,
     replicas: Vec<Mutex<Replica>>,
 }
 
@@ -106,10 +109,10 @@ impl Fleet {
             .env("QRGATE_AUTH_FAILURES_PER_IP_MAX", "1000000")
             .env("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "1000000")
             .env("QRGATE_WALLET_REQUESTS_PER_SECOND_MAX", "1000000")
-            .env("QRGATE_POOL_SIZE_MAX", POOL_SIZE.to_string())
+            .env("QRGATE_POOL_SIZE_MAX", self.pool_size.to_string())
             .env(
                 "QRGATE_POOL_WAIT_TIMEOUT_MS",
-                POOL_WAIT_TIMEOUT_MS.to_string(),
+                self.pool_wait_timeout_ms.to_string(),
             )
             // The shops' webhook endpoint is the simulator's, on 127.0.0.1.
             .env("QRGATE_ALLOW_PRIVATE_WEBHOOKS", "1")
@@ -205,6 +208,8 @@ pub async fn run(config: ChaosConfig) -> anyhow::Result<Value> {
             &base64::engine::general_purpose::STANDARD,
             rand::random::<[u8; 32]>(),
         ),
+        pool_size: config.pool_size,
+        pool_wait_timeout_ms: config.pool_wait_timeout_ms,
         replicas: (0..config.replicas)
             .map(|_| {
                 Ok(Mutex::new(Replica {
@@ -473,38 +478,56 @@ impl Run {
         }
     }
 
-    /// POOL_SIZE × HERD_PER_CONNECTION sales at once on one replica: more than its pool
+    /// pool_size × HERD_PER_CONNECTION sales at once on one replica: more than its pool
     /// holds, so some wait and some are shed (503, retried elsewhere); none is lost.
     async fn herd(&self, replica: usize) {
         let first = HERD_FIRST_N + 10_000 * self.herds_sent.fetch_add(1, Ordering::Relaxed);
-        let herd =
-            (0..(POOL_SIZE * HERD_PER_CONNECTION) as u64).map(|k| self.sale(first + k, replica));
+        let herd = (0..(self.fleet.pool_size * HERD_PER_CONNECTION) as u64)
+            .map(|k| self.sale(first + k, replica));
         join_all(herd).await;
     }
 
     /// Tries `send(replica)` on each replica in turn from `first` until a final answer
-    /// (anything but no answer, 5xx or 429), for at most RETRY_FOR.
+    /// (anything but no answer, 5xx, 429 or 408), for at most RETRY_FOR, as a careful client
+    /// does: the next try after the answer's `Retry-After` when it gives one, otherwise
+    /// after a doubling backoff (50 ms to 2 s), each with jitter so that retries spread.
     async fn retried<F, Fut>(&self, first: usize, send: F) -> Answer
     where
         F: Fn(usize) -> Fut,
         Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
     {
         let deadline = Instant::now() + RETRY_FOR;
-        let mut attempt = 0;
+        let mut attempt = 0u32;
         while Instant::now() < deadline {
-            let replica = (first + attempt) % self.wallets.len();
+            let replica = (first + attempt as usize) % self.wallets.len();
+            let mut told_to_wait = None;
             if let Ok(response) = send(replica).await {
                 let status = response.status();
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     self.count("answered_503");
                 }
-                if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                // 408: the request never reached a handler (its head came too late), so
+                // it is safe to send again, as 429 and 5xx are.
+                let retryable = status.is_server_error()
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::REQUEST_TIMEOUT;
+                if !retryable {
                     let body = response.json().await.unwrap_or(Value::Null);
                     return Some((status, body));
                 }
+                told_to_wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .map(Duration::from_secs);
             }
             attempt += 1;
-            tokio::time::sleep(Duration::from_millis((25 * attempt as u64).min(500))).await;
+            let backoff = Duration::from_millis(50 << attempt.min(6)).min(Duration::from_secs(2));
+            let wait = told_to_wait.unwrap_or(backoff);
+            // Jitter: between half and all of the wait.
+            let jittered = wait.mul_f64(0.5 + 0.5 * rand::random::<f64>());
+            tokio::time::sleep(jittered.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
         }
         self.ledger.lock().unwrap().lost += 1;
         None

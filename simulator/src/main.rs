@@ -60,6 +60,12 @@ enum Command {
         /// Herds of more concurrent sales on one replica than its pool has connections.
         #[arg(long, default_value_t = 1)]
         herds: usize,
+        /// Each replica's database connections (1..=64); the gateway's default is 16.
+        #[arg(long, default_value_t = 16)]
+        pool_size: usize,
+        /// How long a replica's request waits for a connection before 503 (10..=10000 ms).
+        #[arg(long, default_value_t = 2_000)]
+        pool_wait_timeout_ms: u64,
         /// A database fault, `NAME=SHELL COMMAND`, run once mid-run; repeatable. E.g.
         /// `restart=pg_ctl restart -m fast -D …`, `failover=./dev ha failover`.
         #[arg(long = "db-fault")]
@@ -137,6 +143,8 @@ async fn main() -> ExitCode {
             replica_kills,
             connection_kills,
             herds,
+            pool_size,
+            pool_wait_timeout_ms,
             db_faults,
             report,
         } => {
@@ -155,9 +163,12 @@ async fn main() -> ExitCode {
             if !(2..=4).contains(&replicas)
                 || !(1.0..=3600.0).contains(&duration_seconds)
                 || !(1.0..=500.0).contains(&rate)
+                || !(1..=64).contains(&pool_size)
+                || !(10..=10_000).contains(&pool_wait_timeout_ms)
             {
                 eprintln!(
-                    "simulator: --replicas 2..=4, --duration-seconds 1..=3600, --rate 1..=500"
+                    "simulator: --replicas 2..=4, --duration-seconds 1..=3600, --rate 1..=500, \
+                     --pool-size 1..=64, --pool-wait-timeout-ms 10..=10000"
                 );
                 return ExitCode::from(2);
             }
@@ -172,6 +183,8 @@ async fn main() -> ExitCode {
                 replica_kills,
                 connection_kills,
                 herds,
+                pool_size,
+                pool_wait_timeout_ms,
                 db_faults: named,
             };
             let result = match simulator::chaos::run(config).await {
