@@ -164,7 +164,7 @@ struct Ledger {
     /// Double pays: how many of the two were paid (must be exactly 1).
     double_pays: Vec<usize>,
     /// Requests that never got a final answer within RETRY_FOR.
-    lost: usize,
+    lost: Vec<String>,
     /// Answers no scenario expects.
     unexpected: Vec<String>,
     counts: std::collections::BTreeMap<&'static str, u64>,
@@ -498,10 +498,16 @@ impl Run {
     {
         let deadline = Instant::now() + RETRY_FOR;
         let mut attempt = 0u32;
+        let mut last = String::new();
         while Instant::now() < deadline {
             let replica = (first + attempt as usize) % self.wallets.len();
             let mut told_to_wait = None;
-            if let Ok(response) = send(replica).await {
+            let sent = send(replica).await;
+            last = match &sent {
+                Ok(r) => format!("{} {}", r.status(), r.url().path()),
+                Err(e) => format!("{e}"),
+            };
+            if let Ok(response) = sent {
                 let status = response.status();
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     self.count("answered_503");
@@ -529,7 +535,11 @@ impl Run {
             tokio::time::sleep(jittered.min(deadline.saturating_duration_since(Instant::now())))
                 .await;
         }
-        self.ledger.lock().unwrap().lost += 1;
+        self.ledger
+            .lock()
+            .unwrap()
+            .lost
+            .push(format!("{attempt} tries, the last: {last}"));
         None
     }
 
@@ -888,10 +898,17 @@ async fn check(
     let campaign = check_campaign(&client, &run.campaign_id, &mut violations).await?;
     let outbox = check_outbox(&client, run, &mut violations).await?;
     violations.extend(ledger.unexpected.iter().cloned());
-    if ledger.lost > 0 {
+    if !ledger.lost.is_empty() {
         violations.push(format!(
-            "{} requests got no final answer within {RETRY_FOR:?}",
-            ledger.lost
+            "{} requests got no final answer within {RETRY_FOR:?}: {}",
+            ledger.lost.len(),
+            ledger
+                .lost
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     let recovery: Vec<Value> = faults
