@@ -71,6 +71,16 @@ async fn secrets_are_sealed_in_the_database_and_open_only_for_their_own_row() {
     }
 }
 
+/// `wallet` signing for itself on another replica (`base`).
+fn at(app: &TestApp, base: &str, wallet: &WalletClient) -> WalletClient {
+    WalletClient::new(
+        base,
+        &wallet.wallet_id,
+        wallet.secret().clone(),
+        app.http.clone(),
+    )
+}
+
 /// `wallet`'s secret presented for `wallet_id`.
 fn as_wallet(app: &TestApp, wallet_id: &str, wallet: &WalletClient) -> WalletClient {
     WalletClient::new(
@@ -112,12 +122,7 @@ async fn secrets_stored_in_plain_text_are_sealed_when_a_replica_starts() {
         .get(0);
     assert_eq!(sealed, 2);
     assert_eq!(app.webhook_secret(&merchant.id).await, plain_webhook);
-    let on_replica = WalletClient::new(
-        &replica,
-        &wallet.wallet_id,
-        wallet.secret().clone(),
-        app.http.clone(),
-    );
+    let on_replica = at(&app, &replica, &wallet);
     let order = app.create_order(&merchant.cashier_key, "5.00").await;
     json_ok(
         on_replica
@@ -145,12 +150,7 @@ async fn a_change_of_secrets_key_keeps_payments_verifying_throughout() {
         ("QRGATE_SECRETS_KEY_PREVIOUS", old_key.as_str()),
     ];
     let replica = app.spawn_replica(&changing).await;
-    let paying = WalletClient::new(
-        &replica,
-        &wallet.wallet_id,
-        wallet.secret().clone(),
-        app.http.clone(),
-    );
+    let paying = at(&app, &replica, &wallet);
     let payments = {
         let (app_http, address, key) = (
             app.http.clone(),
@@ -221,12 +221,7 @@ async fn a_change_of_secrets_key_keeps_payments_verifying_throughout() {
     let new_only = app
         .spawn_replica(&[("QRGATE_SECRETS_KEY", new_key.as_str())])
         .await;
-    let on_new = WalletClient::new(
-        &new_only,
-        &wallet.wallet_id,
-        wallet.secret().clone(),
-        app.http.clone(),
-    );
+    let on_new = at(&app, &new_only, &wallet);
     let order = app.create_order(&merchant.cashier_key, "2.00").await;
     json_ok(
         on_new
@@ -240,12 +235,7 @@ async fn a_change_of_secrets_key_keeps_payments_verifying_throughout() {
     let old_only = app
         .spawn_replica(&[("QRGATE_SECRETS_KEY", old_key.as_str())])
         .await;
-    let on_old = WalletClient::new(
-        &old_only,
-        &wallet.wallet_id,
-        wallet.secret().clone(),
-        app.http.clone(),
-    );
+    let on_old = at(&app, &old_only, &wallet);
     let response = on_old.get(&format!("accounts/{customer}")).await.unwrap();
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_signature").await;
     // The rotation with nothing left to do changes nothing and succeeds.
