@@ -141,12 +141,20 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
-            tracing::error!(
+        match (&self.cause, self.code) {
+            // The database or pool busy or away: the client is told to retry, and under
+            // overload there are thousands a second; /metrics counts them by status.
+            (Some(cause), ErrorCode::Unavailable) => tracing::warn!(
+                code = self.code.as_str(),
+                error = format!("{cause:#}"),
+                "request refused for now"
+            ),
+            (Some(cause), _) => tracing::error!(
                 code = self.code.as_str(),
                 error = format!("{cause:#}"),
                 "request failed"
-            );
+            ),
+            (None, _) => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after_seconds {

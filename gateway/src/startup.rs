@@ -38,9 +38,16 @@ async fn seal_what_is_not_sealed(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     if settings.development {
+        let public_key = settings.secrets.current_id() == crate::config::development_key().id();
         tracing::warn!(
             secrets_key = settings.secrets.current_id(),
-            "development mode (QRGATE_DEVELOPMENT=1): not for real money; without QRGATE_SECRETS_KEY the secrets are sealed under a public key"
+            public_key,
+            "development mode (QRGATE_DEVELOPMENT=1): not for real money{}",
+            if public_key {
+                "; the secrets are sealed under the public development key (no QRGATE_SECRETS_KEY)"
+            } else {
+                ""
+            }
         );
     }
     let sealed = sealed::reseal(pool, &settings.secrets, sealed::Reseal::Plaintext).await?;
