@@ -19,7 +19,12 @@ use crate::{
 };
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use qrgate_domain::{ids, money::format_minor, text::AsciiText, Currency};
+use qrgate_domain::{
+    ids,
+    money::{format_minor, parse_decimal},
+    text::AsciiText,
+    Currency,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::GenericClient;
@@ -34,6 +39,8 @@ const RESULTS_DEFAULT: i64 = 10;
 /// Timeline entries and webhook deliveries shown per order (newest kept).
 const PER_ORDER_ITEMS_MAX: i64 = 50;
 const QUERY_CHARS_MAX: usize = 100;
+/// `merchant_id` and `wallet_id`, at most.
+const SCOPE_ID_CHARS_MAX: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,15 +85,23 @@ async fn search(
     let amount = query
         .amount
         .as_deref()
-        .map(|a| a.parse::<rust_decimal::Decimal>())
+        .map(parse_decimal)
         .transpose()
-        .map_err(|_| ApiError::invalid("amount", "must be a decimal number such as 12.30"))?;
+        .map_err(|e| ApiError::invalid("amount", e))?;
+    let scope = |field: &str, id: Option<&str>| {
+        id.map(|id| {
+            AsciiText::<SCOPE_ID_CHARS_MAX>::parse(id).map_err(|e| ApiError::invalid(field, e))
+        })
+        .transpose()
+    };
+    let merchant_id = scope("merchant_id", query.merchant_id.as_deref())?;
+    let wallet_id = scope("wallet_id", query.wallet_id.as_deref())?;
     let client = state.pool.get().await?;
     let Some(order_ids) = matching_orders(
         &**client,
         q,
-        query.merchant_id.as_deref(),
-        query.wallet_id.as_deref(),
+        merchant_id.as_ref().map(AsciiText::as_str),
+        wallet_id.as_ref().map(AsciiText::as_str),
     )
     .await?
     else {

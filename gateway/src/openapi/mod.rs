@@ -449,9 +449,9 @@ fn query_parameter(name: &str) -> Value {
         "q" => {
             json!({"type": "string", "pattern": "^[ -~]{1,100}$", "description": "An order, payment, refund or customer account id; a wallet_txn_id (with wallet_id); a merchant reference (with merchant_id)."})
         }
-        "merchant_id" | "wallet_id" => json!({"type": "string", "minLength": 1, "maxLength": 64}),
+        "merchant_id" | "wallet_id" => json!({"type": "string", "pattern": "^[ -~]{1,64}$"}),
         "amount" => {
-            json!({"type": "string", "pattern": "^[0-9]{1,13}(\\.[0-9]{1,4})?$", "description": "Only orders of this amount, in each order's currency."})
+            json!({"type": "string", "pattern": "^(0|[1-9][0-9]*)(\\.[0-9]+)?$", "maxLength": 13, "description": "Only orders of this amount (a decimal string, as amounts are written), in each order's currency."})
         }
         "max_results" => json!({"type": "integer", "minimum": 1, "maximum": 20, "default": 10}),
         _ => json!({"type": "string"}),

@@ -163,14 +163,28 @@ async fn a_customer_who_paid_is_answered_in_one_call_from_whatever_they_have() {
     let unscoped = search(&app, &support, "q=TABLE-7").await;
     assert!(unscoped["items"].as_array().unwrap().is_empty());
     assert!(unscoped["hint"].as_str().unwrap().contains("merchant_id"));
-    let bad = app
-        .http
-        .get(app.url("/v1/admin/search?q=x&max_results=21"))
-        .bearer_auth(&support)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let long_id = "w".repeat(65);
+    for query in [
+        "q=x&max_results=21".to_owned(),
+        "q=x&max_results=99999999999999999999".to_owned(),
+        format!("q={order_id}&amount=-1"),
+        format!("q={order_id}&amount=1e5"),
+        format!("q={order_id}&amount=12345678901234"),
+        format!("q=x&wallet_id={long_id}"),
+        format!("q={order_id}%00"),
+        format!("q={order_id}&from=0000-01-01T00:00:00Z"),
+        "q=%E4%BD%A0".to_owned(),
+        format!("q={order_id}&unknown=1"),
+    ] {
+        let bad = app
+            .http
+            .get(app.url(&format!("/v1/admin/search?{query}")))
+            .bearer_auth(&support)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
 }
 
 #[tokio::test]
