@@ -11,7 +11,7 @@
 //! events by the object they are about (one more index entry per outbox row).
 
 use crate::{
-    api::orders::{order_json_at, ORDER_COLUMNS},
+    api::orders::{order_json_at, timeline_rows, ORDER_COLUMNS},
     auth::Admin,
     error::{ApiError, ApiResult},
     http::{parse_timestamp, timestamp},
@@ -36,7 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Orders one search returns at most (each comes whole).
 const RESULTS_MAX: i64 = 20;
 const RESULTS_DEFAULT: i64 = 10;
-/// Timeline entries and webhook deliveries shown per order (newest kept).
+/// Webhook events shown per order.
 const PER_ORDER_ITEMS_MAX: i64 = 50;
 const QUERY_CHARS_MAX: usize = 100;
 /// `merchant_id` and `wallet_id`, at most.
@@ -153,24 +153,30 @@ async fn matching_orders(
         .split_once('_')
         .map(|(p, _)| p)
         .filter(|_| ids::is_gateway_id(q));
-    let sql = match (prefix, merchant_id, wallet_id) {
-        (Some("ord"), _, _) => "SELECT id FROM orders WHERE id = $1",
-        (Some("pay"), _, _) => "SELECT order_id FROM payments WHERE id = $1",
-        (Some("rfd"), _, _) => "SELECT order_id FROM refunds WHERE id = $1",
+    // Each lookup, and the wallet or merchant that scopes it (when it needs one).
+    let (sql, scope) = match (prefix, merchant_id, wallet_id) {
+        (Some("ord"), _, _) => ("SELECT id FROM orders WHERE id = $1", None),
+        (Some("pay"), _, _) => ("SELECT order_id FROM payments WHERE id = $1", None),
+        (Some("rfd"), _, _) => ("SELECT order_id FROM refunds WHERE id = $1", None),
         // A customer account: the orders it paid, through its postings, newest first.
-        (Some("acc"), _, _) => {
+        (Some("acc"), _, _) => (
             "SELECT p.order_id FROM postings s JOIN payments p ON p.ledger_transaction_id = s.ledger_transaction_id
-             WHERE s.account_id = $1 ORDER BY s.id DESC LIMIT 200"
-        }
-        (_, _, Some(_)) => "SELECT order_id FROM wallet_txns WHERE wallet_txn_id = $1 AND wallet_id = $2 AND order_id IS NOT NULL",
-        (_, Some(_), None) => "SELECT id FROM orders WHERE merchant_reference = $1 AND merchant_id = $2",
+             WHERE s.account_id = $1 ORDER BY s.id DESC LIMIT 200",
+            None,
+        ),
+        (_, _, Some(wallet)) => (
+            "SELECT order_id FROM wallet_txns WHERE wallet_txn_id = $1 AND wallet_id = $2 AND order_id IS NOT NULL",
+            Some(wallet),
+        ),
+        (_, Some(merchant), None) => (
+            "SELECT id FROM orders WHERE merchant_reference = $1 AND merchant_id = $2",
+            Some(merchant),
+        ),
         _ => return Ok(None),
     };
-    let scope = wallet_id.or(merchant_id).unwrap_or_default();
-    let rows = if sql.contains("$2") {
-        client.query(sql, &[&q, &scope]).await?
-    } else {
-        client.query(sql, &[&q]).await?
+    let rows = match scope {
+        Some(scope) => client.query(sql, &[&q, &scope]).await?,
+        None => client.query(sql, &[&q]).await?,
     };
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }
@@ -222,31 +228,17 @@ async fn refunds(client: &impl GenericClient, order_id: &str) -> ApiResult<Value
         .map(Value::from)
 }
 
-/// Created, every failed attempt (its code, the rule that declined it, who tried),
-/// closed or expired, paid: in order, the newest PER_ORDER_ITEMS_MAX.
+/// The order's timeline (`orders::timeline_rows`), with whole account ids: support sees
+/// what the merchant sees masked.
 async fn timeline(client: &impl GenericClient, order_id: &str) -> ApiResult<Value> {
-    let rows = client
-        .query(
-            "SELECT * FROM (
-                SELECT created_at AS at, 'created' AS kind, NULL AS code, NULL AS rule, NULL AS wallet_id,
-                       NULL AS customer_account_id, 0::bigint AS seq FROM orders WHERE id = $1
-                UNION ALL
-                SELECT created_at, kind, code, rule, wallet_id, customer_account_id, id FROM order_events WHERE order_id = $1
-                UNION ALL
-                SELECT paid_at, 'paid', NULL, NULL, wallet_id, customer_account_id, 9223372036854775807
-                FROM payments WHERE order_id = $1
-                ORDER BY 1 DESC, 7 DESC LIMIT $2) t
-             ORDER BY 1, 7",
-            &[&order_id, &PER_ORDER_ITEMS_MAX],
-        )
-        .await?;
+    let rows = timeline_rows(client, order_id).await?;
     Ok(rows
         .iter()
         .map(|r| {
             json!({
                 "at": timestamp(r.get::<_, DateTime<Utc>>(0)), "kind": r.get::<_, &str>(1),
-                "code": r.get::<_, Option<&str>>(2), "rule": r.get::<_, Option<&str>>(3),
-                "wallet_id": r.get::<_, Option<&str>>(4), "customer_account_id": r.get::<_, Option<&str>>(5),
+                "code": r.get::<_, Option<&str>>(2), "customer_account_id": r.get::<_, Option<&str>>(3),
+                "rule": r.get::<_, Option<&str>>(4), "wallet_id": r.get::<_, Option<&str>>(5),
             })
         })
         .collect())

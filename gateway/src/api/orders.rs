@@ -619,6 +619,34 @@ fn mask_account(id: &str) -> String {
     format!("acc_…{tail}")
 }
 
+/// An order's timeline, oldest first: created, each failed attempt (its code, the risk
+/// rule that declined it, the wallet and account that tried), closed or expired, paid,
+/// each refund. Columns: at, kind, code, customer_account_id, rule, wallet_id. The
+/// failed attempts an order keeps are bounded when they are written.
+pub async fn timeline_rows(
+    client: &impl tokio_postgres::GenericClient,
+    order_id: &str,
+) -> ApiResult<Vec<Row>> {
+    Ok(client
+        .query(
+            "SELECT at, kind, code, customer_account_id, rule, wallet_id FROM (
+                SELECT created_at AS at, 'created' AS kind, NULL AS code, NULL AS customer_account_id,
+                       NULL AS rule, NULL AS wallet_id, 0::bigint AS seq FROM orders WHERE id = $1
+                UNION ALL
+                SELECT created_at, kind, code, customer_account_id, rule, wallet_id, id
+                FROM order_events WHERE order_id = $1
+                UNION ALL
+                SELECT paid_at, 'paid', NULL, customer_account_id, NULL, wallet_id, 9223372036854775807
+                FROM payments WHERE order_id = $1
+                UNION ALL
+                SELECT created_at, 'refunded', NULL, NULL, NULL, NULL, 9223372036854775807 FROM refunds
+                WHERE order_id = $1 AND outcome = 'succeeded') t
+             ORDER BY at, seq",
+            &[&order_id],
+        )
+        .await?)
+}
+
 async fn order_events(
     merchant: Merchant,
     state: web::Data<AppState>,
@@ -627,20 +655,7 @@ async fn order_events(
     merchant.require(Scope::Orders)?;
     let client = state.pool.get().await?;
     let order = fetch_order(&client, &merchant.merchant_id, &path).await?;
-    let rows = client
-        .query(
-            "SELECT created_at, 'created', NULL, NULL, 0::bigint, NULL FROM orders WHERE id = $1
-             UNION ALL
-             SELECT created_at, kind, code, customer_account_id, id, rule FROM order_events WHERE order_id = $1
-             UNION ALL
-             SELECT paid_at, 'paid', NULL, customer_account_id, 9223372036854775807, NULL FROM payments WHERE order_id = $1
-             UNION ALL
-             SELECT created_at, 'refunded', NULL, NULL, 9223372036854775807, NULL FROM refunds
-             WHERE order_id = $1 AND outcome = 'succeeded'
-             ORDER BY 1, 5",
-            &[&order.get::<_, &str>(0)],
-        )
-        .await?;
+    let rows = timeline_rows(&**client, order.get(0)).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -648,7 +663,7 @@ async fn order_events(
                 "at": timestamp(r.get(0)),
                 "kind": r.get::<_, &str>(1),
                 "code": r.get::<_, Option<&str>>(2),
-                "rule": r.get::<_, Option<&str>>(5),
+                "rule": r.get::<_, Option<&str>>(4),
                 "customer_account": r.get::<_, Option<&str>>(3).map(mask_account),
             })
         })

@@ -110,7 +110,7 @@ async fn a_customer_who_paid_is_answered_in_one_call_from_whatever_they_have() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["created", "payment_failed", "paid"]);
+    assert_eq!(kinds, ["created", "payment_failed", "paid", "refunded"]);
     let failed = &item["timeline"][1];
     assert_eq!(failed["code"], "insufficient_funds");
     assert_eq!(failed["customer_account_id"], broke.as_str());
