@@ -65,6 +65,17 @@ async fn secrets_are_sealed_in_the_database_and_open_only_for_their_own_row() {
     )
     .await
     .unwrap();
+    // The change reaches the credential cache by notification, a moment later.
+    for _ in 0..100 {
+        let response = wallet_b
+            .get(&format!("accounts/{customer_b}"))
+            .await
+            .unwrap();
+        if response.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for signer in [&wallet_b, &as_wallet(&app, &wallet_b.wallet_id, &wallet_a)] {
         let response = signer.get(&format!("accounts/{customer_b}")).await.unwrap();
         assert_error(response, StatusCode::UNAUTHORIZED, "invalid_signature").await;
