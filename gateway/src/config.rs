@@ -114,6 +114,11 @@ limits! {
     page_size_default: i64 = 50;
     /// Database connections per gateway process.
     pool_size_max: usize = 16;
+    /// Requests one replica works on at once, per pool connection; the others wait their
+    /// turn before any work — a burst up to the pool wait, during an overload 10 ms —
+    /// and are then refused with 503 and Retry-After (gateway/src/admission.rs). Event
+    /// streams, the long-poll and health checks are not counted.
+    requests_in_flight_per_connection_max: usize = 2;
     /// How long a request waits for a pool connection before 503.
     pool_wait_timeout_ms: u64 = 2_000;
     /// Connecting to PostgreSQL.
@@ -199,6 +204,13 @@ limits! {
 }
 
 impl Limits {
+    /// The admission bound: requests in flight on this replica at most.
+    pub fn requests_in_flight_max(&self) -> usize {
+        self.pool_size_max
+            .saturating_mul(self.requests_in_flight_per_connection_max)
+            .max(1)
+    }
+
     pub fn pool_wait_timeout(&self) -> Duration {
         Duration::from_millis(self.pool_wait_timeout_ms)
     }

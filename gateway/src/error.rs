@@ -106,6 +106,15 @@ impl ApiError {
         }
     }
 
+    /// Refused at admission: this replica is working on as many requests as it may.
+    /// No cause: under overload there are thousands a second (admission logs a summary).
+    pub fn at_capacity() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "the service is at capacity; retry with backoff",
+        )
+    }
+
     pub fn body(&self) -> serde_json::Value {
         let mut error = serde_json::json!({
             "code": self.code.as_str(),

@@ -2,6 +2,7 @@
 //! PostgreSQL ledger it drives (`db`, and the SQL functions in `migrations/`).
 //! See ARCHITECTURE.md for the map.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod auth_failures;

@@ -77,6 +77,8 @@ pub struct Gauges {
     pub webhook_outbox_depth: i64,
     pub credential_cache_listening: bool,
     pub credential_cache_hits: u64,
+    pub requests_in_flight: usize,
+    pub requests_shed: u64,
 }
 
 impl Metrics {
@@ -198,6 +200,14 @@ impl Metrics {
             "qrgate_credential_cache_hits_total {}",
             gauges.credential_cache_hits
         );
+        out.push_str("# HELP qrgate_requests_in_flight Requests this replica is working on (admission counts these).\n# TYPE qrgate_requests_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "qrgate_requests_in_flight {}",
+            gauges.requests_in_flight
+        );
+        out.push_str("# HELP qrgate_requests_shed_total Requests refused at admission with 503: the replica was at capacity.\n# TYPE qrgate_requests_shed_total counter\n");
+        let _ = writeln!(out, "qrgate_requests_shed_total {}", gauges.requests_shed);
         out.push_str("# HELP qrgate_orders_expired_total Orders the sweeper moved to expired.\n# TYPE qrgate_orders_expired_total counter\n");
         let _ = writeln!(
             out,
@@ -261,6 +271,8 @@ mod tests {
             webhook_outbox_depth: 7,
             credential_cache_listening: true,
             credential_cache_hits: 5,
+            requests_in_flight: 0,
+            requests_shed: 0,
         });
         assert!(
             text.contains(

@@ -113,6 +113,7 @@ impl Application {
                         checker_data.is_some(),
                         from_fn(openapi::check::check_middleware),
                     ))
+                    .wrap(from_fn(crate::admission::admit))
                     .wrap(from_fn(request_id_middleware))
                     .configure(api::routes)
                     .default_service(web::to(crate::http::unrouted));

@@ -13,6 +13,7 @@ pub struct AppState {
     pub request_rates: crate::request_rates::RequestRates,
     pub credentials: crate::credentials::Credentials,
     pub open_streams: crate::streams::OpenStreams,
+    pub admission: crate::admission::Admission,
     /// Payment answers still to drop after their commit (`Faults`; tests only).
     payment_answers_to_drop: std::sync::atomic::AtomicU32,
     admin_token_sha256: [u8; 32],
@@ -27,6 +28,10 @@ impl AppState {
             settings.limits.credential_cache_ms,
             settings.limits.credential_cache_entries_max,
         );
+        let admission = crate::admission::Admission::new(
+            settings.limits.requests_in_flight_max(),
+            settings.limits.pool_wait_timeout(),
+        );
         let payment_answers_to_drop = settings.faults.payment_answers_dropped;
         let admin_token_sha256 = crate::auth::sha256_32(settings.admin_token.expose().as_bytes());
         AppState {
@@ -34,6 +39,7 @@ impl AppState {
             settings,
             order_waiters: OrderWaiters::default(),
             open_streams: Default::default(),
+            admission,
             payment_answers_to_drop: payment_answers_to_drop.into(),
             metrics: Metrics::default(),
             auth_failures,

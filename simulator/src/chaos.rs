@@ -16,6 +16,7 @@
 
 use crate::{
     hook_sink::HookSink,
+    retry_budget::RetryBudget,
     scenario::SplitMix64,
     setup::{open_customer, text, top_up, Admin},
     wallet::WalletClient,
@@ -37,6 +38,12 @@ use tokio::process::{Child, Command};
 
 /// How long one request (with its retries) keeps trying before it counts as lost.
 const RETRY_FOR: Duration = Duration::from_secs(30);
+/// The clients' retry budget (retry_budget.rs): retries at most a fifth of first
+/// tries, beyond a reserve of this many.
+const RETRY_SHARE: f64 = 0.2;
+const RETRY_RESERVE: f64 = 100.0;
+/// How long a retry that found the budget empty waits before it looks again.
+const RETRY_BUDGET_WAIT: Duration = Duration::from_millis(100);
 /// How long a killed replica stays down before it is started again.
 const DOWN_FOR: Duration = Duration::from_millis(500);
 /// Payment ids per reconciliation call (the call's body is bounded).
@@ -187,6 +194,7 @@ struct Run {
     campaign_id: String,
     hooks: HookSink,
     herds_sent: AtomicU64,
+    retry_budget: RetryBudget,
     ledger: Mutex<Ledger>,
 }
 
@@ -306,6 +314,7 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
         campaign_id: text(&campaign, "id")?,
         hooks,
         herds_sent: AtomicU64::new(0),
+        retry_budget: RetryBudget::new(RETRY_SHARE, RETRY_RESERVE),
         ledger: Mutex::default(),
     })
 }
@@ -490,7 +499,9 @@ impl Run {
     /// Tries `send(replica)` on each replica in turn from `first` until a final answer
     /// (anything but no answer, 5xx, 429 or 408), for at most RETRY_FOR, as a careful client
     /// does: the next try after the answer's `Retry-After` when it gives one, otherwise
-    /// after a doubling backoff (50 ms to 2 s), each with jitter so that retries spread.
+    /// after a doubling backoff (50 ms to 2 s), each with jitter so that retries spread,
+    /// and each within the clients' retry budget (a fifth of first tries), so that an
+    /// overloaded gateway is not kept overloaded by its clients' retries.
     async fn retried<F, Fut>(&self, first: usize, send: F) -> Answer
     where
         F: Fn(usize) -> Fut,
@@ -499,7 +510,11 @@ impl Run {
         let deadline = Instant::now() + RETRY_FOR;
         let mut attempt = 0u32;
         let mut last = String::new();
+        self.retry_budget.first_try();
         while Instant::now() < deadline {
+            if attempt > 0 && !self.within_retry_budget(deadline).await {
+                break;
+            }
             let replica = (first + attempt as usize) % self.wallets.len();
             let mut told_to_wait = None;
             let sent = send(replica).await;
@@ -541,6 +556,22 @@ impl Run {
             .lost
             .push(format!("{attempt} tries, the last: {last}"));
         None
+    }
+
+    /// Waits until the retry budget allows a retry (true) or the deadline passes.
+    async fn within_retry_budget(&self, deadline: Instant) -> bool {
+        let mut deferred = false;
+        while !self.retry_budget.try_retry() {
+            if !deferred {
+                self.count("retries_deferred_by_budget");
+                deferred = true;
+            }
+            if Instant::now() + RETRY_BUDGET_WAIT >= deadline {
+                return false;
+            }
+            tokio::time::sleep(RETRY_BUDGET_WAIT).await;
+        }
+        true
     }
 
     async fn create_order(&self, n: u64, replica: usize, amount: &str) -> Option<Value> {

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod hook_sink;
 pub mod load;
 pub mod report;
+pub mod retry_budget;
 pub mod scenario;
 pub mod setup;
 pub mod wallet;

@@ -63,6 +63,8 @@ async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         webhook_outbox_depth: depth,
         credential_cache_listening: state.credentials.listening(),
         credential_cache_hits: state.credentials.hits(),
+        requests_in_flight: state.admission.in_flight(),
+        requests_shed: state.admission.shed_total(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

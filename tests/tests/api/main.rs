@@ -3,6 +3,7 @@
 //! checked (`TestApp`'s `Drop`).
 
 mod admin;
+mod admission;
 mod browser;
 mod cashier;
 mod checkout;
