@@ -181,9 +181,13 @@ impl Credentials {
 pub async fn listen(state: Arc<crate::state::AppState>) {
     use futures_util::StreamExt;
     loop {
-        let connected =
-            tokio_postgres::connect(state.settings.database_url.expose(), tokio_postgres::NoTls)
-                .await;
+        let connected = match crate::pg_tls::target(state.settings.database_url.expose()) {
+            Ok(target) => target.config.connect(target.tls).await,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "credential change listener: DATABASE_URL");
+                return;
+            }
+        };
         match connected {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

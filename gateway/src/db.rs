@@ -5,7 +5,7 @@ use crate::config::Settings;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
-use tokio_postgres::{error::SqlState, NoTls};
+use tokio_postgres::error::SqlState;
 
 /// `(name, SQL)` of each named file of `migrations/` (or of a folder under it).
 macro_rules! sql_files {
@@ -65,11 +65,17 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
 const FUNCTIONS_VERSION: &str = "functions";
 
 pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
-    let mut config: tokio_postgres::Config = settings
-        .database_url
-        .expose()
-        .parse()
-        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let crate::pg_tls::Target {
+        mut config,
+        tls,
+        verified,
+    } = crate::pg_tls::target(settings.database_url.expose())?;
+    if !verified && config.get_hosts().iter().any(off_this_machine) {
+        tracing::warn!(
+            "the database is on another machine and its connection is not verified TLS: \
+             use sslmode=verify-full with sslrootcert (docs/operations.md)"
+        );
+    }
     let limits = &settings.limits;
     config.connect_timeout(Duration::from_millis(limits.db_connect_timeout_ms));
     // Both per connection, so no statement of the hot path spends a round trip on them.
@@ -80,7 +86,7 @@ pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
     config.application_name("qrgate-gateway");
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -93,6 +99,19 @@ pub fn pool(settings: &Settings) -> anyhow::Result<Pool> {
         .runtime(Runtime::Tokio1)
         .build()
         .context("building the database pool")
+}
+
+fn off_this_machine(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name != "localhost"
+                && !name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => false,
+    }
 }
 
 /// Applies pending migrations once the database answers: a database that cannot be
@@ -121,23 +140,23 @@ pub async fn migrate_when_reachable(
 
 /// Whether a failure means "the database is not there (yet)", not "something is wrong".
 fn unreachable(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        if cause
-            .downcast_ref::<deadpool_postgres::PoolError>()
-            .is_some()
-        {
-            return true;
-        }
-        cause
-            .downcast_ref::<tokio_postgres::Error>()
-            .is_some_and(|pg| {
-                pg.is_closed()
-                    || pg.code().is_none_or(|c| {
-                        let code = c.code();
-                        code.starts_with("08") || code.starts_with("57") || code == "3D000"
-                    })
-            })
-    })
+    // A certificate that does not check out will not check out later either.
+    if e.chain()
+        .any(|cause| cause.is::<crate::pg_tls::HandshakeFailed>())
+    {
+        return false;
+    }
+    // The server's own answer decides: refused, starting up, shutting down, or the
+    // database not created yet are worth waiting for; a role or hba refusal is not.
+    if let Some(pg) = e.chain().find_map(|c| c.downcast_ref::<tokio_postgres::Error>()) {
+        return pg.is_closed()
+            || pg.code().is_none_or(|c| {
+                let code = c.code();
+                code.starts_with("08") || code.starts_with("57") || code == "3D000"
+            });
+    }
+    // No answer at all: the pool timed out.
+    e.chain().any(|c| c.is::<deadpool_postgres::PoolError>())
 }
 
 /// Applies pending migrations. Safe to run from several replicas at once: an

@@ -15,6 +15,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod pg_tls;
 pub mod qr_image;
 pub mod request_rates;
 pub mod roles;

@@ -59,13 +59,22 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the gateway with extra configuration (`QRGATE_*` variables).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(&base_database_url(), |db_url| db_url.to_owned(), overrides).await
+}
+
+/// Starts the gateway on a fresh database of the server at `base` (which the test
+/// reaches as it is), the gateway reaching it by `gateway_url(test's URL of the database)`.
+pub async fn spawn_app_on(
+    base: &str,
+    gateway_url: impl FnOnce(&str) -> String,
+    overrides: &[(&str, &str)],
+) -> TestApp {
     // TEST_LOG=1 shows the gateway's logs (filtered by RUST_LOG) for a failing test.
     if std::env::var_os("TEST_LOG").is_some() {
         gateway::init_logging("text");
     }
-    let base = base_database_url();
     let db_name = format!("qrgate_test_{}", qrgate_domain::ids::random_base32(16));
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .expect("the test PostgreSQL answers (./dev test starts one)");
     tokio::spawn(connection);
@@ -73,11 +82,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .batch_execute(&format!("CREATE DATABASE {db_name}"))
         .await
         .expect("creating the test database");
-    let db_url = with_database(&base, &db_name);
+    let db_url = with_database(base, &db_name);
     let admin_token = qrgate_domain::ids::random_base32(32);
     let secrets_key = gateway::sealed::SecretsKey::generate_base64();
     let mut vars: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".into(), db_url.clone()),
+        ("DATABASE_URL".into(), gateway_url(&db_url)),
         ("QRGATE_ADMIN_TOKEN".into(), admin_token.clone()),
         ("QRGATE_SECRETS_KEY".into(), secrets_key.clone()),
         ("QRGATE_LISTEN".into(), "127.0.0.1:0".into()),

@@ -25,6 +25,7 @@ mod operators;
 mod orders;
 mod pages;
 mod payments;
+mod pg_tls;
 mod points;
 mod promotions;
 mod rate_limits;
