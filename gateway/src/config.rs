@@ -39,6 +39,9 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` names the client (`QRGATE_TRUSTED_PROXIES`,
     /// comma-separated addresses). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// HTTPS: the certificate chain and key files (`QRGATE_TLS_CERT_FILE`,
+    /// `QRGATE_TLS_KEY_FILE`, both or neither). None: plain HTTP, for a reverse proxy.
+    pub tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Validate every JSON request and response against `/openapi.json` and keep the
     /// mismatches (`QRGATE_OPENAPI_CHECK=1`; the integration tests set it).
     pub openapi_check: bool,
@@ -287,6 +290,11 @@ impl Settings {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?,
+            tls_files: match (get("QRGATE_TLS_CERT_FILE"), get("QRGATE_TLS_KEY_FILE")) {
+                (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+                (None, None) => None,
+                _ => bail!("QRGATE_TLS_CERT_FILE and QRGATE_TLS_KEY_FILE go together"),
+            },
             openapi_check: get("QRGATE_OPENAPI_CHECK").as_deref() == Some("1"),
             faults: faults(&get)?,
             secrets: keyring(&get, development)?,

@@ -148,7 +148,10 @@ fn unreachable(e: &anyhow::Error) -> bool {
     }
     // The server's own answer decides: refused, starting up, shutting down, or the
     // database not created yet are worth waiting for; a role or hba refusal is not.
-    if let Some(pg) = e.chain().find_map(|c| c.downcast_ref::<tokio_postgres::Error>()) {
+    if let Some(pg) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+    {
         return pg.is_closed()
             || pg.code().is_none_or(|c| {
                 let code = c.code();

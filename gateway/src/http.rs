@@ -36,6 +36,16 @@ pub async fn request_id_middleware(
         let mut response = REQUEST_ID.scope(request_id.clone(), next.call(req)).await?;
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
+        if state
+            .as_ref()
+            .is_some_and(|s| over_https(response.request(), &s.settings))
+        {
+            // Browsers that saw the pages over HTTPS never ask for them over HTTP again.
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
         tracing::info!(
             status,
             latency_ms = elapsed.as_secs_f64() * 1e3,
@@ -81,6 +91,19 @@ pub async fn request_id_middleware(
     }
     .instrument(span)
     .await
+}
+
+/// Whether the client reached us over HTTPS: ours (`QRGATE_TLS_CERT_FILE`), or a trusted
+/// reverse proxy's that says so (`X-Forwarded-Proto: https`).
+pub fn over_https(req: &HttpRequest, settings: &crate::config::Settings) -> bool {
+    settings.tls_files.is_some()
+        || (req
+            .peer_addr()
+            .is_some_and(|peer| settings.trusted_proxies.contains(&peer.ip()))
+            && req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
 }
 
 /// One admin action: who, what, with which outcome, and a digest of what was asked.

@@ -87,54 +87,59 @@ impl Application {
         let checker_data = openapi_checker.clone().map(web::Data::from);
         let addr = listener.local_addr()?;
         let head_timeout = Duration::from_millis(limits.request_head_timeout_ms);
+        let tls = match &state.settings.tls_files {
+            Some((cert, key)) => Some(crate::connection::tls_acceptor(cert, key)?),
+            None => None,
+        };
         let builder = actix_server::Server::build()
             .max_concurrent_connections(CONNECTIONS_PER_WORKER_MAX)
             .shutdown_timeout(limits.shutdown_grace_seconds);
         let shutdown = builder.graceful_shutdown_signal();
         // actix-web's HttpServer, assembled by hand so that a connection first passes
         // `connection::first_head` (a slow first head gets 408 in the one error shape).
-        let server = builder
-            .listen("qrgate", listener, move || {
-                let mut app = App::new().app_data(data.clone());
-                if let Some(checker) = &checker_data {
-                    app = app.app_data(checker.clone());
-                }
-                let app = app
-                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                        crate::error::ApiError::invalid("query", e.to_string()).into()
-                    }))
-                    .app_data(
-                        web::PathConfig::default().error_handler(|_, _| {
+        let server =
+            builder
+                .listen("qrgate", listener, move || {
+                    let mut app = App::new().app_data(data.clone());
+                    if let Some(checker) = &checker_data {
+                        app = app.app_data(checker.clone());
+                    }
+                    let app = app
+                        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                            crate::error::ApiError::invalid("query", e.to_string()).into()
+                        }))
+                        .app_data(web::PathConfig::default().error_handler(|_, _| {
                             crate::error::ApiError::not_found("resource").into()
-                        }),
-                    )
-                    .wrap(from_fn(crate::http::refuse_nul))
-                    .wrap(Condition::new(
-                        checker_data.is_some(),
-                        from_fn(openapi::check::check_middleware),
-                    ))
-                    .wrap(from_fn(crate::admission::admit))
-                    .wrap(from_fn(request_id_middleware))
-                    .configure(api::routes)
-                    .default_service(web::to(crate::http::unrouted));
-                let shutdown = shutdown.clone();
-                let http = HttpService::build()
-                    .graceful_shutdown_signal(move || {
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.notified().await }
-                    })
-                    .keep_alive(Duration::from_secs(KEEP_ALIVE_SECONDS))
-                    // Later heads on a kept-alive connection: actix-http's own timer.
-                    .client_request_timeout(head_timeout)
-                    .local_addr(addr)
-                    .h1(map_config(
-                        app.into_factory()
-                            .map_err(|e: actix_web::Error| e.error_response()),
-                        |_| AppConfig::default(),
-                    ));
-                fn_service(move |io| crate::connection::first_head(io, head_timeout)).and_then(http)
-            })?
-            .run();
+                        }))
+                        .wrap(from_fn(crate::http::refuse_nul))
+                        .wrap(Condition::new(
+                            checker_data.is_some(),
+                            from_fn(openapi::check::check_middleware),
+                        ))
+                        .wrap(from_fn(crate::admission::admit))
+                        .wrap(from_fn(request_id_middleware))
+                        .configure(api::routes)
+                        .default_service(web::to(crate::http::unrouted));
+                    let shutdown = shutdown.clone();
+                    let http = HttpService::build()
+                        .graceful_shutdown_signal(move || {
+                            let shutdown = shutdown.clone();
+                            async move { shutdown.notified().await }
+                        })
+                        .keep_alive(Duration::from_secs(KEEP_ALIVE_SECONDS))
+                        // Later heads on a kept-alive connection: actix-http's own timer.
+                        .client_request_timeout(head_timeout)
+                        .local_addr(addr)
+                        .h1(map_config(
+                            app.into_factory()
+                                .map_err(|e: actix_web::Error| e.error_response()),
+                            |_| AppConfig::default(),
+                        ));
+                    let tls = tls.clone();
+                    fn_service(move |io| crate::connection::accept(io, tls.clone(), head_timeout))
+                        .and_then(http)
+                })?
+                .run();
         Ok(Application {
             port,
             server,

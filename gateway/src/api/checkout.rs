@@ -196,7 +196,14 @@ async fn create_session(
     tracing::info!(merchant_id = %merchant.merchant_id, %session_id, order_id = order_row.get::<_, &str>(0), "checkout session opened");
     let path = format!("/pay/{token}");
     let info = req.connection_info();
-    let url = format!("{}://{}{path}", info.scheme(), info.host());
+    // The scheme the client used, as we or a trusted proxy know it: not a header anyone
+    // could send.
+    let scheme = if crate::http::over_https(&req, &state.settings) {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{}{path}", info.host());
     let mut session = session_json(
         &session_id,
         &order_row,

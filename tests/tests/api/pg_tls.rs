@@ -2,7 +2,10 @@
 //! gateway's role: a self-signed CA, a server certificate for 127.0.0.1 only, and
 //! `hostnossl … reject` for that role.
 
-use crate::helpers::{json_ok, spawn_app_on};
+use crate::{
+    certificates::{make_certificates, run},
+    helpers::{json_ok, spawn_app_on},
+};
 use gateway::{Application, Settings};
 use reqwest::StatusCode;
 use std::{collections::HashMap, path::PathBuf, process::Command, time::Duration};
@@ -14,15 +17,6 @@ struct TlsCluster {
     dir: PathBuf,
     port: u16,
     bin: PathBuf,
-}
-
-fn run(what: &str, command: &mut Command) {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn is_root() -> bool {
@@ -44,13 +38,6 @@ fn server_command(bin: &std::path::Path, tool: &str) -> Command {
     }
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    run(
-        &format!("openssl {}", args.join(" ")),
-        Command::new("openssl").current_dir(dir).args(args),
-    );
-}
-
 impl TlsCluster {
     fn start() -> TlsCluster {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
@@ -64,7 +51,7 @@ impl TlsCluster {
             qrgate_domain::ids::random_base32(10).to_lowercase()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self::make_certificates(&dir);
+        make_certificates(&dir);
         if is_root() {
             run(
                 "chown",
@@ -120,87 +107,6 @@ impl TlsCluster {
             ]),
         );
         cluster
-    }
-
-    /// A CA, a server certificate it signed for 127.0.0.1 (and no other name), and a
-    /// second CA that signed nothing here.
-    fn make_certificates(dir: &std::path::Path) {
-        for ca in ["ca", "other-ca"] {
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-x509",
-                    "-new",
-                    "-nodes",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-keyout",
-                    &format!("{ca}.key"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=qrgate test {ca}"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-            );
-        }
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-nodes",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-        run(
-            "chmod",
-            Command::new("chmod")
-                .args(["600"])
-                .arg(dir.join("server.key")),
-        );
     }
 
     /// The tests' own way in: the postgres role, no TLS.
