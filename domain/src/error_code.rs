@@ -11,6 +11,8 @@ pub enum ErrorCode {
     InvalidSignature,
     StaleTimestamp,
     Forbidden,
+    SecondFactorRequired,
+    SecondFactorInvalid,
     NotFound,
     OrderNotPayable,
     AlreadyPaid,
@@ -19,6 +21,7 @@ pub enum ErrorCode {
     IdempotencyInProgress,
     ReplayedMessage,
     DuplicateReference,
+    SecondFactorEnrolled,
     MethodNotAllowed,
     RequestTimeout,
     PayloadTooLarge,
@@ -43,12 +46,15 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
         Self::StaleTimestamp,
         Self::Forbidden,
+        Self::SecondFactorRequired,
+        Self::SecondFactorInvalid,
+        Self::SecondFactorEnrolled,
         Self::NotFound,
         Self::OrderNotPayable,
         Self::AlreadyPaid,
@@ -87,6 +93,9 @@ impl ErrorCode {
             Self::InvalidSignature => "invalid_signature",
             Self::StaleTimestamp => "stale_timestamp",
             Self::Forbidden => "forbidden",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::SecondFactorInvalid => "second_factor_invalid",
+            Self::SecondFactorEnrolled => "second_factor_enrolled",
             Self::NotFound => "not_found",
             Self::OrderNotPayable => "order_not_payable",
             Self::AlreadyPaid => "already_paid",
@@ -128,7 +137,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::Unauthenticated | Self::InvalidSignature | Self::StaleTimestamp => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::SecondFactorRequired | Self::SecondFactorInvalid => 403,
             Self::NotFound => 404,
             Self::OrderNotPayable
             | Self::AlreadyPaid
@@ -136,7 +145,8 @@ impl ErrorCode {
             | Self::IdempotencyConflict
             | Self::IdempotencyInProgress
             | Self::ReplayedMessage
-            | Self::DuplicateReference => 409,
+            | Self::DuplicateReference
+            | Self::SecondFactorEnrolled => 409,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,

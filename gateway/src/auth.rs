@@ -125,6 +125,17 @@ impl FromRequest for Admin {
                     ),
                 ));
             }
+            // The bootstrap token has no second factor: it is the break-glass credential,
+            // kept offline (docs/operations.md).
+            if actor != "bootstrap" && roles::needs_second_factor(req.method().as_str(), &pattern) {
+                let holder = crate::second_factor::Holder::AdminToken(&actor);
+                crate::second_factor::require(
+                    &state,
+                    holder,
+                    crate::second_factor::presented(&req),
+                )
+                .await?;
+            }
             Ok(Admin { actor, role })
         })
     }

@@ -20,6 +20,7 @@ pub mod qr_image;
 pub mod request_rates;
 pub mod roles;
 pub mod sealed;
+pub mod second_factor;
 pub mod startup;
 pub mod state;
 pub mod streams;

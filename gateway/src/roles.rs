@@ -56,6 +56,38 @@ const CHANGES: &[(Role, &str, &str)] = &[
     (Role::Finance, "POST", "/v1/admin/campaigns"),
 ];
 
+/// Changes every role may make: its own second factor.
+const OWN_CHANGES: &[(&str, &str)] = &[
+    ("POST", "/v1/admin/second-factor"),
+    ("POST", "/v1/admin/second-factor/confirm"),
+];
+
+/// Changes that need the operator's second factor (`second_factor`): who may stop
+/// money moving, change the limits on it, change who is trusted, or hand out access.
+const SECOND_FACTOR_CHANGES: &[(&str, &str)] = &[
+    ("POST", "/v1/admin/accounts/{id}/block"),
+    ("POST", "/v1/admin/accounts/{id}/unblock"),
+    ("POST", "/v1/admin/merchants/{id}/block"),
+    ("POST", "/v1/admin/merchants/{id}/unblock"),
+    ("PUT", "/v1/admin/risk-limits/{currency}"),
+    ("PUT", "/v1/admin/wallets/{id}/sca/{currency}"),
+    ("DELETE", "/v1/admin/wallets/{id}/sca/{currency}"),
+    ("POST", "/v1/admin/wallets/{id}/funding-limits"),
+    ("POST", "/v1/admin/wallets/{id}/secrets"),
+    ("DELETE", "/v1/admin/wallets/{id}/secrets/{secret_id}"),
+    ("POST", "/v1/admin/merchants/{id}/webhook-secret"),
+    ("POST", "/v1/admin/tokens"),
+    ("DELETE", "/v1/admin/tokens/{id}"),
+    ("DELETE", "/v1/admin/tokens/{id}/second-factor"),
+];
+
+/// Whether a named token calling `method` on `pattern` must give its second factor's code.
+pub fn needs_second_factor(method: &str, pattern: &str) -> bool {
+    SECOND_FACTOR_CHANGES
+        .iter()
+        .any(|(m, p)| m.eq_ignore_ascii_case(method) && *p == pattern)
+}
+
 /// Reads only `admin` may make.
 const ADMIN_READS: &[&str] = &["/v1/admin/audit"];
 
@@ -70,6 +102,12 @@ pub fn allows(role: Role, method: &Method, pattern: &str) -> bool {
     match role {
         Role::Admin => true,
         _ if read => !ADMIN_READS.contains(&pattern),
+        _ if OWN_CHANGES
+            .iter()
+            .any(|(m, p)| *m == method.as_str() && *p == pattern) =>
+        {
+            true
+        }
         _ => CHANGES
             .iter()
             .any(|(r, m, p)| *r == role && *m == method.as_str() && *p == pattern),

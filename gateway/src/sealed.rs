@@ -38,6 +38,8 @@ pub enum SecretKind {
     /// `merchants.webhook_secret` and `webhook_secret_previous` (a rotation moves the
     /// value from one to the other), bound to the merchant's id.
     MerchantWebhook,
+    /// `second_factors.secret` (a TOTP secret), bound to the factor's id.
+    SecondFactor,
 }
 
 impl SecretKind {
@@ -45,6 +47,7 @@ impl SecretKind {
         match self {
             SecretKind::WalletSigning => "wallet_secrets.secret",
             SecretKind::MerchantWebhook => "merchants.webhook_secret",
+            SecretKind::SecondFactor => "second_factors.secret",
         }
     }
 }
@@ -233,7 +236,7 @@ pub fn is_sealed(stored: &str) -> bool {
 }
 
 /// Where sealed values live: (table, its id column, the value's column, what it is).
-const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 3] = [
+const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 4] = [
     ("wallet_secrets", "id", "secret", SecretKind::WalletSigning),
     (
         "merchants",
@@ -247,6 +250,7 @@ const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 3] = [
         "webhook_secret_previous",
         SecretKind::MerchantWebhook,
     ),
+    ("second_factors", "id", "secret", SecretKind::SecondFactor),
 ];
 /// Rows re-sealed per statement batch.
 const RESEAL_BATCH: i64 = 500;

@@ -18,6 +18,12 @@ pub enum ErrorKind {
     StaleTimestamp,
     /// `forbidden` (403): the API key lacks the scope.
     Forbidden,
+    /// `second_factor_required` (403): the call needs this key's second-factor code.
+    SecondFactorRequired,
+    /// `second_factor_invalid` (403): the code was wrong, stale or already used.
+    SecondFactorInvalid,
+    /// `second_factor_enrolled` (409): this key already has a confirmed second factor.
+    SecondFactorEnrolled,
     /// `not_found` (404): no such object (or another merchant's).
     NotFound,
     /// `order_not_payable` (409): the order was closed.
@@ -90,6 +96,9 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::InvalidSignature => ErrorKind::InvalidSignature,
             ErrorCode::StaleTimestamp => ErrorKind::StaleTimestamp,
             ErrorCode::Forbidden => ErrorKind::Forbidden,
+            ErrorCode::SecondFactorRequired => ErrorKind::SecondFactorRequired,
+            ErrorCode::SecondFactorInvalid => ErrorKind::SecondFactorInvalid,
+            ErrorCode::SecondFactorEnrolled => ErrorKind::SecondFactorEnrolled,
             ErrorCode::NotFound => ErrorKind::NotFound,
             ErrorCode::OrderNotPayable => ErrorKind::OrderNotPayable,
             ErrorCode::AlreadyPaid => ErrorKind::AlreadyPaid,
@@ -137,6 +146,9 @@ impl ErrorKind {
             ErrorKind::InvalidSignature => Some(ErrorCode::InvalidSignature),
             ErrorKind::StaleTimestamp => Some(ErrorCode::StaleTimestamp),
             ErrorKind::Forbidden => Some(ErrorCode::Forbidden),
+            ErrorKind::SecondFactorRequired => Some(ErrorCode::SecondFactorRequired),
+            ErrorKind::SecondFactorInvalid => Some(ErrorCode::SecondFactorInvalid),
+            ErrorKind::SecondFactorEnrolled => Some(ErrorCode::SecondFactorEnrolled),
             ErrorKind::NotFound => Some(ErrorCode::NotFound),
             ErrorKind::OrderNotPayable => Some(ErrorCode::OrderNotPayable),
             ErrorKind::AlreadyPaid => Some(ErrorCode::AlreadyPaid),
@@ -185,6 +197,8 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "check the API key (QRGATE_API_KEY): it is missing, mistyped or revoked",
             ErrorKind::Forbidden => "this API key lacks the scope for this call; ask the shop owner for a key that has it",
             ErrorKind::NotFound => "check the id; objects of other merchants are not visible",
+            ErrorKind::SecondFactorRequired => "this refund needs the key's second-factor code (enroll one first if it has none)",
+            ErrorKind::SecondFactorInvalid => "enter the authenticator app's current code; each code works once",
             ErrorKind::OrderNotPayable => "the order was closed; create a new one",
             ErrorKind::AlreadyPaid => "the order is already paid; nothing more to do",
             ErrorKind::OrderExpired => "the order expired; create a new one",

@@ -20,8 +20,8 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const key = () => sessionStorage.getItem(KEY);
 
-  async function api(method, path, body, accept) {
-    const headers = { Authorization: "Bearer " + key() };
+  async function api(method, path, body, accept, extraHeaders) {
+    const headers = Object.assign({ Authorization: "Bearer " + key() }, extraHeaders || {});
     if (body) headers["Content-Type"] = "application/json";
     if (accept) headers.Accept = accept;
     let res;
@@ -357,7 +357,12 @@
   }
 
   function askRefund(order) {
-    refunding = order;
+    // One reference for this refund, kept across a second-factor prompt: sending it
+    // again can never refund twice.
+    refunding = Object.assign({}, order, { reference: "R" + Date.now().toString(36).toUpperCase() });
+    show("refund-code-box", false);
+    $("refund-code").value = "";
+    $("refund-code").required = false;
     $("refund-order").textContent = order.merchant_reference + " · " + money(order.amount, order.currency);
     $("refund-amount").value = order.status === "paid" ? order.amount : "";
     $("refund-reason").value = "";
@@ -368,17 +373,28 @@
   async function refund(event) {
     event.preventDefault();
     const order = refunding;
-    const body = { amount: $("refund-amount").value.trim(), refund_reference: "R" + Date.now().toString(36).toUpperCase() };
+    const body = { amount: $("refund-amount").value.trim(), refund_reference: order.reference };
     const reason = $("refund-reason").value.trim();
     if (reason) body.reason = reason;
+    const code = $("refund-code").value.trim();
     $("refund-confirm").disabled = true;
     try {
-      await api("POST", "/v1/orders/" + encodeURIComponent(order.id) + "/refunds", body);
+      await api("POST", "/v1/orders/" + encodeURIComponent(order.id) + "/refunds", body, null,
+                code ? { "Qrgate-OTP": code } : null);
       $("refund-dialog").close();
       say(null);
       $("alert").textContent = "";
       loadToday();
     } catch (e) {
+      if (e.code === "second_factor_required" || e.code === "second_factor_invalid") {
+        // Large refunds need the key's second factor: ask for the code in the dialog.
+        $("refund-code-why").textContent = qrgateI18n.error(e.code);
+        show("refund-code-box", true);
+        $("refund-code").value = "";
+        $("refund-code").required = true;
+        $("refund-code").focus();
+        return;
+      }
       $("refund-dialog").close();
       say(e);
     } finally {

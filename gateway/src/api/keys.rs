@@ -30,18 +30,25 @@ async fn me(merchant: Merchant, state: web::Data<AppState>) -> ApiResult<HttpRes
     let client = state.pool.get().await?;
     let row = client
         .query_one(
-            "SELECT m.name, m.currency, m.time_zone, k.name, k.scopes
+            "SELECT m.name, m.currency, m.time_zone, k.name, k.scopes,
+                    m.refund_second_factor_above_minor,
+                    EXISTS (SELECT 1 FROM second_factors f WHERE f.holder_kind = 'api_key'
+                            AND f.holder_id = k.id AND f.confirmed_at IS NOT NULL)
              FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = $1",
             &[&merchant.key_id],
         )
         .await?;
+    let currency = qrgate_domain::Currency::parse(row.get(1))
+        .map_err(crate::error::ApiError::internal_from)?;
     Ok(HttpResponse::Ok().json(json!({
         "merchant_id": merchant.merchant_id,
         "merchant_name": row.get::<_, &str>(0),
         "currency": row.get::<_, &str>(1),
-        "currency_minor_units": qrgate_domain::Currency::parse(row.get(1))
-            .map(|c| c.minor_units())
-            .map_err(crate::error::ApiError::internal_from)?,
+        "currency_minor_units": currency.minor_units(),
+        "refund_second_factor_above": row
+            .get::<_, Option<i64>>(5)
+            .map(|a| qrgate_domain::money::format_minor(a, currency)),
+        "second_factor": row.get::<_, bool>(6),
         "time_zone": row.get::<_, &str>(2),
         "key_id": merchant.key_id,
         "key_name": row.get::<_, Option<&str>>(3),

@@ -13,6 +13,7 @@ pub mod reconciliation;
 pub mod refunds;
 pub mod reports;
 pub mod risk;
+pub mod second_factors;
 pub mod statements;
 pub mod wallet;
 pub mod webhooks;
@@ -32,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(health::routes)
         .configure(admin::routes)
         .configure(operators::routes)
+        .configure(second_factors::routes)
         .configure(desk::routes)
         .configure(risk::routes)
         .configure(crate::openapi::routes)

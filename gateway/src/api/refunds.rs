@@ -68,6 +68,15 @@ async fn refund(
     if !ids::is_gateway_id(&order_id) {
         return Err(ApiError::not_found("order"));
     }
+    approved_if_large(
+        &state,
+        &merchant,
+        &req,
+        &order_id,
+        reference,
+        amount.minor(),
+    )
+    .await?;
     let request = json!({"order_id": order_id, "amount": amount.minor(), "refund_reference": reference, "reason": body.reason});
     let request_sha256 = sha256(&[serde_json::to_vec(&request)
         .expect("JSON serializes")
@@ -93,6 +102,37 @@ async fn refund(
     ];
     let sql = "SELECT * FROM refund_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     idempotency::ledger_call(&state, idem, sql, &params, refund_json).await
+}
+
+/// A refund above the shop's threshold needs the refunding key's second factor — unless
+/// it is a retry of a refund already made (its stored answer is given again).
+async fn approved_if_large(
+    state: &AppState,
+    merchant: &Merchant,
+    req: &HttpRequest,
+    order_id: &str,
+    reference: &str,
+    amount_minor: i64,
+) -> ApiResult<()> {
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT m.refund_second_factor_above_minor,
+                    EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = $2 AND r.refund_reference = $3)
+             FROM merchants m WHERE m.id = $1",
+            &[&merchant.merchant_id, &order_id, &reference],
+        )
+        .await?;
+    drop(client);
+    let above: Option<i64> = row.get(0);
+    let retry: bool = row.get(1);
+    match above {
+        Some(above) if amount_minor > above && !retry => {
+            let holder = crate::second_factor::Holder::ApiKey(&merchant.key_id);
+            crate::second_factor::require(state, holder, crate::second_factor::presented(req)).await
+        }
+        _ => Ok(()),
+    }
 }
 
 fn refund_json(row: &tokio_postgres::Row) -> ApiResult<Value> {

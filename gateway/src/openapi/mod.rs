@@ -187,6 +187,9 @@ const OPERATIONS: &[Operation] = {
         ("put", "/v1/admin/risk-limits/{currency}", "Replace a currency's risk limits", Admin, &[], Some("RiskLimitsSet"), Json(200, "RiskLimits"), &[]),
         ("post", "/v1/admin/tokens", "Issue a named admin token", Admin, &[], Some("AdminTokenCreate"), Json(201, "AdminTokenCreated"), &[]),
         ("delete", "/v1/admin/tokens/{id}", "Revoke a named admin token", Admin, &[], None, Json(200, "Revoked"), &[404]),
+        ("post", "/v1/admin/second-factor", "Enroll the calling named token's second factor (TOTP; shown once)", Admin, &[], Some("Empty"), Json(201, "SecondFactorEnrollment"), &[409]),
+        ("post", "/v1/admin/second-factor/confirm", "Confirm the enrollment with a first code", Admin, &[], Some("SecondFactorConfirm"), Json(200, "SecondFactorConfirmed"), &[404]),
+        ("delete", "/v1/admin/tokens/{id}/second-factor", "Remove a named token's second factor (a lost phone)", Admin, &[], None, Json(200, "SecondFactorRemoved"), &[404]),
         ("get", "/v1/admin/audit", "The audit log of admin actions", Admin, PAGE, None, Json(200, "AuditPage"), &[]),
         ("get", "/v1/admin/search", "Find orders, payments and refunds for a customer's question", Admin, &["q!", "merchant_id", "wallet_id", "amount", "from", "to", "max_results"], None, Json(200, "DeskSearch"), &[]),
         ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
@@ -202,6 +205,10 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/checkout-sessions", "Open a checkout session: an order with a hosted payment page", Merchant("orders"), &[], Some("CheckoutSessionCreate"), Json(201, "CheckoutSession"), &[409, 422]),
         ("get", "/v1/checkout-sessions/{id}", "A checkout session", Merchant("orders"), &[], None, Json(200, "CheckoutSession"), &[404]),
         ("get", "/v1/me", "The merchant and the key this call was made with", Merchant("any"), &[], None, Json(200, "Me"), &[]),
+        ("post", "/v1/me/second-factor", "Enroll the calling key's second factor (TOTP; shown once)", Merchant("any"), &[], Some("Empty"), Json(201, "SecondFactorEnrollment"), &[409]),
+        ("post", "/v1/me/second-factor/confirm", "Confirm the enrollment with a first code", Merchant("any"), &[], Some("SecondFactorConfirm"), Json(200, "SecondFactorConfirmed"), &[404]),
+        ("put", "/v1/me/refund-second-factor", "Set the refund amount above which a refund needs the refunding key's second factor", Merchant("keys"), &[], Some("RefundSecondFactorSet"), Json(200, "RefundSecondFactor"), &[]),
+        ("delete", "/v1/keys/{key_id}/second-factor", "Remove one of the merchant's keys' second factor", Merchant("keys"), &[], None, Json(200, "SecondFactorRemoved"), &[404]),
         ("post", "/v1/keys", "Issue a staff key (its scopes at most the caller's)", Merchant("keys"), &[], Some("ApiKeyCreate"), Json(201, "ApiKeyCreated"), &[]),
         ("get", "/v1/keys", "List the merchant's keys", Merchant("keys"), PAGE, None, Json(200, "ApiKeyPage"), &[]),
         ("delete", "/v1/keys/{key_id}", "Revoke one of the merchant's keys", Merchant("keys"), &[], None, Json(200, "Revoked"), &[404]),
@@ -288,6 +295,16 @@ fn operation(row: &Operation) -> Value {
         })
         .collect();
     parameters.extend(query.iter().map(|name| query_parameter(name)));
+    if takes_second_factor(caller, method, path) {
+        parameters.push(json!({
+            "name": "Qrgate-OTP", "in": "header", "required": false,
+            "schema": {"type": "string", "pattern": "^[0-9]{6}$"},
+            "description": "The caller's second factor's current code (TOTP). Needed when the caller has one \
+                            (a named admin token: always for this call; a merchant key: for a refund above \
+                            the shop's threshold, or a change of the threshold or of a factor); \
+                            without it `403 second_factor_required`, wrong or spent `403 second_factor_invalid`.",
+        }));
+    }
     let mut responses = Map::new();
     match answer {
         Answer::Json(status, schema) => {
@@ -347,6 +364,20 @@ fn operation(row: &Operation) -> Value {
     op
 }
 
+/// Operations that may ask for the caller's second factor's code.
+fn takes_second_factor(caller: Caller, method: &str, path: &str) -> bool {
+    match caller {
+        Caller::Admin => crate::roles::needs_second_factor(method, path),
+        Caller::Merchant(_) => matches!(
+            path,
+            "/v1/orders/{id}/refunds"
+                | "/v1/me/refund-second-factor"
+                | "/v1/keys/{key_id}/second-factor"
+        ),
+        _ => false,
+    }
+}
+
 /// Every error status an operation can answer: its own, and those of its caller's
 /// checks, its body and its query.
 fn error_statuses(caller: Caller, query: &[&str], request: Option<&str>, own: &[u16]) -> Vec<u16> {
@@ -383,7 +414,7 @@ fn error_responses() -> Value {
         ),
         (
             403,
-            "The API key lacks the scope, or the operator's role does not allow the call",
+            "The API key lacks the scope, the operator's role does not allow the call, or the call needs a second factor's code (`second_factor_required`, `second_factor_invalid`)",
         ),
         (404, "No such object, or another merchant's or wallet's"),
         (

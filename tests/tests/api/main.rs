@@ -35,6 +35,7 @@ mod refunds;
 mod reports;
 mod risk;
 mod sdk;
+mod second_factor;
 mod secrets;
 mod shutdown;
 mod simulator;

@@ -211,6 +211,7 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
         ]),
         "/v1/admin/wallets/{id}/sca/{currency}" => cny(&["threshold", "allowance"]),
         "/v1/orders/{id}/refunds" => cny(&["amount"]),
+        "/v1/me/refund-second-factor" => cny(&["above"]),
         "/v1/wallets/{wallet_id}/payments" => cny(&["max_charged"]),
         "/v1/admin/fx-rates" => body["base"] != body["quote"],
         "/v1/admin/campaigns" => {
