@@ -87,6 +87,27 @@ pub struct Admin {
     pub actor: String,
     /// What it may do (`roles`): checked against the route before any handler runs.
     pub role: Role,
+    /// The request, for its audit entry.
+    request: HttpRequest,
+}
+
+impl Admin {
+    /// Commits an operator's change together with its audit entry (who, what, the
+    /// outcome `status`, the body's digest): the change and its record stand or fall
+    /// together. Changes refused before this (4xx) are recorded after the answer, as
+    /// they changed nothing.
+    pub async fn commit(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        status: actix_web::http::StatusCode,
+    ) -> ApiResult<()> {
+        crate::http::record_admin_action(&tx, &self.actor, &self.request, status.as_u16()).await?;
+        tx.commit().await?;
+        self.request
+            .extensions_mut()
+            .insert(crate::http::AuditedInTransaction);
+        Ok(())
+    }
 }
 
 /// The admin behind a request, for the audit log.
@@ -136,7 +157,11 @@ impl FromRequest for Admin {
                 )
                 .await?;
             }
-            Ok(Admin { actor, role })
+            Ok(Admin {
+                actor,
+                role,
+                request: req,
+            })
         })
     }
 }

@@ -65,7 +65,14 @@ pub async fn request_id_middleware(
                 .extensions()
                 .get::<crate::auth::AdminActor>()
                 .cloned();
-            if let (Some(actor), false) = (actor, method == actix_web::http::Method::GET) {
+            let audited = response
+                .request()
+                .extensions()
+                .get::<AuditedInTransaction>()
+                .is_some();
+            if let (Some(actor), false, false) =
+                (actor, method == actix_web::http::Method::GET, audited)
+            {
                 let entry = AuditEntry {
                     actor: &actor.0,
                     method: method.as_str(),
@@ -117,19 +124,51 @@ struct AuditEntry<'a> {
     body_sha256: Option<String>,
 }
 
-/// Records an admin action. The action has already happened: a failure to record it is
-/// logged loudly rather than undone.
+/// The request's admin action was recorded in its own transaction (`Admin::commit`).
+#[derive(Clone, Copy)]
+pub struct AuditedInTransaction;
+
+async fn insert_audit(
+    client: &impl deadpool_postgres::GenericClient,
+    e: &AuditEntry<'_>,
+) -> ApiResult<()> {
+    client
+        .execute(
+            "INSERT INTO admin_audit (actor, method, route, path, http_status, request_id, body_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&e.actor, &e.method, &e.route, &e.path, &(e.status as i16), &e.request_id, &e.body_sha256],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records an operator's change in the change's own transaction (`Admin::commit`).
+pub async fn record_admin_action(
+    client: &impl deadpool_postgres::GenericClient,
+    actor: &str,
+    req: &HttpRequest,
+    status: u16,
+) -> ApiResult<()> {
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let body_sha256 = req.extensions().get::<AuditedBody>().map(|b| b.0.clone());
+    let entry = AuditEntry {
+        actor,
+        method: req.method().as_str(),
+        route: &route,
+        path: req.path(),
+        status,
+        request_id: &crate::error::current_request_id(),
+        body_sha256,
+    };
+    insert_audit(client, &entry).await
+}
+
+/// Records an admin action that changed nothing (refused, or failed before its commit)
+/// after its answer: a failure to record it is logged loudly.
 async fn audit(state: &crate::state::AppState, e: AuditEntry<'_>) {
     let recorded = async {
         let client = state.pool.get().await?;
-        client
-            .execute(
-                "INSERT INTO admin_audit (actor, method, route, path, http_status, request_id, body_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&e.actor, &e.method, &e.route, &e.path, &(e.status as i16), &e.request_id, &e.body_sha256],
-            )
-            .await?;
-        Ok::<_, ApiError>(())
+        insert_audit(&client, &e).await
     };
     if let Err(why) = recorded.await {
         tracing::error!(actor = e.actor, route = e.route, status = e.status, error = %why, "admin action not recorded in the audit log");

@@ -80,15 +80,19 @@ fn secret_base32(secret: &[u8]) -> String {
 
 /// Starts (or restarts, while unconfirmed) the enrollment of `holder`'s factor. A
 /// confirmed factor must be removed first (by an operator, or the shop's manager key).
-pub async fn enroll(state: &AppState, holder: Holder<'_>, label: &str) -> ApiResult<Enrollment> {
+pub async fn enroll(
+    client: &impl deadpool_postgres::GenericClient,
+    keyring: &crate::sealed::Keyring,
+    holder: Holder<'_>,
+    label: &str,
+) -> ApiResult<Enrollment> {
     let secret: [u8; SECRET_BYTES] = rand::random();
     let id = qrgate_domain::ids::mint("sf");
-    let stored = state.settings.secrets.seal(
+    let stored = keyring.seal(
         SecretKind::SecondFactor,
         &id,
         &base64::engine::general_purpose::STANDARD.encode(secret),
     );
-    let client = state.pool.get().await?;
     let replaced = client
         .execute(
             "INSERT INTO second_factors (id, holder_kind, holder_id, secret) VALUES ($1, $2, $3, $4)
@@ -139,8 +143,10 @@ pub async fn enrolled(state: &AppState, holder: Holder<'_>) -> ApiResult<bool> {
 }
 
 /// Removes `holder`'s factor (confirmed or not). Whether there was one.
-pub async fn remove(state: &AppState, holder: Holder<'_>) -> ApiResult<bool> {
-    let client = state.pool.get().await?;
+pub async fn remove(
+    client: &impl deadpool_postgres::GenericClient,
+    holder: Holder<'_>,
+) -> ApiResult<bool> {
     let removed = client
         .execute(
             "DELETE FROM second_factors WHERE holder_kind = $1 AND holder_id = $2",

@@ -40,8 +40,8 @@ use tokio::process::{Child, Command};
 const RETRY_FOR: Duration = Duration::from_secs(30);
 /// The clients' retry budget (retry_budget.rs): retries at most half as many as first
 /// tries, beyond a reserve for a burst (a database restart fails a second of requests).
-const RETRY_SHARE: f64 = 0.5;
-const RETRY_RESERVE: usize = 1_000;
+const RETRY_SHARE: f64 = 0.2;
+const RETRY_RESERVE: usize = 200;
 /// How long a killed replica stays down before it is started again.
 const DOWN_FOR: Duration = Duration::from_millis(500);
 /// Payment ids per reconciliation call (the call's body is bounded).

@@ -311,7 +311,9 @@
 
   async function loadToday() {
     const filter = $("key-filter").value;
-    const query = "?limit=200&from=" + encodeURIComponent(dayStart(me.time_zone)) +
+    // A search looks at every day; otherwise today's orders.
+    const q = $("order-search").value.trim();
+    const query = (q ? "?limit=50&q=" + encodeURIComponent(q) : "?limit=200&from=" + encodeURIComponent(dayStart(me.time_zone))) +
       (filter ? "&key_id=" + encodeURIComponent(filter) : "");
     let page;
     try {
@@ -346,7 +348,8 @@
       tr.append(action);
       rows.append(tr);
     }
-    show("today-empty", page.items.length === 0);
+    show("today-empty", page.items.length === 0 && !q);
+    show("search-empty", page.items.length === 0 && !!q);
     const select = $("key-filter");
     if (select.options.length === 0 || select.dataset.keys !== [...keys].join(",")) {
       select.replaceChildren(new Option(t("today.all"), ""));
@@ -522,6 +525,16 @@
     $("again").addEventListener("click", () => { const amount = current && current.amount; newSale(); charge(amount); });
     $("print").addEventListener("click", () => window.print());
     $("key-filter").addEventListener("change", loadToday);
+    let searchTimer = null;
+    $("order-search").addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(loadToday, 300);
+    });
+    $("search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(searchTimer);
+      loadToday();
+    });
     $("refund-form").addEventListener("submit", refund);
     $("refund-cancel").addEventListener("click", () => $("refund-dialog").close());
     $("shift-open").addEventListener("click", openShift);

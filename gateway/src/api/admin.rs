@@ -9,7 +9,7 @@ use crate::{
     sealed::SecretKind,
     state::AppState,
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use qrgate_domain::{
     emv::{MERCHANT_CITY_CHARS_MAX, MERCHANT_NAME_CHARS_MAX},
     ids,
@@ -226,7 +226,7 @@ async fn check_time_zone(client: &deadpool_postgres::Client, zone: &str) -> ApiR
 }
 
 async fn create_merchant(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -271,7 +271,7 @@ async fn create_merchant(
         &[&m.currency.code(), &limits.fee_balance_shards],
     )
     .await?;
-    tx.commit().await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(merchant_id = %id, "merchant created");
     Ok(HttpResponse::Created().json(json!({
         "id": id,
@@ -293,7 +293,7 @@ async fn create_merchant(
 }
 
 async fn create_api_key(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -302,9 +302,12 @@ async fn create_api_key(
     let body: keys::NewKeyRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let key = keys::NewKey::parse(&body)?;
-    let issued = keys::issue(&state, &path, &key)
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let issued = keys::issue(&tx, &path, &key)
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     Ok(HttpResponse::Created().json(issued))
 }
 
@@ -334,12 +337,15 @@ async fn list_api_keys(
 }
 
 async fn revoke_api_key(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (merchant_id, key_id) = path.into_inner();
-    let revoked = keys::revoke(&state, &merchant_id, &key_id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let revoked = keys::revoke(&state, &tx, &merchant_id, &key_id).await?;
+    admin.commit(tx, StatusCode::OK).await?;
     Ok(HttpResponse::Ok().json(revoked))
 }
 
@@ -351,7 +357,7 @@ struct PayoutAccountRequest {
 
 /// Allows a customer account (in the merchant's currency) as a payout destination.
 async fn allow_payout_account(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -360,8 +366,9 @@ async fn allow_payout_account(
     let merchant_id = path.into_inner();
     let body: PayoutAccountRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "SELECT a.kind = 'customer', a.currency = m.currency FROM merchants m, accounts a WHERE m.id = $1 AND a.id = $2",
             &[&merchant_id, &body.account_id],
@@ -374,12 +381,12 @@ async fn allow_payout_account(
             "must be a customer account in the merchant's currency",
         ));
     }
-    client
-        .execute(
-            "INSERT INTO payout_accounts (merchant_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&merchant_id, &body.account_id],
-        )
-        .await?;
+    tx.execute(
+        "INSERT INTO payout_accounts (merchant_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&merchant_id, &body.account_id],
+    )
+    .await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(%merchant_id, account_id = %body.account_id, "payout account allowed");
     Ok(HttpResponse::Created()
         .json(json!({"merchant_id": merchant_id, "account_id": body.account_id})))
@@ -392,7 +399,7 @@ struct NewWalletRequest {
 }
 
 async fn create_wallet(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -425,7 +432,7 @@ async fn create_wallet(
         ],
     )
     .await?;
-    tx.commit().await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(wallet_id = %id, "wallet registered");
     Ok(HttpResponse::Created().json(json!({
         "id": id,
@@ -436,7 +443,7 @@ async fn create_wallet(
 }
 
 async fn add_wallet_secret(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -482,14 +489,14 @@ async fn add_wallet_secret(
         ],
     )
     .await?;
-    tx.commit().await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     state.credentials.forget(&format!("wallet:{wallet_id}"));
     tracing::info!(%wallet_id, %secret_id, "wallet secret added");
     Ok(HttpResponse::Created().json(json!({"secret_id": secret_id, "secret": secret.expose()})))
 }
 
 async fn retire_wallet_secret(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
@@ -530,7 +537,7 @@ async fn retire_wallet_secret(
         )
         .await?;
     }
-    tx.commit().await?;
+    admin.commit(tx, StatusCode::OK).await?;
     state.credentials.forget(&format!("wallet:{wallet_id}"));
     tracing::info!(%wallet_id, %secret_id, "wallet secret retired");
     Ok(HttpResponse::Ok().json(json!({"secret_id": secret_id, "retired": true})))
@@ -544,7 +551,7 @@ struct FundingLimitRequest {
 }
 
 async fn set_funding_limit(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -582,7 +589,7 @@ async fn set_funding_limit(
         )
         .await?;
     }
-    tx.commit().await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(%wallet_id, currency = %currency, limit_minor, "funding limit set");
     Ok(HttpResponse::Created().json(json!({
         "wallet_id": wallet_id,
@@ -607,7 +614,7 @@ const FX_SPREAD_BPS_DEFAULT: i32 = 0;
 /// A new current rate for base → quote; earlier ones stay as history (payments and
 /// quotes record the one they used).
 async fn set_fx_rate(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -644,14 +651,16 @@ async fn set_fx_rate(
         ));
     }
     let id = ids::mint("fx");
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             "INSERT INTO fx_rates (id, base, quote, rate, spread_bps) VALUES ($1, $2, $3, $4::text::numeric, $5)
              RETURNING trim_scale(rate)::text, created_at",
             &[&id, &base.code(), &quote.code(), &rate.to_string(), &spread_bps],
         )
         .await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(fx_rate_id = %id, %base, %quote, "exchange rate set");
     Ok(HttpResponse::Created().json(json!({
         "id": id,
@@ -683,7 +692,7 @@ struct CampaignRequest {
 /// A promotion. Rejected: a merchant-funded campaign without `merchant_id`,
 /// `amount_off` ≥ `min_amount`, percentages outside (0, 100), fields of the other kind.
 async fn create_campaign(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -795,9 +804,10 @@ async fn create_campaign(
             return Err(ApiError::invalid("ends_at", "must be after starts_at"));
         }
     }
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
     if let Some(merchant_id) = &r.merchant_id {
-        let merchant_currency: Option<String> = client
+        let merchant_currency: Option<String> = tx
             .query_opt(
                 "SELECT currency FROM merchants WHERE id = $1",
                 &[merchant_id],
@@ -816,8 +826,7 @@ async fn create_campaign(
         }
     }
     let id = ids::mint("cmp");
-    client
-        .execute(
+    tx.execute(
             "INSERT INTO campaigns (id, kind, percent_off, max_discount_minor, amount_off_minor, min_amount_minor, currency,
                                     budget_minor, funded_by, merchant_id, per_customer_limit, starts_at, ends_at)
              VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -827,6 +836,7 @@ async fn create_campaign(
             ],
         )
         .await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(campaign_id = %id, kind = %r.kind, "campaign created");
     Ok(HttpResponse::Created()
         .json(json!({"id": id, "kind": r.kind, "currency": currency, "funded_by": r.funded_by})))

@@ -101,11 +101,14 @@ impl NewKey {
 }
 
 /// Issues a key for a merchant; the secret is in the answer only. None: no such merchant.
-pub async fn issue(state: &AppState, merchant_id: &str, key: &NewKey) -> ApiResult<Option<Value>> {
+pub async fn issue(
+    client: &impl deadpool_postgres::GenericClient,
+    merchant_id: &str,
+    key: &NewKey,
+) -> ApiResult<Option<Value>> {
     let key_id = ids::mint("key");
     // 32 base32 characters: 160 bits from the CSPRNG. Only its hash is stored.
     let secret = ids::random_base32(32);
-    let client = state.pool.get().await?;
     let inserted = client
         .query_opt(
             "INSERT INTO api_keys (id, merchant_id, secret_sha256, scopes, name)
@@ -168,8 +171,12 @@ pub async fn page(
 }
 
 /// Revokes a merchant's key (again: no change); dropped from every replica's cache.
-pub async fn revoke(state: &AppState, merchant_id: &str, key_id: &str) -> ApiResult<Value> {
-    let client = state.pool.get().await?;
+pub async fn revoke(
+    state: &AppState,
+    client: &impl deadpool_postgres::GenericClient,
+    merchant_id: &str,
+    key_id: &str,
+) -> ApiResult<Value> {
     let row = client
         .query_opt(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
@@ -204,7 +211,8 @@ async fn create_key(
             )
         })?;
     }
-    let issued = issue(&state, &merchant.merchant_id, &key)
+    let client = state.pool.get().await?;
+    let issued = issue(&client, &merchant.merchant_id, &key)
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
     Ok(HttpResponse::Created().json(issued))
@@ -239,6 +247,7 @@ async fn revoke_key(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Keys)?;
-    let revoked = revoke(&state, &merchant.merchant_id, &path).await?;
+    let client = state.pool.get().await?;
+    let revoked = revoke(&state, &client, &merchant.merchant_id, &path).await?;
     Ok(HttpResponse::Ok().json(revoked))
 }

@@ -10,7 +10,7 @@ use crate::{
     roles::Role,
     state::AppState,
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use qrgate_domain::{ids, text::PlainText};
 use serde::Deserialize;
 use serde_json::json;
@@ -68,8 +68,9 @@ async fn create_token(
     let token_id = ids::mint("adm");
     // 160 bits from the CSPRNG, as for merchant API keys.
     let secret = ids::random_base32(32);
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             "INSERT INTO admin_tokens (id, name, secret_sha256, created_by, role)
              VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
@@ -82,6 +83,7 @@ async fn create_token(
             ],
         )
         .await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(%token_id, role = role.as_str(), created_by = %admin.actor, "admin token issued");
     Ok(HttpResponse::Created().json(json!({
         "id": token_id,
@@ -103,8 +105,9 @@ async fn revoke_token(
     if !ids::is_gateway_id(&token_id) {
         return Err(ApiError::not_found("admin token"));
     }
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, now())
              WHERE id = $1 RETURNING revoked_at",
@@ -112,6 +115,7 @@ async fn revoke_token(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("admin token"))?;
+    admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(%token_id, revoked_by = %admin.actor, "admin token revoked");
     Ok(HttpResponse::Ok().json(json!({
         "id": token_id,
@@ -229,12 +233,14 @@ async fn set_blocked(
     if !ids::is_gateway_id(id) {
         return Err(ApiError::not_found(what.name()));
     }
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(what.update_sql(), &[&id, &blocked])
         .await?
         .ok_or_else(|| ApiError::not_found(what.name()))?;
     let blocked_at: Option<chrono::DateTime<chrono::Utc>> = row.get(0);
+    admin.commit(tx, StatusCode::OK).await?;
     if what == Blockable::Merchant {
         state.credentials.forget(&format!("merchant:{id}"));
     }

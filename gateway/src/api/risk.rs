@@ -10,7 +10,7 @@ use crate::{
     http::{currency_field, empty_body, json_body, timestamp},
     state::AppState,
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use qrgate_domain::{
     money::{format_minor, parse_minor},
     Currency, Money,
@@ -117,7 +117,7 @@ fn risk_limits_json(row: &Row) -> ApiResult<Value> {
 /// Replaces every limit of a currency (a field left out is no limit). Applies to the
 /// next movement; today's earlier movements count towards the daily limits.
 async fn set_risk_limits(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -127,8 +127,9 @@ async fn set_risk_limits(
     let body: RiskLimitsRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let limits = RiskLimits::parse(&body, currency)?;
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             "INSERT INTO risk_limits AS l (currency, transaction_max_minor, daily_amount_max_minor, daily_count_max,
                                            per_minute_count_max, mfa_daily_amount_above_minor)
@@ -152,6 +153,7 @@ async fn set_risk_limits(
         )
         .await?;
     let body = risk_limits_json(&row)?;
+    admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(currency = %currency, limits = %body, "risk limits set");
     Ok(HttpResponse::Ok().json(body))
 }
@@ -191,7 +193,7 @@ fn sca_json(row: &Row) -> ApiResult<Value> {
 /// or one that would take what moved without MFA since the last MFA above `allowance`,
 /// needs `customer_authentication: "mfa"`. Zero for both: every movement needs MFA.
 async fn set_sca(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
@@ -204,8 +206,9 @@ async fn set_sca(
         parse_minor(&body.threshold, currency).map_err(|e| ApiError::invalid("threshold", e))?;
     let allowance_minor =
         parse_minor(&body.allowance, currency).map_err(|e| ApiError::invalid("allowance", e))?;
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "INSERT INTO wallet_sca_settings (wallet_id, currency, threshold_minor, allowance_minor)
              SELECT id, $2, $3, $4 FROM wallets WHERE id = $1
@@ -216,8 +219,10 @@ async fn set_sca(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("wallet"))?;
+    let body = sca_json(&row)?;
+    admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(%wallet_id, currency = %currency, threshold_minor, allowance_minor, "SCA rule set");
-    Ok(HttpResponse::Ok().json(sca_json(&row)?))
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn list_sca(
@@ -243,7 +248,7 @@ async fn list_sca(
 
 /// Removes a wallet's SCA rule for a currency: its movements need no MFA from us.
 async fn remove_sca(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
@@ -252,8 +257,9 @@ async fn remove_sca(
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let (wallet_id, currency) = path.into_inner();
     let currency = currency_field("currency", &currency)?;
-    let client = state.pool.get().await?;
-    let removed = client
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let removed = tx
         .execute(
             "DELETE FROM wallet_sca_settings WHERE wallet_id = $1 AND currency = $2",
             &[&wallet_id, &currency.code()],
@@ -262,6 +268,7 @@ async fn remove_sca(
     if removed == 0 {
         return Err(ApiError::not_found("SCA rule for this wallet and currency"));
     }
+    admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(%wallet_id, currency = %currency, "SCA rule removed");
     Ok(HttpResponse::Ok()
         .json(json!({"wallet_id": wallet_id, "currency": currency, "removed": true})))

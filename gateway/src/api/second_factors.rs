@@ -8,7 +8,7 @@ use crate::{
     second_factor::{self, Holder},
     state::AppState,
 };
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use qrgate_domain::{ids, money::format_minor, Currency};
 use serde::Deserialize;
 use serde_json::json;
@@ -73,7 +73,11 @@ async fn admin_enroll(
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let token_id = named_token(&admin)?;
-    let enrollment = second_factor::enroll(&state, Holder::AdminToken(token_id), token_id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let holder = Holder::AdminToken(token_id);
+    let enrollment = second_factor::enroll(&tx, &state.settings.secrets, holder, token_id).await?;
+    admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(admin_token_id = %token_id, "second factor enrollment started");
     Ok(enrollment_json(enrollment))
 }
@@ -94,16 +98,20 @@ async fn admin_confirm(
 /// An operator (role `admin`, with its own second factor) removes another token's
 /// factor — a lost phone — so that it can enroll again.
 async fn admin_remove(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let token_id = path.into_inner();
-    if !ids::is_gateway_id(&token_id)
-        || !second_factor::remove(&state, Holder::AdminToken(&token_id)).await?
-    {
+    if !ids::is_gateway_id(&token_id) {
         return Err(ApiError::not_found("second factor"));
     }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if !second_factor::remove(&tx, Holder::AdminToken(&token_id)).await? {
+        return Err(ApiError::not_found("second factor"));
+    }
+    admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(admin_token_id = %token_id, "second factor removed");
     Ok(HttpResponse::Ok().json(json!({"id": token_id, "second_factor": false})))
 }
@@ -127,8 +135,10 @@ async fn key_enroll(
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let label = format!("{}/{}", merchant.profile.name, merchant.key_id);
+    let client = state.pool.get().await?;
+    let holder = Holder::ApiKey(&merchant.key_id);
     let enrollment =
-        second_factor::enroll(&state, Holder::ApiKey(&merchant.key_id), &label).await?;
+        second_factor::enroll(&client, &state.settings.secrets, holder, &label).await?;
     tracing::info!(merchant_id = %merchant.merchant_id, key_id = %merchant.key_id, "second factor enrollment started");
     Ok(enrollment_json(enrollment))
 }
@@ -168,7 +178,8 @@ async fn key_remove(
         return Err(ApiError::not_found("key"));
     }
     own_code_if_enrolled(&state, &merchant, &req).await?;
-    if !second_factor::remove(&state, Holder::ApiKey(&key_id)).await? {
+    let client = state.pool.get().await?;
+    if !second_factor::remove(&client, Holder::ApiKey(&key_id)).await? {
         return Err(ApiError::not_found("second factor"));
     }
     tracing::info!(merchant_id = %merchant.merchant_id, %key_id, by = %merchant.key_id, "second factor removed");
@@ -191,7 +202,8 @@ async fn set_refund_threshold(
         .above
         .as_deref()
         .map(|a| {
-            qrgate_domain::money::parse_minor(a, currency).map_err(|e| ApiError::invalid("above", e))
+            qrgate_domain::money::parse_minor(a, currency)
+                .map_err(|e| ApiError::invalid("above", e))
         })
         .transpose()?;
     own_code_if_enrolled(&state, &merchant, &req).await?;

@@ -117,25 +117,45 @@ async fn rotate_own_secret(
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Reports)?;
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    rotate(&state, &merchant.merchant_id).await
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let rotated = rotate(&state, &tx, &merchant.merchant_id).await?;
+    tx.commit().await?;
+    state
+        .credentials
+        .forget(&format!("merchant:{}", merchant.merchant_id));
+    Ok(rotated)
 }
 
 async fn rotate_secret_as_admin(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    rotate(&state, &path).await
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let rotated = rotate(&state, &tx, &path).await?;
+    admin
+        .commit(tx, actix_web::http::StatusCode::CREATED)
+        .await?;
+    state
+        .credentials
+        .forget(&format!("merchant:{}", path.as_str()));
+    Ok(rotated)
 }
 
-/// A new secret signs from now on; the old one also signs for the overlap.
-async fn rotate(state: &AppState, merchant_id: &str) -> ApiResult<HttpResponse> {
+/// A new secret signs from now on; the old one also signs for the overlap (once `tx`
+/// commits; the caller then drops the cached merchant).
+async fn rotate(
+    state: &AppState,
+    tx: &deadpool_postgres::Transaction<'_>,
+    merchant_id: &str,
+) -> ApiResult<HttpResponse> {
     let secret = SigningSecret::generate();
-    let client = state.pool.get().await?;
-    let row = client
+    let row = tx
         .query_opt(
             "UPDATE merchants SET webhook_secret_previous = webhook_secret, webhook_secret = $2,
                     webhook_secret_previous_until = now() + make_interval(hours => $3)
@@ -152,7 +172,6 @@ async fn rotate(state: &AppState, merchant_id: &str) -> ApiResult<HttpResponse> 
         )
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
-    state.credentials.forget(&format!("merchant:{merchant_id}"));
     tracing::info!(%merchant_id, "webhook secret rotated");
     Ok(HttpResponse::Created().json(json!({
         "webhook_secret": secret.expose(),

@@ -241,3 +241,64 @@ async fn the_audit_log_cannot_be_changed_or_emptied() {
     }
     assert_eq!(app.count("SELECT count(*) FROM admin_audit").await, before);
 }
+
+#[tokio::test]
+async fn a_change_and_its_audit_entry_stand_or_fall_together() {
+    let app = spawn_app().await;
+    let rate = json!({"base": "CNY", "quote": "USD", "rate": "0.14"});
+    let created = app.admin_post("/v1/admin/fx-rates", &rate).await;
+    let request_id = created.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    json_ok(created, StatusCode::CREATED).await;
+    // Recorded once, with the outcome and the body's digest.
+    let db = app.db().await;
+    let entries = db
+        .query(
+            "SELECT http_status, body_sha256 FROM admin_audit WHERE request_id = $1",
+            &[&request_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].get::<_, i16>(0), 201);
+    assert_eq!(
+        entries[0].get::<_, Option<String>>(1).map(|d| d.len()),
+        Some(64)
+    );
+
+    // When the audit entry cannot be written, the change is not made either.
+    db.batch_execute(
+        "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'the audit log is unavailable'; END $$;
+         CREATE TRIGGER test_refuse_audit BEFORE INSERT ON admin_audit
+           FOR EACH ROW EXECUTE FUNCTION test_refuse_audit();",
+    )
+    .await
+    .unwrap();
+    let refused = app
+        .admin_post(
+            "/v1/admin/fx-rates",
+            &json!({"base": "CNY", "quote": "EUR", "rate": "0.13"}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let wallet = app
+        .admin_post("/v1/admin/wallets", &json!({"name": "Unrecorded Pay"}))
+        .await;
+    assert_eq!(wallet.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.count("SELECT count(*) FROM fx_rates WHERE quote = 'EUR'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM wallets WHERE name = 'Unrecorded Pay'")
+            .await,
+        0
+    );
+    db.batch_execute("DROP TRIGGER test_refuse_audit ON admin_audit")
+        .await
+        .unwrap();
+}

@@ -302,3 +302,120 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_refund_on_the_till_asks_for_the_keys_code_and_refunds_once() {
+    use crate::second_factor::{call, enrolled};
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    json_ok(
+        call(
+            &app,
+            &shop.manager_key,
+            Method::PUT,
+            "/v1/me/refund-second-factor",
+            &json!({"above": "5.00"}),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let till = json_ok(
+        app.merchant_post(
+            &shop.manager_key,
+            "/v1/keys",
+            &json!({"name": "Till 2", "scopes": ["orders", "refunds"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let key = till["key"].as_str().unwrap().to_owned();
+    let authenticator = enrolled(&app, &key, "/v1/me/second-factor").await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&key, "20.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    let other = app.create_order(&key, "3.00").await;
+
+    let browser = Browser::launch();
+    let page = browser.page(800, 1000, false);
+    page.goto(&app.url("/cashier"));
+    page.eval("localStorage.setItem('qrgate.lang', 'en')");
+    page.eval(&format!("document.getElementById('key').value = {key:?}"));
+    page.click("#signin-form button[type=submit]");
+    page.wait_for("!document.getElementById('app').classList.contains('hidden')");
+    page.click("[data-tab=today]");
+    page.wait_for("document.querySelectorAll('#today-rows tr').length === 2");
+    // The desk's search, the shop's own: the payment's id finds its order alone.
+    let payment_id = app.order(&key, order["id"].as_str().unwrap()).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    page.eval(&format!(
+        "document.getElementById('order-search').value = {payment_id:?}; document.getElementById('search-form').requestSubmit()"
+    ));
+    page.wait_for("document.querySelectorAll('#today-rows tr').length === 1");
+    assert!(page
+        .text("today-rows")
+        .contains(order["merchant_reference"].as_str().unwrap()));
+    assert!(!page
+        .text("today-rows")
+        .contains(other["merchant_reference"].as_str().unwrap()));
+    page.eval("document.getElementById('order-search').value = 'NO-SUCH-ORDER'; document.getElementById('search-form').requestSubmit()");
+    page.wait_for("!document.getElementById('search-empty').classList.contains('hidden')");
+    page.eval(&format!(
+        "document.getElementById('order-search').value = {payment_id:?}; document.getElementById('search-form').requestSubmit()"
+    ));
+    page.wait_for("document.querySelectorAll('#today-rows button').length === 1");
+    page.click("#today-rows button");
+    page.wait_for("document.getElementById('refund-dialog').open");
+    page.eval("document.getElementById('refund-amount').value = '8.00'");
+    page.click("#refund-confirm");
+    // Above the shop's threshold: the dialog stays and asks for the code, in words.
+    page.wait_for("!document.getElementById('refund-code-box').classList.contains('hidden')");
+    assert_eq!(
+        page.text("refund-code-why"),
+        "A refund this large needs the 6-digit code from this key's authenticator app."
+    );
+    assert_eq!(page.eval("document.activeElement.id"), "refund-code");
+    page.eval("document.getElementById('refund-code').value = '000000'");
+    page.click("#refund-confirm");
+    page.wait_for("document.getElementById('refund-code-why').textContent.includes('wrong')");
+    page.screenshot("cashier-refund-code");
+    let code = authenticator.code(1);
+    page.eval(&format!(
+        "document.getElementById('refund-code').value = {code:?}"
+    ));
+    page.click("#refund-confirm");
+    page.wait_for("document.getElementById('today-rows').textContent.includes('Partly refunded')");
+    assert_eq!(
+        page.eval("document.getElementById('refund-dialog').open"),
+        false
+    );
+    // Refunded once, 8.00, however many times the dialog was sent.
+    let refunds = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FILTER (WHERE outcome = 'succeeded'), coalesce(sum(amount_minor) FILTER (WHERE outcome = 'succeeded'), 0)::bigint FROM refunds WHERE order_id = $1",
+            &[&order["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (refunds.get::<_, i64>(0), refunds.get::<_, i64>(1)),
+        (1, 800)
+    );
+    // The code travelled in a header only.
+    for url in browser.requested_urls() {
+        assert!(!url.contains(&code), "the code in a URL: {url}");
+    }
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
+}

@@ -49,11 +49,11 @@ fn now() -> u64 {
 }
 
 /// A factor as an authenticator app holds it.
-struct App(Vec<u8>);
+pub struct App(Vec<u8>);
 
 impl App {
     /// The code of the step `steps` from now.
-    fn code(&self, steps: i64) -> String {
+    pub fn code(&self, steps: i64) -> String {
         code_at(
             &self.0,
             (now() as i64 + steps * STEP_SECONDS as i64) as u64,
@@ -71,7 +71,7 @@ fn the_tests_own_totp_follows_rfc_6238() {
     assert_eq!(base32_decoded("GEZDGNBVGY3TQOJQ"), b"1234567890");
 }
 
-async fn call(
+pub async fn call(
     app: &TestApp,
     bearer: &str,
     method: Method,
@@ -91,7 +91,7 @@ async fn call(
 }
 
 /// Enrolls `bearer`'s factor at `path` and confirms it; the authenticator app.
-async fn enrolled(app: &TestApp, bearer: &str, path: &str) -> App {
+pub async fn enrolled(app: &TestApp, bearer: &str, path: &str) -> App {
     let enrollment = json_ok(
         call(app, bearer, Method::POST, path, &json!({}), None).await,
         StatusCode::CREATED,
