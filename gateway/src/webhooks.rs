@@ -126,8 +126,18 @@ pub async fn run(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = deliver_due(&state, &http).await {
-            tracing::warn!(error = %format!("{e:#}"), "webhook round failed; will retry");
+        // A full batch means more are due: go on at once rather than at the next tick,
+        // or a replica could never deliver more than a batch per poll interval (64/s by
+        // default) and a busy shop's events would queue for ever.
+        loop {
+            match deliver_due(&state, &http).await {
+                Ok(leased) if leased as i64 >= i64::from(limits.webhook_batch_max) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "webhook round failed; will retry");
+                    break;
+                }
+            }
         }
     }
 }

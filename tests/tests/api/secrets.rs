@@ -314,6 +314,18 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
     )
     .await;
     let api_key = key["key"].as_str().unwrap().to_owned();
+    // A second factor enrolled through this gateway: its TOTP secret is a secret too.
+    let enrollment: Value = app
+        .http
+        .post(format!("{base}/v1/me/second-factor"))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let totp_secret = enrollment["secret"].as_str().unwrap().to_owned();
     let rotated: Value = app
         .http
         .post(format!("{base}/v1/webhooks/secret"))
@@ -389,6 +401,7 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
         ("the secrets key", app.secrets_key.clone()),
         ("an API key", api_key.clone()),
         ("an API key's secret part", api_key_secret),
+        ("a second factor's TOTP secret", totp_secret),
     ];
     for (what, secret) in [
         ("a wallet secret", wallet_secret),

@@ -430,3 +430,26 @@ async fn an_operator_rotates_a_merchants_webhook_secret() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_backlog_is_delivered_in_one_wakeup_not_a_batch_per_poll() {
+    // The first replica's worker looked once at its start and not again for a minute:
+    // the events of twenty payments queue up.
+    let slow = [("QRGATE_WEBHOOK_POLL_INTERVAL_MS", "60000"), ("QRGATE_WEBHOOK_BATCH_MAX", "2")];
+    let app = spawn_app_with(&slow).await;
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "1000.00").await;
+    for _ in 0..20 {
+        let order = app.create_order(&merchant.cashier_key, "1.00").await;
+        json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    }
+    assert!(hook.seen.lock().unwrap().is_empty());
+    // A replica starts with the same settings: its worker's first look (at its start)
+    // finds the backlog and keeps going while batches come back full — all twenty now,
+    // not two now and two a minute later.
+    app.spawn_replica(&slow).await;
+    let seen = hook.wait_for(20).await;
+    assert_eq!(seen.len(), 20, "{seen:?}");
+}
