@@ -435,7 +435,10 @@ async fn an_operator_rotates_a_merchants_webhook_secret() {
 async fn a_backlog_is_delivered_in_one_wakeup_not_a_batch_per_poll() {
     // The first replica's worker looked once at its start and not again for a minute:
     // the events of twenty payments queue up.
-    let slow = [("QRGATE_WEBHOOK_POLL_INTERVAL_MS", "60000"), ("QRGATE_WEBHOOK_BATCH_MAX", "2")];
+    let slow = [
+        ("QRGATE_WEBHOOK_POLL_INTERVAL_MS", "60000"),
+        ("QRGATE_WEBHOOK_BATCH_MAX", "2"),
+    ];
     let app = spawn_app_with(&slow).await;
     let hook = receiver(vec![], Duration::ZERO).await;
     let (merchant, _) = merchant_with_hook(&app, &hook.url).await;
