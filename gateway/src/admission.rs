@@ -9,12 +9,14 @@
 //! So at most `pool size × requests_in_flight_per_connection_max` requests are worked on
 //! at once; the others wait their turn, first come first served, before any work (no
 //! body read, no signature checked, no connection taken). How long they may wait is
-//! controlled delay (CoDel, as Facebook's servers queue requests): a burst — the queue
-//! was empty within the last `OVERLOAD_AFTER` — waits up to the pool wait and is
-//! served; a queue that has not emptied for that long is an overload, and new arrivals
-//! wait only `OVERLOADED_WAIT` before `503 unavailable` with `Retry-After`. The replica
-//! keeps working at its capacity on the requests it admitted, and the shed ones cost
-//! almost nothing.
+//! controlled delay (CoDel, as Facebook's servers queue requests): while someone got a
+//! place within `TARGET` in the last `INTERVAL`, the queue is a burst, and a new arrival
+//! waits up to the pool wait; when every request admitted in an interval waited longer
+//! than that (or none was admitted while some waited), the queue is standing — an
+//! overload — and new arrivals wait only `OVERLOADED_WAIT` before `503 unavailable` with
+//! `Retry-After`, but for wallets' payments, which finish work already done (an order
+//! made, a QR shown) and keep their turn. The replica keeps working at its capacity on the requests it admitted,
+//! and the shed ones cost almost nothing.
 //!
 //! Event streams, the order long-poll and the health and metrics endpoints are not
 //! counted: they park for long without a connection, and operators must see an
@@ -36,19 +38,30 @@ use std::{
 };
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// A queue that has not emptied for this long is an overload, not a burst.
-const OVERLOAD_AFTER: Duration = Duration::from_millis(100);
+/// How often the queue is judged: a burst, or a standing queue (an overload). Long
+/// enough that a burst of a few hundred requests at once is served, not cut.
+const INTERVAL: Duration = Duration::from_millis(500);
+/// A queue whose quickest admission in an interval waited longer than this is standing.
+const TARGET: Duration = Duration::from_millis(100);
 /// How long a new arrival waits for a place during an overload.
-const OVERLOADED_WAIT: Duration = Duration::from_millis(10);
+const OVERLOADED_WAIT: Duration = Duration::from_millis(20);
+
+/// The queue's delay this interval, and the judgement of the last one.
+struct Delay {
+    interval_started: Instant,
+    /// The shortest wait of a request admitted this interval.
+    quickest: Option<Duration>,
+    overloaded: bool,
+}
 
 /// Places for requests in flight on this replica, the queue for them, and how many were
 /// shed.
 pub struct Admission {
     places: Semaphore,
     places_max: usize,
-    /// Requests waiting for a place, and since when the queue has not been empty.
+    /// Requests waiting for a place.
     waiting: AtomicUsize,
-    busy_since: Mutex<Option<Instant>>,
+    delay: Mutex<Delay>,
     burst_wait: Duration,
     shed_total: AtomicU64,
     /// Shed since the last warning, and the second of that warning: one line a second
@@ -64,7 +77,11 @@ impl Admission {
             places: Semaphore::new(places_max),
             places_max,
             waiting: AtomicUsize::new(0),
-            busy_since: Mutex::new(None),
+            delay: Mutex::new(Delay {
+                interval_started: Instant::now(),
+                quickest: None,
+                overloaded: false,
+            }),
             burst_wait,
             shed_total: AtomicU64::new(0),
             shed_unlogged: AtomicU64::new(0),
@@ -74,15 +91,25 @@ impl Admission {
 
     /// A place, at once if one is free; otherwise after waiting in line as long as the
     /// queue's state allows. `None`: shed.
-    pub async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+    pub async fn admit(&self, finishes_work: bool) -> Option<SemaphorePermit<'_>> {
         if let Ok(place) = self.places.try_acquire() {
+            self.admitted_after(Duration::ZERO);
             return Some(place);
         }
-        let wait = self.queued();
+        let arrived = Instant::now();
+        let wait = if self.judged().overloaded && !finishes_work {
+            OVERLOADED_WAIT
+        } else {
+            self.burst_wait
+        };
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         let place = tokio::time::timeout(wait, self.places.acquire()).await;
-        self.dequeued();
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
         match place {
-            Ok(Ok(place)) => Some(place),
+            Ok(Ok(place)) => {
+                self.admitted_after(arrived.elapsed());
+                Some(place)
+            }
             _ => {
                 self.shed();
                 None
@@ -90,23 +117,26 @@ impl Admission {
         }
     }
 
-    /// Joins the queue; how long to wait in it.
-    fn queued(&self) -> Duration {
-        let mut busy_since = self.busy_since.lock().unwrap();
-        if self.waiting.fetch_add(1, Ordering::AcqRel) == 0 {
-            *busy_since = Some(Instant::now());
+    /// The queue's state, judged again when an interval has passed.
+    fn judged(&self) -> std::sync::MutexGuard<'_, Delay> {
+        let mut delay = self.delay.lock().unwrap();
+        let elapsed = delay.interval_started.elapsed();
+        if elapsed >= INTERVAL {
+            // Quiet intervals since: the last whole one admitted no one.
+            let quickest = delay.quickest.filter(|_| elapsed < 2 * INTERVAL);
+            delay.overloaded = match quickest {
+                Some(quickest) => quickest > TARGET,
+                None => self.waiting.load(Ordering::Acquire) > 0,
+            };
+            delay.quickest = None;
+            delay.interval_started = Instant::now();
         }
-        match *busy_since {
-            Some(since) if since.elapsed() >= OVERLOAD_AFTER => OVERLOADED_WAIT,
-            _ => self.burst_wait,
-        }
+        delay
     }
 
-    fn dequeued(&self) {
-        let mut busy_since = self.busy_since.lock().unwrap();
-        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *busy_since = None;
-        }
+    fn admitted_after(&self, waited: Duration) {
+        let mut delay = self.judged();
+        delay.quickest = Some(delay.quickest.map_or(waited, |q| q.min(waited)));
     }
 
     pub fn in_flight(&self) -> usize {
@@ -148,6 +178,15 @@ fn exempt(req: &ServiceRequest) -> bool {
         || (path.starts_with("/v1/orders/") && req.query_string().contains("wait_seconds="))
 }
 
+/// A wallet's payment finishes a sale whose order (and long-poll) the gateway already
+/// did the work for: during an overload it keeps its turn in the queue, and new orders
+/// are the ones refused — shedding a payment would waste that work and settle nothing.
+fn finishes_work(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::POST
+        && req.path().starts_with("/v1/wallets/")
+        && req.path().ends_with("/payments")
+}
+
 pub async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -156,7 +195,7 @@ pub async fn admit(
         Some(state) if !exempt(&req) => state.clone(),
         _ => return next.call(req).await.map(|r| r.map_into_left_body()),
     };
-    let Some(place) = state.admission.admit().await else {
+    let Some(place) = state.admission.admit(finishes_work(&req)).await else {
         let response = actix_web::ResponseError::error_response(&ApiError::at_capacity());
         return Ok(req.into_response(response).map_into_right_body());
     };

@@ -118,7 +118,7 @@ limits! {
     /// Database connections per gateway process.
     pool_size_max: usize = 16;
     /// Requests one replica works on at once, per pool connection; the others wait their
-    /// turn before any work — a burst up to the pool wait, during an overload 10 ms —
+    /// turn before any work — a burst up to the pool wait, during an overload 20 ms —
     /// and are then refused with 503 and Retry-After (gateway/src/admission.rs). Event
     /// streams, the long-poll and health checks are not counted.
     requests_in_flight_per_connection_max: usize = 2;

@@ -1,7 +1,8 @@
 //! Admission: a replica works on at most `pool size × QRGATE_REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX`
 //! requests at once. A burst past that waits its turn and is served; when the queue
-//! has not emptied for a while (an overload), new arrivals are refused at once with 503
-//! and Retry-After, changing nothing, and the replica serves again as places free up.
+//! stands (no one admitted quickly for a while: an overload), new arrivals are refused
+//! at once with 503 and Retry-After, changing nothing, and the replica serves again as
+//! places free up.
 
 use crate::helpers::{assert_error, json_ok, spawn_app_with, TestApp};
 use futures_util::future::join_all;
@@ -115,9 +116,10 @@ async fn an_overload_is_refused_at_once_and_changes_nothing() {
         join_all((0..IN_FLIGHT_MAX).map(|i| HeldRequest::open(&app, &key, format!("HELD-{i}"))))
             .await;
     wait_for_in_flight(&app, IN_FLIGHT_MAX as u64).await;
-    // One more waits its turn (a burst), and the queue stays busy past the overload mark.
+    // One more waits its turn (a burst); then a whole judging interval (500 ms) passes
+    // in which no one is admitted while it waits: a standing queue, an overload.
     let queued = HeldRequest::open(&app, &key, "QUEUED".into()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     // A herd now: each refused at once, in the one error shape, with Retry-After; the
     // orders it asked for are not made.
