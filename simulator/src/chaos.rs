@@ -45,6 +45,9 @@ const RETRY_FOR: Duration = Duration::from_secs(30);
 /// in no order (docs/reliability.md has the runs).
 const RETRY_SHARE: f64 = 0.2;
 const RETRY_RESERVE: f64 = 100.0;
+/// Retries earned each second whatever the traffic (Finagle's minimum): a short, quiet
+/// run still retries the burst of failures a fault causes.
+const RETRIES_PER_SECOND: f64 = 10.0;
 /// How long a retry that found the budget empty waits before it looks again.
 const RETRY_BUDGET_WAIT: Duration = Duration::from_millis(100);
 /// How long a killed replica stays down before it is started again.
@@ -317,7 +320,7 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
         campaign_id: text(&campaign, "id")?,
         hooks,
         herds_sent: AtomicU64::new(0),
-        retry_budget: RetryBudget::new(RETRY_SHARE, RETRY_RESERVE),
+        retry_budget: RetryBudget::with_per_second(RETRY_SHARE, RETRY_RESERVE, RETRIES_PER_SECOND),
         ledger: Mutex::default(),
     })
 }

@@ -2,37 +2,49 @@
 //! client's retries are at most a share of its first tries (plus a small reserve), so
 //! that when the service is overloaded its clients do not multiply the load and keep it
 //! there. Each first try earns `share` of a retry; each retry spends one; the reserve
-//! is what is held at most (and at the start). A retry that finds the budget empty
-//! waits for it, as a wallet defers a check of an uncertain payment.
+//! is what is held at most (and at the start). As Finagle's, it also earns a few retries
+//! a second whatever the traffic (`per_second`), so that a quiet client can still retry
+//! a burst of failures. A retry that finds the budget empty waits for it, as a wallet
+//! defers a check of an uncertain payment.
 
-use std::sync::Mutex;
+use std::{sync::Mutex, time::Instant};
 
 pub struct RetryBudget {
     share: f64,
     reserve: f64,
-    tokens: Mutex<f64>,
+    per_second: f64,
+    /// Retries held, and when the time-earned part was last added.
+    tokens: Mutex<(f64, Instant)>,
 }
 
 impl RetryBudget {
     pub fn new(share: f64, reserve: f64) -> Self {
+        Self::with_per_second(share, reserve, 0.0)
+    }
+
+    pub fn with_per_second(share: f64, reserve: f64, per_second: f64) -> Self {
         RetryBudget {
             share,
             reserve,
-            tokens: Mutex::new(reserve),
+            per_second,
+            tokens: Mutex::new((reserve, Instant::now())),
         }
     }
 
     /// A first try: earns part of a retry.
     pub fn first_try(&self) {
         let mut tokens = self.tokens.lock().unwrap();
-        *tokens = (*tokens + self.share).min(self.reserve);
+        tokens.0 = (tokens.0 + self.share).min(self.reserve);
     }
 
     /// Whether a retry may be sent now (and, if so, spends it).
     pub fn try_retry(&self) -> bool {
         let mut tokens = self.tokens.lock().unwrap();
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let now = Instant::now();
+        let earned = now.duration_since(tokens.1).as_secs_f64() * self.per_second;
+        *tokens = ((tokens.0 + earned).min(self.reserve), now);
+        if tokens.0 >= 1.0 {
+            tokens.0 -= 1.0;
             true
         } else {
             false
@@ -66,6 +78,14 @@ mod tests {
         budget.first_try();
         assert!(!budget.try_retry());
         budget.first_try();
+        assert!(budget.try_retry());
+    }
+
+    #[test]
+    fn a_quiet_client_earns_retries_with_time_too() {
+        let budget = RetryBudget::with_per_second(0.2, 5.0, 1_000.0);
+        while budget.try_retry() {}
+        std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(budget.try_retry());
     }
 }
