@@ -508,3 +508,113 @@ async fn a_refund_above_the_shops_threshold_needs_the_refunding_keys_second_fact
     )
     .await;
 }
+
+#[tokio::test]
+async fn one_code_sent_by_a_herd_at_once_is_accepted_once_and_bad_fields_change_nothing() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let manager = enrolled(&app, &merchant.manager_key, "/v1/me/second-factor").await;
+    let code = manager.code(1);
+    let herd = futures_util::future::join_all((0..10).map(|i| {
+        let body = json!({"above": format!("{i}.00")});
+        let (app, key, code) = (&app, &merchant.manager_key, &code);
+        async move {
+            call(
+                app,
+                key,
+                Method::PUT,
+                "/v1/me/refund-second-factor",
+                &body,
+                Some(code),
+            )
+            .await
+            .status()
+        }
+    }))
+    .await;
+    assert_eq!(
+        herd.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{herd:?}"
+    );
+    // The others sent a spent code: refused, and counted as wrong codes (five hold it).
+    let refused = [
+        StatusCode::OK,
+        StatusCode::FORBIDDEN,
+        StatusCode::TOO_MANY_REQUESTS,
+    ];
+    assert!(herd.iter().all(|s| refused.contains(s)), "{herd:?}");
+    let me = json_ok(
+        call(
+            &app,
+            &merchant.manager_key,
+            Method::GET,
+            "/v1/me",
+            &Value::Null,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = me["refund_second_factor_above"].clone();
+    for above in [
+        "1.00\u{0}",
+        "1.00 ",
+        "-1.00",
+        "1.001",
+        "99999999999999.00",
+        "1e3",
+    ] {
+        assert_error(
+            call(
+                &app,
+                &merchant.manager_key,
+                Method::PUT,
+                "/v1/me/refund-second-factor",
+                &json!({"above": above}),
+                Some(&manager.code(1)),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    // A NUL anywhere in a body is refused as such; other malformed codes find no
+    // enrollment waiting (this one is confirmed), and change nothing.
+    for (code, status, error) in [
+        ("12345\u{0}", StatusCode::BAD_REQUEST, "invalid_request"),
+        ("1234567", StatusCode::NOT_FOUND, "not_found"),
+        (" 12345", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        assert_error(
+            call(
+                &app,
+                &merchant.manager_key,
+                Method::POST,
+                "/v1/me/second-factor/confirm",
+                &json!({"code": code}),
+                None,
+            )
+            .await,
+            status,
+            error,
+        )
+        .await;
+    }
+    let me = json_ok(
+        call(
+            &app,
+            &merchant.manager_key,
+            Method::GET,
+            "/v1/me",
+            &Value::Null,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(me["refund_second_factor_above"], before);
+}
