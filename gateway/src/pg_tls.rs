@@ -40,7 +40,7 @@ pub struct Target {
 
 /// Parses a `DATABASE_URL` (URL or `key=value` form) into a [`Target`].
 pub fn target(database_url: &str) -> anyhow::Result<Target> {
-    let (rest, mode, root_cert) = take_tls_options(database_url)?;
+    let (rest, mode, root_cert) = take_tls_options(database_url);
     let mut config: tokio_postgres::Config = rest
         .parse()
         .context("DATABASE_URL is not a PostgreSQL URL")?;
@@ -69,14 +69,14 @@ pub fn target(database_url: &str) -> anyhow::Result<Target> {
 }
 
 /// The URL without `sslmode` and `sslrootcert`, and their values.
-fn take_tls_options(url: &str) -> anyhow::Result<(String, Option<String>, Option<String>)> {
+fn take_tls_options(url: &str) -> (String, Option<String>, Option<String>) {
     let (mut mode, mut root_cert) = (None, None);
     let kept = if let Some((base, query)) = url.split_once('?') {
         let mut kept = Vec::new();
         for pair in query.split('&') {
             match pair.split_once('=') {
-                Some(("sslmode", v)) => mode = Some(percent_decoded(v)?),
-                Some(("sslrootcert", v)) => root_cert = Some(percent_decoded(v)?),
+                Some(("sslmode", v)) => mode = Some(percent_decoded(v)),
+                Some(("sslrootcert", v)) => root_cert = Some(percent_decoded(v)),
                 _ => kept.push(pair),
             }
         }
@@ -99,14 +99,14 @@ fn take_tls_options(url: &str) -> anyhow::Result<(String, Option<String>, Option
         }
         kept.join(" ")
     };
-    Ok((kept, mode, root_cert))
+    (kept, mode, root_cert)
 }
 
-fn percent_decoded(v: &str) -> anyhow::Result<String> {
-    Ok(url::form_urlencoded::parse(format!("v={v}").as_bytes())
+fn percent_decoded(v: &str) -> String {
+    url::form_urlencoded::parse(format!("v={v}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -290,15 +290,14 @@ mod tests {
     fn tls_options_are_taken_out_of_the_url_and_the_rest_kept() {
         let (rest, mode, root) = take_tls_options(
             "postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem",
-        )
-        .unwrap();
+        );
         assert_eq!(
             rest,
             "postgres://u@h1:5432,h2:5433/db?target_session_attrs=read-write"
         );
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
-        let (rest, mode, _) = take_tls_options("host=h user=u sslmode=require").unwrap();
+        let (rest, mode, _) = take_tls_options("host=h user=u sslmode=require");
         assert_eq!(
             (rest.as_str(), mode.as_deref()),
             ("host=h user=u", Some("require"))
