@@ -48,6 +48,9 @@ const RETRY_RESERVE: f64 = 100.0;
 /// Retries earned each second whatever the traffic (Finagle's minimum): a short, quiet
 /// run still retries the burst of failures a fault causes.
 const RETRIES_PER_SECOND: f64 = 10.0;
+/// No payment acknowledged for this long, at the rates a chaos run offers (payments
+/// settle tens of times a second): the gateway is out, not slow.
+const OUTAGE_GAP: Duration = Duration::from_secs(2);
 /// How long a retry that found the budget empty waits before it looks again.
 const RETRY_BUDGET_WAIT: Duration = Duration::from_millis(100);
 /// How long a killed replica stays down before it is started again.
@@ -176,8 +179,9 @@ struct Ledger {
     payouts: Vec<String>,
     /// Double pays: how many of the two were paid (must be exactly 1).
     double_pays: Vec<usize>,
-    /// Requests that never got a final answer within RETRY_FOR.
-    lost: Vec<String>,
+    /// Requests that never got a final answer within RETRY_FOR: when each began, and
+    /// how it ended.
+    lost: Vec<(Instant, String)>,
     /// Answers no scenario expects.
     unexpected: Vec<String>,
     counts: std::collections::BTreeMap<&'static str, u64>,
@@ -513,7 +517,8 @@ impl Run {
         F: Fn(usize) -> Fut,
         Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
     {
-        let deadline = Instant::now() + RETRY_FOR;
+        let began = Instant::now();
+        let deadline = began + RETRY_FOR;
         let mut attempt = 0u32;
         let mut last = String::new();
         self.retry_budget.first_try();
@@ -560,7 +565,7 @@ impl Run {
             .lock()
             .unwrap()
             .lost
-            .push(format!("{attempt} tries, the last: {last}"));
+            .push((began, format!("{attempt} tries, the last: {last}")));
         None
     }
 
@@ -935,19 +940,36 @@ async fn check(
     let campaign = check_campaign(&client, &run.campaign_id, &mut violations).await?;
     let outbox = check_outbox(&client, run, &mut violations).await?;
     violations.extend(ledger.unexpected.iter().cloned());
-    if !ledger.lost.is_empty() {
+    let outages = outages(&ledger.paid_at, started);
+    let (in_outage, unexcused): (Vec<_>, Vec<_>) = ledger.lost.iter().partition(|(began, _)| {
+        let ended = *began + RETRY_FOR;
+        outages
+            .iter()
+            .any(|(from, to)| *began < *to && *from < ended)
+    });
+    if !unexcused.is_empty() {
         violations.push(format!(
-            "{} requests got no final answer within {RETRY_FOR:?}: {}",
-            ledger.lost.len(),
-            ledger
-                .lost
+            "{} requests got no final answer within {RETRY_FOR:?} while the gateway was settling payments: {}",
+            unexcused.len(),
+            unexcused
                 .iter()
                 .take(10)
-                .cloned()
+                .map(|(_, how)| how.as_str())
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
     }
+    let unanswered = json!({
+        "total": ledger.lost.len(),
+        "their_time_spanned_an_outage": in_outage.len(),
+        "outages": outages
+            .iter()
+            .map(|(from, to)| json!({
+                "from_ms": from.duration_since(started).as_millis() as u64,
+                "to_ms": to.duration_since(started).as_millis() as u64,
+            }))
+            .collect::<Vec<_>>(),
+    });
     let recovery: Vec<Value> = faults
         .iter()
         .map(|(what, at)| {
@@ -969,9 +991,29 @@ async fn check(
         "outbox": outbox,
         "scenarios": ledger.counts,
         "faults": recovery,
+        "unanswered": unanswered,
         "replicas": config.replicas,
         "duration_seconds": config.duration_seconds,
     }))
+}
+
+/// The stretches in which no payment was acknowledged for OUTAGE_GAP or more: the
+/// gateway could not settle (the database failing over or restarting). A request whose
+/// whole time to get an answer (RETRY_FOR) missed every such stretch must have had a
+/// final answer: the clients' retry budget may hold retries back during an outage, but
+/// never while the gateway serves.
+fn outages(paid_at: &[Instant], started: Instant) -> Vec<(Instant, Instant)> {
+    let mut times: Vec<Instant> = paid_at.to_vec();
+    times.sort();
+    let mut outages = Vec::new();
+    let mut previous = started;
+    for t in times {
+        if t.duration_since(previous) >= OUTAGE_GAP {
+            outages.push((previous, t));
+        }
+        previous = t;
+    }
+    outages
 }
 
 /// The campaign never spent past its budget, and what it spent is exactly the discounts
