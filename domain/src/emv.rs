@@ -194,96 +194,138 @@ impl OrderQr {
     /// The payload string, CRC included.
     pub fn encode(&self) -> Result<String, EmvError> {
         self.check()?;
-        let mut template = String::new();
-        push_tlv(&mut template, "00", &self.gateway_guid);
-        push_tlv(&mut template, "01", &self.merchant_id);
-        push_tlv(&mut template, "02", &self.order_token);
-        if template.chars().count() > TEMPLATE_26_CHARS_MAX {
-            return Err(invalid(
-                "26",
-                format!("template over {TEMPLATE_26_CHARS_MAX} characters"),
-            ));
-        }
+        let mut body = head(
+            DYNAMIC,
+            &self.gateway_guid,
+            &self.merchant_id,
+            &self.order_token,
+        )?;
+        push_tlv(&mut body, "52", &self.mcc);
+        push_tlv(&mut body, "53", self.amount.currency().numeric());
+        push_tlv(&mut body, "54", &self.amount.to_string());
+        push_place(
+            &mut body,
+            &self.country,
+            &self.merchant_name,
+            &self.merchant_city,
+        );
         let mut additional = String::new();
         push_tlv(&mut additional, "01", &self.bill_number);
         push_tlv(&mut additional, "05", &self.order_id);
         if let Some(terminal) = &self.terminal_id {
             push_tlv(&mut additional, "07", terminal);
         }
-        let mut body = String::new();
-        push_tlv(&mut body, "00", "01");
-        push_tlv(&mut body, "01", "12");
-        push_tlv(&mut body, "26", &template);
-        push_tlv(&mut body, "52", &self.mcc);
-        push_tlv(&mut body, "53", self.amount.currency().numeric());
-        push_tlv(&mut body, "54", &self.amount.to_string());
-        push_tlv(&mut body, "58", &self.country);
-        push_tlv(&mut body, "59", &self.merchant_name);
-        push_tlv(&mut body, "60", &self.merchant_city);
         push_tlv(&mut body, "62", &additional);
-        if let Some(local) = &self.local {
-            let mut lang = String::new();
-            push_tlv(&mut lang, "00", &local.language);
-            push_tlv(&mut lang, "01", &local.name);
-            if let Some(city) = &local.city {
-                push_tlv(&mut lang, "02", city);
-            }
-            if lang.chars().count() > 99 {
-                return Err(invalid("64", "language template over 99 characters"));
-            }
-            push_tlv(&mut body, "64", &lang);
-        }
-        let payload = with_crc(body);
-        if payload.chars().count() > PAYLOAD_CHARS_MAX {
-            return Err(EmvError::TooLong);
-        }
-        Ok(payload)
+        push_local(&mut body, self.local.as_ref())?;
+        seal(body)
     }
 
     fn check(&self) -> Result<(), EmvError> {
-        check_ascii("26", &self.gateway_guid, GATEWAY_GUID_CHARS_MAX)?;
-        for (tag, id) in [("26", &self.merchant_id), ("62", &self.order_id)] {
-            if !ids::is_gateway_id(id) {
-                return Err(invalid(
-                    tag,
-                    "ids are at most 25 characters of [A-Za-z0-9_]",
-                ));
-            }
-        }
-        let token = &self.order_token;
-        if token.is_empty() || token.len() > 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
-            return Err(invalid(
-                "26",
-                "order token must be 1 to 32 letters or digits",
-            ));
-        }
-        if self.mcc.len() != 4 || !self.mcc.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("52", "merchant category code must be 4 digits"));
-        }
-        if !crate::country::is_assigned(&self.country) {
-            return Err(invalid(
-                "58",
-                "country must be an assigned ISO 3166-1 alpha-2 code",
-            ));
-        }
-        check_ascii("59", &self.merchant_name, MERCHANT_NAME_CHARS_MAX)?;
-        check_ascii("60", &self.merchant_city, MERCHANT_CITY_CHARS_MAX)?;
+        check_shop(&Shop {
+            gateway_guid: &self.gateway_guid,
+            merchant_id: &self.merchant_id,
+            token: &self.order_token,
+            mcc: &self.mcc,
+            country: &self.country,
+            merchant_name: &self.merchant_name,
+            merchant_city: &self.merchant_city,
+            local: self.local.as_ref(),
+        })?;
+        check_id("62", &self.order_id)?;
         check_ascii("62", &self.bill_number, ADDITIONAL_DATA_CHARS_MAX)?;
         check_ascii("62", &self.order_id, ADDITIONAL_DATA_CHARS_MAX)?;
         if let Some(t) = &self.terminal_id {
             check_ascii("62", t, ADDITIONAL_DATA_CHARS_MAX)?;
         }
-        if let Some(local) = &self.local {
-            if local.language.len() != 2 || !local.language.bytes().all(|b| b.is_ascii_uppercase())
-            {
-                return Err(invalid("64", "language must be ISO 639-1, e.g. ZH"));
-            }
-        }
         Ok(())
     }
 
     /// Parses and CRC-checks a payload and reads the order fields qrgate puts in it.
+    pub fn parse(payload: &str) -> Result<Self, EmvError> {
+        match MerchantQr::parse(payload)? {
+            MerchantQr::Dynamic(qr) => Ok(qr),
+            MerchantQr::Static(_) => Err(invalid(
+                "01",
+                "a static code (11) names no order; the wallet pays it with an amount",
+            )),
+        }
+    }
+}
+
+/// A shop's printed code (point of initiation `11`): no amount and no expiry — the
+/// customer's wallet asks for the amount. Template 26 carries the code's token where
+/// a dynamic code carries its order's; tag 62 names the code (05) and its till (07).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticQr {
+    pub gateway_guid: String,
+    pub merchant_id: String,
+    pub code_token: String,
+    pub mcc: String,
+    pub currency: Currency,
+    pub country: String,
+    pub merchant_name: String,
+    pub merchant_city: String,
+    pub code_id: String,
+    pub terminal_id: Option<String>,
+    pub local: Option<LocalName>,
+}
+
+impl StaticQr {
+    /// The payload string, CRC included.
+    pub fn encode(&self) -> Result<String, EmvError> {
+        self.check()?;
+        let mut body = head(
+            STATIC,
+            &self.gateway_guid,
+            &self.merchant_id,
+            &self.code_token,
+        )?;
+        push_tlv(&mut body, "52", &self.mcc);
+        push_tlv(&mut body, "53", self.currency.numeric());
+        push_place(
+            &mut body,
+            &self.country,
+            &self.merchant_name,
+            &self.merchant_city,
+        );
+        let mut additional = String::new();
+        push_tlv(&mut additional, "05", &self.code_id);
+        if let Some(terminal) = &self.terminal_id {
+            push_tlv(&mut additional, "07", terminal);
+        }
+        push_tlv(&mut body, "62", &additional);
+        push_local(&mut body, self.local.as_ref())?;
+        seal(body)
+    }
+
+    fn check(&self) -> Result<(), EmvError> {
+        check_shop(&Shop {
+            gateway_guid: &self.gateway_guid,
+            merchant_id: &self.merchant_id,
+            token: &self.code_token,
+            mcc: &self.mcc,
+            country: &self.country,
+            merchant_name: &self.merchant_name,
+            merchant_city: &self.merchant_city,
+            local: self.local.as_ref(),
+        })?;
+        check_id("62", &self.code_id)?;
+        if let Some(t) = &self.terminal_id {
+            check_ascii("62", t, ADDITIONAL_DATA_CHARS_MAX)?;
+        }
+        Ok(())
+    }
+}
+
+/// Any code qrgate issues: an order's (dynamic) or a shop's printed one (static).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MerchantQr {
+    Dynamic(OrderQr),
+    Static(StaticQr),
+}
+
+impl MerchantQr {
+    /// Parses and CRC-checks a payload and reads the fields qrgate puts in it.
     pub fn parse(payload: &str) -> Result<Self, EmvError> {
         let objects = parse_payload(payload)?;
         let get = |id: &'static str| -> Result<&str, EmvError> {
@@ -293,8 +335,9 @@ impl OrderQr {
                 .map(|o| o.value.as_str())
                 .ok_or(EmvError::Missing(id))
         };
-        if get("01")? != "12" {
-            return Err(invalid("01", "qrgate issues only dynamic codes (12)"));
+        let initiation = get("01")?;
+        if initiation != STATIC && initiation != DYNAMIC {
+            return Err(invalid("01", "must be 11 (static) or 12 (dynamic)"));
         }
         let template = split_tlv(get("26")?)?;
         let additional = split_tlv(get("62")?)?;
@@ -303,12 +346,6 @@ impl OrderQr {
         };
         let currency =
             Currency::from_numeric(get("53")?).ok_or_else(|| invalid("53", "unknown currency"))?;
-        let amount_text = get("54")?;
-        if amount_text.len() > AMOUNT_CHARS_MAX {
-            return Err(invalid("54", "amount over 13 characters"));
-        }
-        let amount =
-            Money::parse(amount_text, currency).map_err(|e| invalid("54", e.to_string()))?;
         let local = match objects.iter().find(|o| o.id == "64") {
             None => None,
             Some(o) => {
@@ -320,23 +357,167 @@ impl OrderQr {
                 })
             }
         };
+        let gateway_guid = sub(&template, "00").ok_or(EmvError::Missing("26-00"))?;
+        let merchant_id = sub(&template, "01").ok_or(EmvError::Missing("26-01"))?;
+        let token = sub(&template, "02").ok_or(EmvError::Missing("26-02"))?;
+        let reference = sub(&additional, "05").ok_or(EmvError::Missing("62-05"))?;
+        let terminal_id = sub(&additional, "07");
+        if initiation == STATIC {
+            if objects.iter().any(|o| o.id == "54") {
+                return Err(invalid("54", "qrgate's static codes carry no amount"));
+            }
+            let qr = StaticQr {
+                gateway_guid,
+                merchant_id,
+                code_token: token,
+                mcc: get("52")?.to_owned(),
+                currency,
+                country: get("58")?.to_owned(),
+                merchant_name: get("59")?.to_owned(),
+                merchant_city: get("60")?.to_owned(),
+                code_id: reference,
+                terminal_id,
+                local,
+            };
+            qr.check()?;
+            return Ok(MerchantQr::Static(qr));
+        }
+        let amount_text = get("54")?;
+        if amount_text.len() > AMOUNT_CHARS_MAX {
+            return Err(invalid("54", "amount over 13 characters"));
+        }
+        let amount =
+            Money::parse(amount_text, currency).map_err(|e| invalid("54", e.to_string()))?;
         let qr = OrderQr {
-            gateway_guid: sub(&template, "00").ok_or(EmvError::Missing("26-00"))?,
-            merchant_id: sub(&template, "01").ok_or(EmvError::Missing("26-01"))?,
-            order_token: sub(&template, "02").ok_or(EmvError::Missing("26-02"))?,
+            gateway_guid,
+            merchant_id,
+            order_token: token,
             mcc: get("52")?.to_owned(),
             amount,
             country: get("58")?.to_owned(),
             merchant_name: get("59")?.to_owned(),
             merchant_city: get("60")?.to_owned(),
             bill_number: sub(&additional, "01").ok_or(EmvError::Missing("62-01"))?,
-            order_id: sub(&additional, "05").ok_or(EmvError::Missing("62-05"))?,
-            terminal_id: sub(&additional, "07"),
+            order_id: reference,
+            terminal_id,
             local,
         };
         qr.check()?;
-        Ok(qr)
+        Ok(MerchantQr::Dynamic(qr))
     }
+
+    /// The gateway that issued the code (template 26, sub-field 00).
+    pub fn gateway_guid(&self) -> &str {
+        match self {
+            MerchantQr::Dynamic(qr) => &qr.gateway_guid,
+            MerchantQr::Static(qr) => &qr.gateway_guid,
+        }
+    }
+}
+
+/// Tag 01: how the code is used.
+const STATIC: &str = "11";
+const DYNAMIC: &str = "12";
+
+/// What every code says about its shop, checked alike.
+struct Shop<'a> {
+    gateway_guid: &'a str,
+    merchant_id: &'a str,
+    token: &'a str,
+    mcc: &'a str,
+    country: &'a str,
+    merchant_name: &'a str,
+    merchant_city: &'a str,
+    local: Option<&'a LocalName>,
+}
+
+fn check_shop(shop: &Shop) -> Result<(), EmvError> {
+    check_ascii("26", shop.gateway_guid, GATEWAY_GUID_CHARS_MAX)?;
+    check_id("26", shop.merchant_id)?;
+    let token = shop.token;
+    if token.is_empty() || token.len() > 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid("26", "token must be 1 to 32 letters or digits"));
+    }
+    if shop.mcc.len() != 4 || !shop.mcc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("52", "merchant category code must be 4 digits"));
+    }
+    if !crate::country::is_assigned(shop.country) {
+        return Err(invalid(
+            "58",
+            "country must be an assigned ISO 3166-1 alpha-2 code",
+        ));
+    }
+    check_ascii("59", shop.merchant_name, MERCHANT_NAME_CHARS_MAX)?;
+    check_ascii("60", shop.merchant_city, MERCHANT_CITY_CHARS_MAX)?;
+    if let Some(local) = shop.local {
+        if local.language.len() != 2 || !local.language.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid("64", "language must be ISO 639-1, e.g. ZH"));
+        }
+    }
+    Ok(())
+}
+
+fn check_id(tag: &'static str, id: &str) -> Result<(), EmvError> {
+    if ids::is_gateway_id(id) {
+        Ok(())
+    } else {
+        Err(invalid(
+            tag,
+            "ids are at most 25 characters of [A-Za-z0-9_]",
+        ))
+    }
+}
+
+/// Tags 00, 01 and 26: the format, how the code is used, who issued it for whom.
+fn head(initiation: &str, guid: &str, merchant_id: &str, token: &str) -> Result<String, EmvError> {
+    let mut template = String::new();
+    push_tlv(&mut template, "00", guid);
+    push_tlv(&mut template, "01", merchant_id);
+    push_tlv(&mut template, "02", token);
+    if template.chars().count() > TEMPLATE_26_CHARS_MAX {
+        return Err(invalid(
+            "26",
+            format!("template over {TEMPLATE_26_CHARS_MAX} characters"),
+        ));
+    }
+    let mut body = String::new();
+    push_tlv(&mut body, "00", "01");
+    push_tlv(&mut body, "01", initiation);
+    push_tlv(&mut body, "26", &template);
+    Ok(body)
+}
+
+/// Tags 58–60: where the shop is and what it is called.
+fn push_place(body: &mut String, country: &str, name: &str, city: &str) {
+    push_tlv(body, "58", country);
+    push_tlv(body, "59", name);
+    push_tlv(body, "60", city);
+}
+
+/// Tag 64: the shop's name in its own language.
+fn push_local(body: &mut String, local: Option<&LocalName>) -> Result<(), EmvError> {
+    if let Some(local) = local {
+        let mut lang = String::new();
+        push_tlv(&mut lang, "00", &local.language);
+        push_tlv(&mut lang, "01", &local.name);
+        if let Some(city) = &local.city {
+            push_tlv(&mut lang, "02", city);
+        }
+        if lang.chars().count() > 99 {
+            return Err(invalid("64", "language template over 99 characters"));
+        }
+        push_tlv(body, "64", &lang);
+    }
+    Ok(())
+}
+
+/// Tag 63 and the length limit.
+fn seal(body: String) -> Result<String, EmvError> {
+    let payload = with_crc(body);
+    if payload.chars().count() > PAYLOAD_CHARS_MAX {
+        return Err(EmvError::TooLong);
+    }
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -509,6 +690,91 @@ mod tests {
             // They are well-formed EMV but not qrgate orders.
             assert!(OrderQr::parse(payload).is_err(), "{source}");
         }
+    }
+
+    fn static_sample() -> StaticQr {
+        StaticQr {
+            gateway_guid: "com.qrgate".into(),
+            merchant_id: "mch_abcdefghijklmnopqrst".into(),
+            code_token: "abcdefghijklmnopqrst".into(),
+            mcc: "5812".into(),
+            currency: Currency::parse("CNY").unwrap(),
+            country: "CN".into(),
+            merchant_name: "Lucky Noodle Bar".into(),
+            merchant_city: "Shanghai".into(),
+            code_id: "sqr_abcdefghijklmnopqrst".into(),
+            terminal_id: Some("Counter".into()),
+            local: None,
+        }
+    }
+
+    #[test]
+    fn static_code_golden_payload_and_round_trip() {
+        let payload = static_sample().encode().unwrap();
+        let expected_body = concat!(
+            "000201",
+            "010211",
+            "2666",
+            "0010com.qrgate",
+            "0124mch_abcdefghijklmnopqrst",
+            "0220abcdefghijklmnopqrst",
+            "52045812",
+            "5303156",
+            "5802CN",
+            "5916Lucky Noodle Bar",
+            "6008Shanghai",
+            "6239",
+            "0524sqr_abcdefghijklmnopqrst",
+            "0707Counter",
+            "6304",
+        );
+        assert!(payload.starts_with(expected_body), "{payload}");
+        assert_eq!(
+            MerchantQr::parse(&payload).unwrap(),
+            MerchantQr::Static(static_sample())
+        );
+        let with_local = StaticQr {
+            terminal_id: None,
+            local: sample().local,
+            ..static_sample()
+        };
+        assert_eq!(
+            MerchantQr::parse(&with_local.encode().unwrap()).unwrap(),
+            MerchantQr::Static(with_local)
+        );
+        // An order's code parses as dynamic through the same door.
+        let order = sample();
+        assert_eq!(
+            MerchantQr::parse(&order.encode().unwrap()).unwrap(),
+            MerchantQr::Dynamic(order)
+        );
+    }
+
+    #[test]
+    fn a_static_code_is_not_an_order_and_carries_no_amount() {
+        let payload = static_sample().encode().unwrap();
+        assert!(matches!(
+            OrderQr::parse(&payload),
+            Err(EmvError::InvalidValue { tag: "01", .. })
+        ));
+        // The same code with an amount slipped in (CRC recomputed) is refused.
+        let body = payload[..payload.len() - 8].replacen("5802CN", "540510.005802CN", 1);
+        let with_amount = with_crc(body);
+        assert!(matches!(
+            MerchantQr::parse(&with_amount),
+            Err(EmvError::InvalidValue { tag: "54", .. })
+        ));
+        // Other initiation methods are not ours.
+        let body = payload[..payload.len() - 8].replacen("010211", "010213", 1);
+        assert!(matches!(
+            MerchantQr::parse(&with_crc(body)),
+            Err(EmvError::InvalidValue { tag: "01", .. })
+        ));
+        // A public static code from another scheme is well-formed EMV but not qrgate's.
+        let promptpay =
+            "00020101021129370016A000000677010111021311111111111115802TH530376463047B5A";
+        assert!(parse_payload(promptpay).is_ok());
+        assert!(MerchantQr::parse(promptpay).is_err());
     }
 
     /// Deterministic pseudo-random generator so the property test needs no extra crate.

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidQr,
+    StaticCodeRevoked,
     InsufficientFunds,
     AmountMismatch,
     CurrencyMismatch,
@@ -46,7 +47,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -68,6 +69,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::InvalidQr,
+        Self::StaticCodeRevoked,
         Self::InsufficientFunds,
         Self::AmountMismatch,
         Self::CurrencyMismatch,
@@ -109,6 +111,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidQr => "invalid_qr",
+            Self::StaticCodeRevoked => "static_code_revoked",
             Self::InsufficientFunds => "insufficient_funds",
             Self::AmountMismatch => "amount_mismatch",
             Self::CurrencyMismatch => "currency_mismatch",
@@ -152,6 +155,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidQr
+            | Self::StaticCodeRevoked
             | Self::InsufficientFunds
             | Self::AmountMismatch
             | Self::CurrencyMismatch

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0021_service_desk",
     "0022_audit_body_digest",
     "0023_second_factors",
+    "0024_static_codes",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

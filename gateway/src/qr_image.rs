@@ -77,6 +77,21 @@ pub fn png(code: &QrCode) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A code as the answer to `…/qr.svg`.
+pub fn svg_response(code: &QrCode) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .body(svg(code))
+}
+
+/// A code as the answer to `…/qr.png`.
+pub fn png_response(code: &QrCode) -> crate::error::ApiResult<actix_web::HttpResponse> {
+    let png = png(code).map_err(crate::error::ApiError::internal)?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("image/png")
+        .body(png))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

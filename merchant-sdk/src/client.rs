@@ -5,9 +5,9 @@ use crate::{
         AccountWire, CheckoutSessionWire, OrderWire, PayoutWire, RefundWire, SettlementReportWire,
         StatementWire,
     },
-    Account, CheckoutSession, Error, ErrorKind, ListOrders, NewCheckoutSession, NewOrder, Order,
-    OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, SettlementReport, StatementLine,
-    WebhookDelivery,
+    Account, CheckoutSession, Currency, Error, ErrorKind, ListOrders, NewCheckoutSession, NewOrder,
+    Order, OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, SettlementReport,
+    StatementLine, StaticCode, WebhookDelivery,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
 use rust_decimal::Decimal;
@@ -140,6 +140,42 @@ impl Client {
         let path = format!("/v1/checkout-sessions/{}", encode_segment(session_id));
         let wire: CheckoutSessionWire = self.call(Method::GET, &path, None, self.timeout).await?;
         wire.try_into()
+    }
+
+    /// Issues a static code to print for a counter or till (`name`, at most 25
+    /// printable ASCII characters): customers scan it and enter the amount in their
+    /// wallet. `currency` defaults to the merchant's (the only one it may be).
+    pub async fn create_static_code(
+        &self,
+        name: &str,
+        currency: Option<Currency>,
+    ) -> Result<StaticCode, Error> {
+        let body = serde_json::json!({"name": name, "currency": currency.map(|c| c.code())});
+        self.call(Method::POST, "/v1/static-codes", Some(body), self.timeout)
+            .await
+    }
+
+    /// The shop's static codes, newest first (the first page; revoked ones on request).
+    pub async fn static_codes(&self, include_revoked: bool) -> Result<Vec<StaticCode>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            items: Vec<StaticCode>,
+        }
+        let path = format!("/v1/static-codes?include_revoked={include_revoked}");
+        let wire: Wire = self.call(Method::GET, &path, None, self.timeout).await?;
+        Ok(wire.items)
+    }
+
+    /// Revokes a static code: payments through it are refused from now on.
+    pub async fn revoke_static_code(&self, code_id: &str) -> Result<StaticCode, Error> {
+        let path = format!("/v1/static-codes/{}/revoke", encode_segment(code_id));
+        self.call(
+            Method::POST,
+            &path,
+            Some(Value::Object(Default::default())),
+            self.timeout,
+        )
+        .await
     }
 
     /// The order as it is now.

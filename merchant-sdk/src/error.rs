@@ -50,6 +50,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// `invalid_qr` (422): the payload is not one the gateway issued.
     InvalidQr,
+    /// `static_code_revoked` (422): the shop revoked the static code that was scanned.
+    StaticCodeRevoked,
     /// `insufficient_funds` (422): the customer cannot pay.
     InsufficientFunds,
     /// `merchant_insufficient_funds` (422): the merchant balance is too low (refunds, payouts).
@@ -112,6 +114,7 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::PayloadTooLarge => ErrorKind::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
             ErrorCode::InvalidQr => ErrorKind::InvalidQr,
+            ErrorCode::StaticCodeRevoked => ErrorKind::StaticCodeRevoked,
             ErrorCode::InsufficientFunds => ErrorKind::InsufficientFunds,
             ErrorCode::MerchantInsufficientFunds => ErrorKind::MerchantInsufficientFunds,
             ErrorCode::AmountMismatch => ErrorKind::AmountMismatch,
@@ -162,6 +165,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => Some(ErrorCode::PayloadTooLarge),
             ErrorKind::UnsupportedMediaType => Some(ErrorCode::UnsupportedMediaType),
             ErrorKind::InvalidQr => Some(ErrorCode::InvalidQr),
+            ErrorKind::StaticCodeRevoked => Some(ErrorCode::StaticCodeRevoked),
             ErrorKind::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
             ErrorKind::MerchantInsufficientFunds => Some(ErrorCode::MerchantInsufficientFunds),
             ErrorKind::AmountMismatch => Some(ErrorCode::AmountMismatch),
@@ -202,6 +206,7 @@ impl ErrorKind {
             ErrorKind::OrderNotPayable => "the order was closed; create a new one",
             ErrorKind::AlreadyPaid => "the order is already paid; nothing more to do",
             ErrorKind::OrderExpired => "the order expired; create a new one",
+            ErrorKind::StaticCodeRevoked => "this printed code was revoked; take it down and print the shop's current one",
             ErrorKind::DuplicateReference => "that reference belongs to another order: use a new one (a pending order holding it can be closed first)",
             ErrorKind::IdempotencyConflict => "this Idempotency-Key was used for a different request; use a new key",
             ErrorKind::IdempotencyInProgress => "the same request is still being processed; retry shortly",

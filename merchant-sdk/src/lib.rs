@@ -35,12 +35,12 @@ pub mod webhooks;
 
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, ErrorKind};
-pub use qrgate_domain::emv::{parse_payload, DataObject, OrderQr};
+pub use qrgate_domain::emv::{parse_payload, DataObject, MerchantQr, OrderQr, StaticQr};
 pub use qrgate_domain::emv_lint::{lint, Problem};
 pub use qrgate_domain::{Currency, Money};
 pub use retry::RetryPolicy;
 pub use types::{
     Account, CheckoutSession, CheckoutStatus, LineItem, ListOrders, NewCheckoutSession, NewOrder,
     Order, OrderEvent, OrderStatus, Page, Payout, Refund, SettlementReport, StatementLine,
-    WebhookDelivery,
+    StaticCode, WebhookDelivery,
 };

@@ -105,6 +105,8 @@ pub struct Order {
     pub charged: Option<(Decimal, Currency)>,
     /// The API key (staff key) that made the order.
     pub created_by_key_id: Option<String>,
+    /// The static code the customer scanned, when the payment made the order.
+    pub static_code_id: Option<String>,
 }
 
 /// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
@@ -142,6 +144,8 @@ pub(crate) struct OrderWire {
     charged_currency: Option<Currency>,
     #[serde(default)]
     created_by_key_id: Option<String>,
+    #[serde(default)]
+    static_code_id: Option<String>,
 }
 
 impl TryFrom<OrderWire> for Order {
@@ -171,6 +175,7 @@ impl TryFrom<OrderWire> for Order {
                 _ => None,
             },
             created_by_key_id: w.created_by_key_id,
+            static_code_id: w.static_code_id,
         })
     }
 }
@@ -647,4 +652,24 @@ impl TryFrom<CheckoutSessionWire> for CheckoutSession {
             created_at: w.created_at,
         })
     }
+}
+
+/// A shop's printed code (EMV point of initiation 11): no amount — the customer's
+/// wallet asks for it — and no expiry until revoked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct StaticCode {
+    /// `sqr_…`.
+    pub id: String,
+    /// The counter or till it hangs at ("Counter", "Till 2"); its orders' `terminal_id`.
+    pub name: String,
+    /// What a payment through it must be in.
+    pub currency: Currency,
+    /// The EMV payload to print as a QR code.
+    pub qr_payload: String,
+    /// The key that issued it.
+    pub created_by_key_id: Option<String>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// Once revoked, payments through it are refused (`static_code_revoked`).
+    pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -300,13 +300,16 @@ BEGIN
     IF (v_begin.answer).outcome IS NOT NULL THEN
         RETURN v_begin.answer;
     END IF;
-    v_order := payment_order(p);
-    SELECT * INTO v_merchant FROM merchants WHERE id = v_order.merchant_id;
-    IF p.quote_id IS NOT NULL THEN
-        SELECT * INTO v_quote FROM quotes WHERE id = p.quote_id AND wallet_id = p.wallet_id
-            AND order_id = v_order.id AND customer_account_id = p.customer_account_id;
+    v_refused := static_code_refusal(p);
+    IF v_refused.code IS NULL THEN
+        v_order := payment_order(p);
+        SELECT * INTO v_merchant FROM merchants WHERE id = v_order.merchant_id;
+        IF p.quote_id IS NOT NULL THEN
+            SELECT * INTO v_quote FROM quotes WHERE id = p.quote_id AND wallet_id = p.wallet_id
+                AND order_id = v_order.id AND customer_account_id = p.customer_account_id;
+        END IF;
+        v_refused := payment_order_refusal(p, v_order, v_merchant, v_quote);
     END IF;
-    v_refused := payment_order_refusal(p, v_order, v_merchant, v_quote);
     IF v_refused.code IS NULL THEN
         -- Campaign rows locked: a concurrent payment cannot overspend a budget or a
         -- customer's uses. At the quote's rate when there is a quote.
@@ -331,19 +334,66 @@ BEGIN
         END IF;
     END IF;
     IF v_refused.code IS NOT NULL THEN
-        RETURN wallet_txn_fail(p.wallet_id, p.txn_id, 'payment', p.request_sha256, v_refused.code,
-            v_refused.http_status, v_refused.message, v_order.id, p.customer_account_id, p.timeline_max, v_refused.rule);
+        RETURN payment_fail(p, v_order.id, v_refused);
     END IF;
     PERFORM risk_record(p.customer_account_id, v_price.charged_minor, p.mfa, v_risk.recent_kept);
     RETURN payment_record(p, v_order, v_merchant, v_quote.id, v_price, v_points.points, v_legs);
 END $$;
 
+-- Stores a refused payment's answer (wallet_txn_fail). The order a static code made for
+-- it is closed: nobody else can pay it, and the shop sees the attempt and its reason.
+CREATE OR REPLACE FUNCTION payment_fail(p payment_request, p_order_id text, p_refused refusal)
+RETURNS wallet_outcome LANGUAGE plpgsql AS $$
+BEGIN
+    IF p.static_code_id IS NOT NULL AND p_order_id IS NOT NULL THEN
+        UPDATE orders SET status = 'closed', updated_at = now() WHERE id = p_order_id AND status = 'pending';
+        IF FOUND THEN
+            INSERT INTO order_events (order_id, kind) VALUES (p_order_id, 'closed');
+        END IF;
+    END IF;
+    RETURN wallet_txn_fail(p.wallet_id, p.txn_id, 'payment', p.request_sha256, p_refused.code,
+        p_refused.http_status, p_refused.message, p_order_id, p.customer_account_id, p.timeline_max, p_refused.rule);
+END $$;
+
+-- Why a payment through a static code cannot make its order, or NULL (always NULL for
+-- an order's own code): the code is not this gateway's or not this payload, it was
+-- revoked, the amount is in another currency, or the shop is blocked.
+CREATE OR REPLACE FUNCTION static_code_refusal(p payment_request) RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_code static_codes%ROWTYPE;
+BEGIN
+    IF p.static_code_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_code FROM static_codes WHERE id = p.static_code_id;
+    IF v_code.id IS NULL OR v_code.qr_payload <> p.qr_payload THEN
+        RETURN ROW('invalid_qr', 422, 'the QR payload was not issued by this gateway', NULL)::refusal;
+    ELSIF v_code.revoked_at IS NOT NULL THEN
+        RETURN ROW('static_code_revoked', 422, 'the shop revoked this code at ' || v_code.revoked_at, NULL)::refusal;
+    ELSIF p.currency <> v_code.currency THEN
+        RETURN ROW('currency_mismatch', 422,
+                   'the code is in ' || v_code.currency || ', the request says ' || p.currency, NULL)::refusal;
+    ELSIF EXISTS (SELECT 1 FROM merchants WHERE id = v_code.merchant_id AND blocked_at IS NOT NULL) THEN
+        RETURN ROW('account_blocked', 422, 'merchant ' || v_code.merchant_id || ' is blocked', NULL)::refusal;
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- The order a payment names, locked, and written expired if it is due. An all-NULL row:
 -- no such order. (A payload other than the order's is refused by payment_order_refusal.)
+-- Through a static code (static_code_refusal passed), the order is made first: for the
+-- amount the customer entered, its reference its own id, its terminal the code's name.
 CREATE OR REPLACE FUNCTION payment_order(p payment_request) RETURNS orders LANGUAGE plpgsql AS $$
 DECLARE
     v_order orders%ROWTYPE;
 BEGIN
+    IF p.static_code_id IS NOT NULL THEN
+        INSERT INTO orders (id, merchant_id, status, amount_minor, currency, merchant_reference, terminal_id,
+                            qr_payload, fee_rate_bps, expires_at, static_code_id)
+        SELECT p.order_id, c.merchant_id, 'pending', p.amount_minor, p.currency, p.order_id, c.name,
+               c.qr_payload, m.fee_rate_bps, now() + interval '5 minutes', c.id
+        FROM static_codes c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = p.static_code_id;
+    END IF;
     IF p.order_id IS NOT NULL THEN
         SELECT * INTO v_order FROM orders WHERE id = p.order_id FOR UPDATE;
     END IF;

@@ -65,6 +65,7 @@
     document.querySelector('[data-tab="report"]').classList.toggle("hidden", !me.scopes.includes("reports"));
     $("dot").disabled = me.currency_minor_units === 0;
     tab("charge");
+    watchStaticPayments();
     const open = sessionStorage.getItem(OPEN);
     if (open) {
       try {
@@ -76,7 +77,40 @@
     return true;
   }
 
+  // ---- payments through the shop's printed (static) codes ----------------------
+  // Such a payment makes its own order, which no till follows: look for new ones every
+  // few seconds while signed in, announce each once, and refresh Today if it is open.
+  const STATIC_POLL_MS = 5000;
+  let staticWatch = null;
+  function watchStaticPayments() {
+    let since = new Date().toISOString();
+    const seen = new Set();
+    staticWatch = setInterval(async () => {
+      let page;
+      try {
+        page = await api("GET", "/v1/orders?status=paid&limit=20&from=" + encodeURIComponent(since));
+      } catch (e) {
+        return; // the next look tries again
+      }
+      const fresh = page.items.filter((o) => o.static_code_id && !seen.has(o.id));
+      if (page.items.length > 0) {
+        // A payment's order bears its transaction's start: look a little further back
+        // than the newest seen, and let `seen` drop the repeats (bounded).
+        since = new Date(Date.parse(page.items[0].created_at) - 10000).toISOString();
+      }
+      if (fresh.length === 0) return;
+      if (seen.size > 1000) seen.clear();
+      page.items.forEach((o) => seen.add(o.id));
+      const last = fresh[0];
+      $("static-paid").textContent = t("static.received")
+        .replace("{amount}", money(last.amount, last.currency)).replace("{code}", last.terminal_id || "");
+      show("static-paid", true);
+      if (!$("tab-today").classList.contains("hidden") && !$("order-search").value.trim()) loadToday();
+    }, STATIC_POLL_MS);
+  }
+
   function signOut() {
+    clearInterval(staticWatch);
     stopFollowing();
     sessionStorage.clear();
     location.reload();
@@ -309,6 +343,11 @@
     return new Date(guess).toISOString();
   }
 
+  function madeBy(order) {
+    if (order.static_code_id) return t("static.code") + " · " + (order.terminal_id || order.static_code_id);
+    return order.created_by_key_id === me.key_id ? (me.key_name || me.key_id) : (order.created_by_key_id || "");
+  }
+
   async function loadToday() {
     const filter = $("key-filter").value;
     // A search looks at every day; otherwise today's orders.
@@ -329,7 +368,7 @@
       if (order.created_by_key_id) keys.add(order.created_by_key_id);
       const tr = document.createElement("tr");
       const cells = [when(order.created_at), money(order.amount, order.currency), t("status." + order.status),
-        order.merchant_reference, order.created_by_key_id === me.key_id ? (me.key_name || me.key_id) : (order.created_by_key_id || "")];
+        order.merchant_reference, madeBy(order)];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;

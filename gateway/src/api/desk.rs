@@ -11,7 +11,7 @@
 //! events by the object they are about (one more index entry per outbox row).
 
 use crate::{
-    api::orders::{order_json_at, timeline_rows, ORDER_COLUMNS},
+    api::orders::{order_json_at, timeline_rows, ORDER_COLUMNS, ORDER_COLUMNS_COUNT},
     auth::Admin,
     error::{ApiError, ApiResult},
     http::{parse_timestamp, timestamp},
@@ -124,7 +124,10 @@ async fn search(
     for row in &rows {
         let order_id: &str = row.get(0);
         items.push(json!({
-            "merchant": {"id": row.get::<_, &str>(17), "name": row.get::<_, &str>(18)},
+            "merchant": {
+                "id": row.get::<_, &str>(ORDER_COLUMNS_COUNT),
+                "name": row.get::<_, &str>(ORDER_COLUMNS_COUNT + 1),
+            },
             "order": order_json_at(row, 0),
             "payment": payment(&**client, order_id).await?,
             "refunds": refunds(&**client, order_id).await?,

@@ -15,6 +15,7 @@ pub mod reports;
 pub mod risk;
 pub mod second_factors;
 pub mod statements;
+pub mod static_codes;
 pub mod wallet;
 pub mod webhooks;
 
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(orders::routes)
         .configure(wallet::routes)
         .configure(checkout::routes)
+        .configure(static_codes::routes)
         .configure(pages::routes)
         .configure(keys::routes)
         .configure(health::routes)

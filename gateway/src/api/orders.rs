@@ -61,7 +61,10 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 pub const ORDER_COLUMNS: &str = "o.id, order_effective_status(o.status, o.expires_at),
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
-     o.charged_currency, o.created_by_key_id";
+     o.charged_currency, o.created_by_key_id, o.static_code_id";
+
+/// How many columns `ORDER_COLUMNS` is: a query's own columns come after them.
+pub const ORDER_COLUMNS_COUNT: usize = 18;
 
 pub fn order_json(row: &Row) -> Value {
     order_json_at(row, 0)
@@ -96,6 +99,8 @@ pub fn order_json_at(row: &Row, base: usize) -> Value {
         "charged_currency": row.get::<_, Option<&str>>(col(15)),
         // The API key (staff key) that made the order.
         "created_by_key_id": row.get::<_, Option<&str>>(col(16)),
+        // The static code the customer scanned, for an order its payment made.
+        "static_code_id": row.get::<_, Option<&str>>(col(17)),
     })
 }
 
@@ -236,14 +241,7 @@ pub(crate) async fn insert_order(
         bill_number: order.merchant_reference.as_str().to_owned(),
         order_id: order_id.clone(),
         terminal_id: order.terminal_id.as_ref().map(|t| t.as_str().to_owned()),
-        local: merchant.local_name.clone().map(|name| LocalName {
-            language: merchant
-                .local_language
-                .clone()
-                .unwrap_or_else(|| "ZH".into()),
-            name,
-            city: merchant.local_city.clone(),
-        }),
+        local: merchant_local_name(merchant),
     };
     let payload = qr
         .encode()
@@ -316,6 +314,18 @@ pub(crate) async fn insert_order(
     )))
 }
 
+/// The shop's name in its own language (tag 64), when it has one.
+pub(crate) fn merchant_local_name(merchant: &crate::auth::MerchantProfile) -> Option<LocalName> {
+    merchant.local_name.clone().map(|name| LocalName {
+        language: merchant
+            .local_language
+            .clone()
+            .unwrap_or_else(|| "ZH".into()),
+        name,
+        city: merchant.local_city.clone(),
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -324,6 +334,8 @@ struct ListQuery {
     status: Option<String>,
     /// Only the orders this API key (staff key) made.
     key_id: Option<String>,
+    /// Only the orders paid through this static code.
+    static_code_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
     cursor: Option<String>,
@@ -383,6 +395,7 @@ async fn list_orders(
            AND ($4::timestamptz IS NULL OR o.created_at < $4)
            AND ($5::timestamptz IS NULL OR (o.created_at, o.id) < ($5, $6))
            AND ($8::text IS NULL OR o.created_by_key_id = $8)
+           AND ($10::text IS NULL OR o.static_code_id = $10)
            AND ($9::text IS NULL OR o.id = $9 OR o.merchant_reference = $9
                 OR o.id = (SELECT order_id FROM payments WHERE id = $9)
                 OR o.id = (SELECT order_id FROM refunds WHERE id = $9))
@@ -402,6 +415,7 @@ async fn list_orders(
                 &(limit + 1),
                 &q.key_id,
                 &search,
+                &q.static_code_id,
             ],
         )
         .await?;
@@ -536,9 +550,7 @@ async fn qr_svg(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let code = order_qr(&merchant, &state, &path).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/svg+xml")
-        .body(qr_image::svg(&code)))
+    Ok(qr_image::svg_response(&code))
 }
 
 async fn qr_png(
@@ -547,8 +559,7 @@ async fn qr_png(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let code = order_qr(&merchant, &state, &path).await?;
-    let png = qr_image::png(&code).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().content_type("image/png").body(png))
+    qr_image::png_response(&code)
 }
 
 /// A pending order stops being payable. Closing a closed or expired order answers it
@@ -751,5 +762,21 @@ mod tests {
     #[test]
     fn masks_accounts() {
         assert_eq!(super::mask_account("acc_abcdefghijklmnopqrst"), "acc_…qrst");
+    }
+
+    #[test]
+    fn order_columns_count_is_their_number() {
+        use super::{ORDER_COLUMNS, ORDER_COLUMNS_COUNT};
+        let mut depth = 0;
+        let mut columns = 1;
+        for c in ORDER_COLUMNS.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => columns += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(columns, ORDER_COLUMNS_COUNT);
     }
 }

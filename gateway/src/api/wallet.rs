@@ -18,7 +18,7 @@ use crate::{
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use deadpool_postgres::GenericClient;
 use qrgate_domain::{
-    emv::OrderQr,
+    emv::{MerchantQr, OrderQr},
     ids::{self, ClientId},
     money::format_minor,
     text::AsciiText,
@@ -532,17 +532,22 @@ async fn pay(
         Err(e) => return reject_malformed(&state, &post, e).await,
     };
     // The QR is only parsed here; whether we issued it is decided against the stored
-    // payload inside pay_order, after the wallet_txn_id check.
-    let order_id = OrderQr::parse(&payment.qr_payload)
+    // payload inside pay_order, after the wallet_txn_id check. A static code's payment
+    // makes its order there, under an id minted here.
+    let (order_id, static_code_id) = match MerchantQr::parse(&payment.qr_payload)
         .ok()
-        .filter(|qr| qr.gateway_guid == state.settings.gateway_guid)
-        .map(|qr| qr.order_id);
+        .filter(|qr| qr.gateway_guid() == state.settings.gateway_guid)
+    {
+        Some(MerchantQr::Dynamic(qr)) => (Some(qr.order_id), None),
+        Some(MerchantQr::Static(qr)) => (Some(ids::mint("ord")), Some(qr.code_id)),
+        None => (None, None),
+    };
     let payment_id = ids::mint("pay");
     let shard_seed = i32::from(rand::random::<u16>());
     let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17)::payment_request)",
+        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17, $18)::payment_request)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -561,6 +566,7 @@ async fn pay(
             &payment.mfa,
             &shard_seed,
             &state.settings.limits.timeline_entries_per_order_max,
+            &static_code_id,
         ],
     )
     .await?;

@@ -195,13 +195,19 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
         ("post", "/v1/admin/reconciliation/payments", "Check that payments settled exactly once", Admin, &[], Some("ReconcilePayments"), Json(200, "PaymentsReconciled"), &[]),
         ("post", "/v1/orders", "Create an order and its QR", Merchant("orders"), &[], Some("OrderCreate"), Json(201, "Order"), &[409, 422]),
-        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["q", "status", "from", "to", "key_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
+        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["q", "status", "from", "to", "key_id", "static_code_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
         ("get", "/v1/orders/{id}", "An order (long-polls with wait_seconds)", Merchant("orders"), &["wait_seconds"], None, Json(200, "Order"), &[404]),
         ("get", "/v1/orders/{id}/qr.svg", "The order's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
         ("get", "/v1/orders/{id}/qr.png", "The order's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
         ("post", "/v1/orders/{id}/close", "Close a pending order", Merchant("orders"), &[], Some("Empty"), Json(200, "Order"), &[404, 409]),
         ("get", "/v1/orders/{id}/events", "The order's timeline", Merchant("orders"), &[], None, Json(200, "OrderTimeline"), &[404]),
         ("get", "/v1/orders/{id}/stream", "The order's state as server-sent events (Last-Event-ID honoured)", Merchant("orders"), &[], None, Media("text/event-stream"), &[404]),
+        ("post", "/v1/static-codes", "Issue a static code to print (the wallet asks the customer for the amount)", Merchant("orders"), &[], Some("StaticCodeCreate"), Json(201, "StaticCode"), &[409, 422]),
+        ("get", "/v1/static-codes", "List the shop's static codes, newest first", Merchant("orders"), &["include_revoked", "cursor", "limit"], None, Json(200, "StaticCodePage"), &[]),
+        ("get", "/v1/static-codes/{id}", "A static code", Merchant("orders"), &[], None, Json(200, "StaticCode"), &[404]),
+        ("get", "/v1/static-codes/{id}/qr.svg", "The static code's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
+        ("get", "/v1/static-codes/{id}/qr.png", "The static code's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
+        ("post", "/v1/static-codes/{id}/revoke", "Revoke a static code: payments through it are refused from then on", Merchant("orders"), &[], Some("Empty"), Json(200, "StaticCode"), &[404]),
         ("post", "/v1/checkout-sessions", "Open a checkout session: an order with a hosted payment page", Merchant("orders"), &[], Some("CheckoutSessionCreate"), Json(201, "CheckoutSession"), &[409, 422]),
         ("get", "/v1/checkout-sessions/{id}", "A checkout session", Merchant("orders"), &[], None, Json(200, "CheckoutSession"), &[404]),
         ("get", "/v1/me", "The merchant and the key this call was made with", Merchant("any"), &[], None, Json(200, "Me"), &[]),
@@ -470,6 +476,10 @@ fn query_parameter(name: &str) -> Value {
         "key_id" => {
             json!({"type": "string", "minLength": 1, "description": "Only the orders this API key made."})
         }
+        "static_code_id" => {
+            json!({"type": "string", "minLength": 1, "description": "Only the orders paid through this static code."})
+        }
+        "include_revoked" => json!({"type": "boolean", "default": false}),
         "date" => {
             json!({"type": "string", "format": "date", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"})
         }

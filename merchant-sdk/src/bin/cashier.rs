@@ -104,6 +104,11 @@ enum Command {
         #[command(subcommand)]
         action: CheckoutCommand,
     },
+    /// Static codes to print: customers scan one and enter the amount in their wallet.
+    StaticCode {
+        #[command(subcommand)]
+        action: StaticCodeCommand,
+    },
     /// The daily settlement report (needs `reports`).
     Report {
         /// The day, YYYY-MM-DD, in the merchant's time zone (default: today on this machine).
@@ -141,6 +146,23 @@ enum CheckoutCommand {
         #[arg(long = "item")]
         items: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum StaticCodeCommand {
+    /// Issue a code for a counter or till: prints its id, its payload and, in a
+    /// terminal, the QR to print.
+    Create {
+        /// Where it hangs, printed in the code: "Counter", "Till 2" (1–25 ASCII characters).
+        name: String,
+    },
+    /// The shop's live codes (with --all, revoked ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a code: payments through it are refused from now on.
+    Revoke { code_id: String },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -195,6 +217,7 @@ async fn main() -> ExitCode {
         } => refund(&client, &order_id, &amount, reference, reason).await,
         Command::Statement { limit } => statement(&client, limit).await,
         Command::Report { date } => settlement_report(&client, date).await,
+        Command::StaticCode { action } => static_code(&client, action).await,
         Command::Checkout {
             action:
                 CheckoutCommand::Create {
@@ -319,11 +342,37 @@ async fn checkout_create(client: &Client, session: &NewCheckoutSession) -> Resul
         created.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
     println!("{url}");
+    print_qr_in_terminal(&url);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as a QR drawn in the terminal, when standard output is one.
+fn print_qr_in_terminal(text: &str) {
     use std::io::IsTerminal;
     if std::io::stdout().is_terminal() {
-        if let Some(code) = terminal::encode(&url) {
+        if let Some(code) = terminal::encode(text) {
             print!("{}", terminal::render(&code));
         }
+    }
+}
+
+async fn static_code(client: &Client, action: StaticCodeCommand) -> Result<ExitCode, Error> {
+    let print = |c: &merchant_sdk::StaticCode| {
+        let revoked = c
+            .revoked_at
+            .map(|t| format!(", revoked {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        println!("{}  {:<25} {}{revoked}", c.id, c.name, c.currency);
+    };
+    match action {
+        StaticCodeCommand::Create { name } => {
+            let code = client.create_static_code(&name, None).await?;
+            print(&code);
+            println!("{}", code.qr_payload);
+            print_qr_in_terminal(&code.qr_payload);
+        }
+        StaticCodeCommand::List { all } => client.static_codes(all).await?.iter().for_each(print),
+        StaticCodeCommand::Revoke { code_id } => print(&client.revoke_static_code(&code_id).await?),
     }
     Ok(ExitCode::SUCCESS)
 }

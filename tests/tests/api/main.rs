@@ -40,6 +40,7 @@ mod secrets;
 mod shutdown;
 mod simulator;
 mod slow_clients;
+mod static_codes;
 mod tills;
 mod wallet_security;
 mod webhooks;

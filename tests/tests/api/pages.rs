@@ -419,3 +419,69 @@ async fn a_large_refund_on_the_till_asks_for_the_keys_code_and_refunds_once() {
         browser.page_errors()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_through_the_shops_printed_code_shows_on_the_till_without_a_reload() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let code = json_ok(
+        app.merchant_post(
+            &shop.cashier_key,
+            "/v1/static-codes",
+            &json!({"name": "Counter"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+
+    let browser = Browser::launch();
+    let page = browser.page(800, 1000, false);
+    page.goto(&app.url("/cashier"));
+    page.eval("localStorage.setItem('qrgate.lang', 'en')");
+    page.eval(&format!(
+        "document.getElementById('key').value = {:?}",
+        shop.cashier_key
+    ));
+    page.click("#signin-form button[type=submit]");
+    page.wait_for("!document.getElementById('app').classList.contains('hidden')");
+    page.click("[data-tab=today]");
+    page.wait_for("!document.getElementById('today-empty').classList.contains('hidden')");
+
+    // The customer scans the printed code and enters 7.00 in the wallet.
+    let paid = json_ok(
+        wallet
+            .post(
+                "payments",
+                &json!({
+                    "wallet_txn_id": qrgate_domain::ids::mint("txn"),
+                    "qr_payload": code["qr_payload"],
+                    "customer_account_id": customer,
+                    "amount": "7.00",
+                    "currency": "CNY",
+                }),
+            )
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    page.wait_for("!document.getElementById('static-paid').classList.contains('hidden')");
+    let notice = page.text("static-paid");
+    assert!(
+        notice.contains("7.00") && notice.contains("Counter"),
+        "{notice}"
+    );
+    page.wait_for("document.querySelectorAll('#today-rows tr').length === 1");
+    let row = page.text("today-rows");
+    assert!(row.contains("Printed code · Counter"), "{row}");
+    assert!(row.contains(paid["order_id"].as_str().unwrap()), "{row}");
+    page.screenshot("cashier-static-paid");
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
+}
