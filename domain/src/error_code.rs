@@ -22,6 +22,7 @@ pub enum ErrorCode {
     ReplayedMessage,
     DuplicateReference,
     SecondFactorEnrolled,
+    CampaignEnded,
     MethodNotAllowed,
     RequestTimeout,
     PayloadTooLarge,
@@ -47,7 +48,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -56,6 +57,7 @@ impl ErrorCode {
         Self::SecondFactorRequired,
         Self::SecondFactorInvalid,
         Self::SecondFactorEnrolled,
+        Self::CampaignEnded,
         Self::NotFound,
         Self::OrderNotPayable,
         Self::AlreadyPaid,
@@ -98,6 +100,7 @@ impl ErrorCode {
             Self::SecondFactorRequired => "second_factor_required",
             Self::SecondFactorInvalid => "second_factor_invalid",
             Self::SecondFactorEnrolled => "second_factor_enrolled",
+            Self::CampaignEnded => "campaign_ended",
             Self::NotFound => "not_found",
             Self::OrderNotPayable => "order_not_payable",
             Self::AlreadyPaid => "already_paid",
@@ -149,7 +152,8 @@ impl ErrorCode {
             | Self::IdempotencyInProgress
             | Self::ReplayedMessage
             | Self::DuplicateReference
-            | Self::SecondFactorEnrolled => 409,
+            | Self::SecondFactorEnrolled
+            | Self::CampaignEnded => 409,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,

@@ -43,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0022_audit_body_digest",
     "0023_second_factors",
     "0024_static_codes",
+    "0025_managing_what_exists",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

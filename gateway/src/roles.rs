@@ -54,6 +54,10 @@ const CHANGES: &[(Role, &str, &str)] = &[
     (Role::Risk, "POST", "/v1/admin/wallets/{id}/funding-limits"),
     (Role::Finance, "POST", "/v1/admin/fx-rates"),
     (Role::Finance, "POST", "/v1/admin/campaigns"),
+    (Role::Finance, "PATCH", "/v1/admin/campaigns/{id}"),
+    (Role::Finance, "POST", "/v1/admin/campaigns/{id}/pause"),
+    (Role::Finance, "POST", "/v1/admin/campaigns/{id}/resume"),
+    (Role::Finance, "POST", "/v1/admin/campaigns/{id}/end"),
 ];
 
 /// Changes every role may make: its own second factor.

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     SecondFactorInvalid,
     /// `second_factor_enrolled` (409): this key already has a confirmed second factor.
     SecondFactorEnrolled,
+    /// `campaign_ended` (409): the campaign has ended (an operator's call).
+    CampaignEnded,
     /// `not_found` (404): no such object (or another merchant's).
     NotFound,
     /// `order_not_payable` (409): the order was closed.
@@ -101,6 +103,7 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::SecondFactorRequired => ErrorKind::SecondFactorRequired,
             ErrorCode::SecondFactorInvalid => ErrorKind::SecondFactorInvalid,
             ErrorCode::SecondFactorEnrolled => ErrorKind::SecondFactorEnrolled,
+            ErrorCode::CampaignEnded => ErrorKind::CampaignEnded,
             ErrorCode::NotFound => ErrorKind::NotFound,
             ErrorCode::OrderNotPayable => ErrorKind::OrderNotPayable,
             ErrorCode::AlreadyPaid => ErrorKind::AlreadyPaid,
@@ -152,6 +155,7 @@ impl ErrorKind {
             ErrorKind::SecondFactorRequired => Some(ErrorCode::SecondFactorRequired),
             ErrorKind::SecondFactorInvalid => Some(ErrorCode::SecondFactorInvalid),
             ErrorKind::SecondFactorEnrolled => Some(ErrorCode::SecondFactorEnrolled),
+            ErrorKind::CampaignEnded => Some(ErrorCode::CampaignEnded),
             ErrorKind::NotFound => Some(ErrorCode::NotFound),
             ErrorKind::OrderNotPayable => Some(ErrorCode::OrderNotPayable),
             ErrorKind::AlreadyPaid => Some(ErrorCode::AlreadyPaid),

@@ -107,6 +107,8 @@ pub struct Order {
     pub created_by_key_id: Option<String>,
     /// The static code the customer scanned, when the payment made the order.
     pub static_code_id: Option<String>,
+    /// Refunded so far, in the order's currency.
+    pub refunded: Decimal,
 }
 
 /// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
@@ -146,6 +148,8 @@ pub(crate) struct OrderWire {
     created_by_key_id: Option<String>,
     #[serde(default)]
     static_code_id: Option<String>,
+    #[serde(default)]
+    refunded: Option<String>,
 }
 
 impl TryFrom<OrderWire> for Order {
@@ -176,6 +180,10 @@ impl TryFrom<OrderWire> for Order {
             },
             created_by_key_id: w.created_by_key_id,
             static_code_id: w.static_code_id,
+            refunded: match w.refunded.as_deref() {
+                Some(r) => signed_decimal(r, w.currency)?,
+                None => Decimal::ZERO,
+            },
         })
     }
 }

@@ -50,6 +50,7 @@ BEGIN
             SELECT * FROM campaigns
             WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
               AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
+              AND paused_at IS NULL AND ended_at IS NULL
               AND spent_minor < budget_minor AND campaign_discount(campaigns, p_order.amount_minor) > 0
             ORDER BY id FOR UPDATE) l;
     ELSE
@@ -57,6 +58,7 @@ BEGIN
             SELECT * FROM campaigns
             WHERE currency = p_order.currency AND (merchant_id IS NULL OR merchant_id = p_order.merchant_id)
               AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
+              AND paused_at IS NULL AND ended_at IS NULL
               AND spent_minor < budget_minor AND campaign_discount(campaigns, p_order.amount_minor) > 0) l;
     END IF;
     FOR c IN SELECT * FROM unnest(v_candidates) u

@@ -59,7 +59,7 @@ BEGIN
     END IF;
     PERFORM refund_points_clawback(p_refund_id, v_points_account, v_shares.earned, p_shard_seed);
     v_status := CASE WHEN v_before + p_amount_minor = v_order.amount_minor THEN 'refunded' ELSE 'partially_refunded' END;
-    UPDATE orders SET status = v_status, updated_at = now() WHERE id = p_order_id;
+    UPDATE orders SET status = v_status, refunded_minor = v_before + p_amount_minor, updated_at = now() WHERE id = p_order_id;
     INSERT INTO refunds (id, order_id, refund_reference, request_sha256, http_status, outcome, amount_minor, reason,
                          customer_returned_minor, fee_returned_minor, merchant_debited_minor, order_status_after,
                          ledger_transaction_id, created_by_key_id)

@@ -39,8 +39,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/admin/merchants/{id}/payout-accounts",
             web::post().to(allow_payout_account),
         )
+        .route(
+            "/v1/admin/merchants/{id}/payout-accounts",
+            crate::http::get().to(list_payout_accounts),
+        )
+        .route(
+            "/v1/admin/merchants/{id}/payout-accounts/{account_id}",
+            web::delete().to(remove_payout_account),
+        )
         .route("/v1/admin/fx-rates", web::post().to(set_fx_rate))
-        .route("/v1/admin/campaigns", web::post().to(create_campaign))
+        .route(
+            "/v1/admin/fx-rates",
+            crate::http::get().to(current_fx_rates),
+        )
+        .route(
+            "/v1/admin/fx-rates/{base}/{quote}",
+            crate::http::get().to(fx_rate_history),
+        )
         .route("/v1/admin/wallets", web::post().to(create_wallet))
         .route(
             "/v1/admin/wallets/{id}/secrets",
@@ -53,6 +68,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/admin/wallets/{id}/funding-limits",
             web::post().to(set_funding_limit),
+        )
+        .route(
+            "/v1/admin/wallets/{id}/funding-limits",
+            crate::http::get().to(funding_limits),
         );
 }
 
@@ -655,189 +674,177 @@ async fn set_fx_rate(
     let tx = client.transaction().await?;
     let row = tx
         .query_one(
-            "INSERT INTO fx_rates (id, base, quote, rate, spread_bps) VALUES ($1, $2, $3, $4::text::numeric, $5)
-             RETURNING trim_scale(rate)::text, created_at",
+            &format!(
+                "INSERT INTO fx_rates (id, base, quote, rate, spread_bps) VALUES ($1, $2, $3, $4::text::numeric, $5)
+                 RETURNING {FX_COLUMNS}"
+            ),
             &[&id, &base.code(), &quote.code(), &rate.to_string(), &spread_bps],
         )
         .await?;
     admin.commit(tx, StatusCode::CREATED).await?;
     tracing::info!(fx_rate_id = %id, %base, %quote, "exchange rate set");
-    Ok(HttpResponse::Created().json(json!({
-        "id": id,
-        "base": base,
-        "quote": quote,
-        "rate": row.get::<_, String>(0),
-        "spread_bps": spread_bps,
-        "created_at": timestamp(row.get(1)),
-    })))
+    Ok(HttpResponse::Created().json(fx_rate_json(&row)))
+}
+
+const FX_COLUMNS: &str = "id, base, quote, trim_scale(rate)::text, spread_bps, created_at";
+
+fn fx_rate_json(row: &tokio_postgres::Row) -> serde_json::Value {
+    json!({
+        "id": row.get::<_, &str>(0),
+        "base": row.get::<_, &str>(1),
+        "quote": row.get::<_, &str>(2),
+        "rate": row.get::<_, &str>(3),
+        "spread_bps": row.get::<_, i32>(4),
+        "created_at": timestamp(row.get(5)),
+    })
+}
+
+/// The rate in force for each pair: the newest set (what a payment uses).
+async fn current_fx_rates(_admin: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT DISTINCT ON (base, quote) {FX_COLUMNS} FROM fx_rates
+                 ORDER BY base, quote, created_at DESC, id DESC"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({"items": rows.iter().map(fx_rate_json).collect::<Vec<_>>()})),
+    )
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CampaignRequest {
-    kind: String,
-    percent_off: Option<String>,
-    max_discount: Option<String>,
-    amount_off: Option<String>,
-    min_amount: Option<String>,
-    currency: String,
-    budget: String,
-    funded_by: String,
-    merchant_id: Option<String>,
-    per_customer_limit: Option<i32>,
-    starts_at: Option<String>,
-    ends_at: Option<String>,
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
 }
 
-/// A promotion. Rejected: a merchant-funded campaign without `merchant_id`,
-/// `amount_off` ≥ `min_amount`, percentages outside (0, 100), fields of the other kind.
-async fn create_campaign(
-    admin: Admin,
+/// Every rate a pair has had, newest first: payments and quotes name the one they used.
+async fn fx_rate_history(
+    _admin: Admin,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let r: CampaignRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let currency = currency_field("currency", &r.currency)?;
-    let money = |field: &str, value: &Option<String>| -> ApiResult<Option<i64>> {
-        value
-            .as_deref()
-            .map(|v| {
-                qrgate_domain::Money::parse(v, currency)
-                    .map(|m| m.minor())
-                    .map_err(|e| ApiError::invalid(field, e))
-            })
-            .transpose()
-    };
-    let budget = money("budget", &Some(r.budget.clone()))?.expect("given");
-    let (max_discount, amount_off, min_amount) = (
-        money("max_discount", &r.max_discount)?,
-        money("amount_off", &r.amount_off)?,
-        money("min_amount", &r.min_amount)?,
-    );
-    let percent_off = match (r.kind.as_str(), &r.percent_off) {
-        ("percent_off", Some(p)) => {
-            if amount_off.is_some() || min_amount.is_some() {
-                return Err(ApiError::invalid(
-                    "kind",
-                    "percent_off takes percent_off and max_discount, not amount_off or min_amount",
-                ));
-            }
-            let pct = qrgate_domain::money::parse_decimal(p)
-                .ok()
-                .filter(|d| {
-                    *d > rust_decimal::Decimal::ZERO
-                        && *d < rust_decimal::Decimal::from(100)
-                        && d.scale() <= 4
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "percent_off",
-                        "must be a decimal string between 0 and 100, exclusive, such as \"10\"",
-                    )
-                })?;
-            Some(pct.to_string())
-        }
-        ("percent_off", None) => {
-            return Err(ApiError::invalid(
-                "percent_off",
-                "is required for percent_off campaigns",
-            ))
-        }
-        ("amount_off_over", _) => {
-            if r.percent_off.is_some() || max_discount.is_some() {
-                return Err(ApiError::invalid("kind", "amount_off_over takes amount_off and min_amount, not percent_off or max_discount"));
-            }
-            match (amount_off, min_amount) {
-                (Some(off), Some(min)) if off < min => None,
-                (Some(_), Some(_)) => {
-                    return Err(ApiError::invalid(
-                        "amount_off",
-                        "must be less than min_amount",
-                    ))
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        "amount_off",
-                        "amount_off and min_amount are required for amount_off_over campaigns",
-                    ))
-                }
-            }
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "kind",
-                "must be percent_off or amount_off_over",
-            ))
-        }
-    };
-    if !matches!(r.funded_by.as_str(), "merchant" | "platform") {
-        return Err(ApiError::invalid(
-            "funded_by",
-            "must be merchant or platform",
-        ));
-    }
-    if r.funded_by == "merchant" && r.merchant_id.is_none() {
-        return Err(ApiError::invalid(
-            "merchant_id",
-            "is required for a merchant-funded campaign",
-        ));
-    }
-    if r.per_customer_limit.is_some_and(|l| l < 1) {
-        return Err(ApiError::invalid(
-            "per_customer_limit",
-            "must be at least 1",
-        ));
-    }
-    let starts_at = r
-        .starts_at
+    let (base, quote) = path.into_inner();
+    let base = currency_field("base", &base)?;
+    let quote = currency_field("quote", &quote)?;
+    let limits = &state.settings.limits;
+    let limit =
+        crate::http::page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
+    let (after_at, after_id) = query
+        .cursor
         .as_deref()
-        .map(|s| crate::http::parse_timestamp("starts_at", s))
-        .transpose()?;
-    let ends_at = r
-        .ends_at
-        .as_deref()
-        .map(|s| crate::http::parse_timestamp("ends_at", s))
-        .transpose()?;
-    if let (Some(s), Some(e)) = (starts_at, ends_at) {
-        if s >= e {
-            return Err(ApiError::invalid("ends_at", "must be after starts_at"));
-        }
-    }
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    if let Some(merchant_id) = &r.merchant_id {
-        let merchant_currency: Option<String> = tx
-            .query_opt(
-                "SELECT currency FROM merchants WHERE id = $1",
-                &[merchant_id],
-            )
-            .await?
-            .map(|row| row.get(0));
-        match merchant_currency {
-            None => return Err(ApiError::not_found("merchant")),
-            Some(c) if c != currency.code() => {
-                return Err(ApiError::invalid(
-                    "currency",
-                    "must be the merchant's currency",
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    let id = ids::mint("cmp");
-    tx.execute(
-            "INSERT INTO campaigns (id, kind, percent_off, max_discount_minor, amount_off_minor, min_amount_minor, currency,
-                                    budget_minor, funded_by, merchant_id, per_customer_limit, starts_at, ends_at)
-             VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        .map(crate::http::decode_cursor)
+        .transpose()?
+        .unzip();
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {FX_COLUMNS} FROM fx_rates WHERE base = $1 AND quote = $2
+                   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+            ),
             &[
-                &id, &r.kind, &percent_off, &max_discount, &amount_off, &min_amount, &currency.code(), &budget, &r.funded_by,
-                &r.merchant_id, &r.per_customer_limit, &starts_at, &ends_at,
+                &base.code(),
+                &quote.code(),
+                &after_at,
+                &after_id,
+                &(limit + 1),
             ],
         )
         .await?;
-    admin.commit(tx, StatusCode::CREATED).await?;
-    tracing::info!(campaign_id = %id, kind = %r.kind, "campaign created");
-    Ok(HttpResponse::Created()
-        .json(json!({"id": id, "kind": r.kind, "currency": currency, "funded_by": r.funded_by})))
+    Ok(
+        HttpResponse::Ok().json(crate::http::page_json(&rows, limit, fx_rate_json, |last| {
+            crate::http::encode_cursor(last.get(5), last.get(0))
+        })),
+    )
+}
+
+/// A wallet's funding limits, one per currency.
+async fn funding_limits(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let client = state.pool.get().await?;
+    let wallet = client
+        .query_opt("SELECT 1 FROM wallets WHERE id = $1", &[&&*path])
+        .await?;
+    if wallet.is_none() {
+        return Err(ApiError::not_found("wallet"));
+    }
+    let rows = client
+        .query(
+            "SELECT currency, limit_minor, updated_at FROM funding_limits WHERE wallet_id = $1 ORDER BY currency",
+            &[&&*path],
+        )
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let currency = Currency::parse(row.get(0)).map_err(ApiError::internal_from)?;
+        items.push(json!({
+            "wallet_id": &*path,
+            "currency": currency,
+            "limit": format_minor(row.get(1), currency),
+            "updated_at": timestamp(row.get(2)),
+        }));
+    }
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+/// The accounts a merchant may pay out to.
+async fn list_payout_accounts(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let client = state.pool.get().await?;
+    let merchant = client
+        .query_opt("SELECT 1 FROM merchants WHERE id = $1", &[&&*path])
+        .await?;
+    if merchant.is_none() {
+        return Err(ApiError::not_found("merchant"));
+    }
+    let rows = client
+        .query(
+            "SELECT account_id, created_at FROM payout_accounts WHERE merchant_id = $1 ORDER BY created_at, account_id",
+            &[&&*path],
+        )
+        .await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| json!({"merchant_id": &*path, "account_id": r.get::<_, &str>(0), "created_at": timestamp(r.get(1))}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+/// Stops a merchant paying out to an account. Payouts already made stay as they are.
+async fn remove_payout_account(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (merchant_id, account_id) = path.into_inner();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let removed = tx
+        .execute(
+            "DELETE FROM payout_accounts WHERE merchant_id = $1 AND account_id = $2",
+            &[&merchant_id, &account_id],
+        )
+        .await?;
+    if removed == 0 {
+        return Err(ApiError::not_found("payout account"));
+    }
+    admin.commit(tx, StatusCode::OK).await?;
+    tracing::info!(%merchant_id, %account_id, "payout account removed");
+    Ok(HttpResponse::Ok()
+        .json(json!({"merchant_id": merchant_id, "account_id": account_id, "removed": true})))
 }

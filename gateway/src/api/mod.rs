@@ -1,6 +1,7 @@
 //! The HTTP API, one module per caller (docs/contract.md §2, §6).
 
 pub mod admin;
+pub mod campaigns;
 pub mod checkout;
 pub mod desk;
 pub mod health;
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(keys::routes)
         .configure(health::routes)
         .configure(admin::routes)
+        .configure(campaigns::routes)
         .configure(operators::routes)
         .configure(second_factors::routes)
         .configure(desk::routes)

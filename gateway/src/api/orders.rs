@@ -61,10 +61,10 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 pub const ORDER_COLUMNS: &str = "o.id, order_effective_status(o.status, o.expires_at),
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
-     o.charged_currency, o.created_by_key_id, o.static_code_id";
+     o.charged_currency, o.created_by_key_id, o.static_code_id, o.refunded_minor";
 
 /// How many columns `ORDER_COLUMNS` is: a query's own columns come after them.
-pub const ORDER_COLUMNS_COUNT: usize = 18;
+pub const ORDER_COLUMNS_COUNT: usize = 19;
 
 pub fn order_json(row: &Row) -> Value {
     order_json_at(row, 0)
@@ -101,6 +101,8 @@ pub fn order_json_at(row: &Row, base: usize) -> Value {
         "created_by_key_id": row.get::<_, Option<&str>>(col(16)),
         // The static code the customer scanned, for an order its payment made.
         "static_code_id": row.get::<_, Option<&str>>(col(17)),
+        // Refunded so far, in the order's currency (its refunds: `GET …/refunds`).
+        "refunded": format_minor(row.get(col(18)), currency),
     })
 }
 

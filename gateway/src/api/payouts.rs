@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/payouts", web::post().to(payout));
+    cfg.route("/v1/payouts", web::post().to(payout))
+        .route("/v1/payouts", crate::http::get().to(list_payouts));
 }
 
 const PAYOUT_REFERENCE_CHARS_MAX: usize = 64;
@@ -83,4 +84,47 @@ fn payout_json(row: &tokio_postgres::Row) -> ApiResult<Value> {
         "payout_reference": row.get::<_, &str>("payout_reference"),
         "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
     }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The merchant's payouts, newest first (each made; refused ones are the answers to
+/// their own requests). Scope `refunds`, the scope that makes them.
+async fn list_payouts(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Refunds)?;
+    let limits = &state.settings.limits;
+    let limit =
+        crate::http::page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
+    let (after_at, after_id) = query
+        .cursor
+        .as_deref()
+        .map(crate::http::decode_cursor)
+        .transpose()?
+        .unzip();
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id AS payout_id, to_account_id, amount_minor, currency, payout_reference, created_at FROM payouts
+             WHERE merchant_id = $1 AND outcome = 'succeeded'
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+            &[&merchant.merchant_id, &after_at, &after_id, &(limit + 1)],
+        )
+        .await?;
+    let page = crate::http::page_json(
+        &rows,
+        limit,
+        |row| payout_json(row).expect("stored currencies are known"),
+        |last| crate::http::encode_cursor(last.get("created_at"), last.get("payout_id")),
+    );
+    Ok(HttpResponse::Ok().json(page))
 }

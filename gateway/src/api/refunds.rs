@@ -15,10 +15,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/orders/{id}/refunds", web::post().to(refund));
+    cfg.route("/v1/orders/{id}/refunds", web::post().to(refund))
+        .route(
+            "/v1/orders/{id}/refunds",
+            crate::http::get().to(list_refunds),
+        );
 }
 
-/// Refunds one order takes at most.
+/// Refunds one order takes at most (so its list is one page).
 const REFUNDS_PER_ORDER_MAX: i32 = 50;
 const REFUND_REFERENCE_CHARS_MAX: usize = 64;
 const REASON_CHARS_MAX: usize = 500;
@@ -146,4 +150,36 @@ fn refund_json(row: &tokio_postgres::Row) -> ApiResult<Value> {
         "reason": row.get::<_, Option<&str>>("reason"),
         "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
     }))
+}
+
+/// An order's refunds, oldest first: each one made (refused attempts are the answers to
+/// their own requests, not refunds). Scope `orders`: the till shows them with the order.
+async fn list_refunds(
+    merchant: Merchant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    merchant.require(Scope::Orders)?;
+    let client = state.pool.get().await?;
+    // The order first: another merchant's order is 404 like a missing one.
+    crate::api::orders::fetch_order(&client, &merchant.merchant_id, &path).await?;
+    let rows = client
+        .query(
+            "SELECT r.id AS refund_id, o.currency, r.amount_minor, r.order_status_after AS order_status, r.reason,
+                    r.created_at, r.refund_reference, r.created_by_key_id
+             FROM refunds r JOIN orders o ON o.id = r.order_id
+             WHERE r.order_id = $1 AND r.outcome = 'succeeded' ORDER BY r.created_at, r.id LIMIT $2",
+            &[&&*path, &i64::from(REFUNDS_PER_ORDER_MAX)],
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            let mut refund = refund_json(row)?;
+            refund["refund_reference"] = json!(row.get::<_, &str>("refund_reference"));
+            refund["created_by_key_id"] = json!(row.get::<_, Option<&str>>("created_by_key_id"));
+            Ok(refund)
+        })
+        .collect::<ApiResult<Vec<Value>>>()?;
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
 }

@@ -169,17 +169,28 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/admin/merchants/{id}/api-keys", "List a merchant's API keys", Admin, PAGE, None, Json(200, "ApiKeyPage"), &[404]),
         ("delete", "/v1/admin/merchants/{id}/api-keys/{key_id}", "Revoke an API key", Admin, &[], None, Json(200, "Revoked"), &[404]),
         ("post", "/v1/admin/merchants/{id}/payout-accounts", "Allow a payout account", Admin, &[], Some("PayoutAccountAllow"), Json(201, "PayoutAccountAllowed"), &[404, 422]),
+        ("get", "/v1/admin/merchants/{id}/payout-accounts", "The accounts a merchant may pay out to", Admin, &[], None, Json(200, "PayoutAccountList"), &[404]),
+        ("delete", "/v1/admin/merchants/{id}/payout-accounts/{account_id}", "Stop a merchant paying out to an account", Admin, &[], None, Json(200, "PayoutAccountRemoved"), &[404]),
         ("post", "/v1/admin/merchants/{id}/webhook-secret", "Rotate a merchant's webhook secret", Admin, &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[404]),
         ("post", "/v1/admin/merchants/{id}/block", "Block a merchant", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
         ("post", "/v1/admin/merchants/{id}/unblock", "Unblock a merchant", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
         ("post", "/v1/admin/accounts/{id}/block", "Block a customer account", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
         ("post", "/v1/admin/accounts/{id}/unblock", "Unblock a customer account", Admin, &[], Some("Empty"), Json(200, "BlockState"), &[404]),
         ("post", "/v1/admin/fx-rates", "Set an exchange rate", Admin, &[], Some("FxRateCreate"), Json(201, "FxRate"), &[]),
+        ("get", "/v1/admin/fx-rates", "The rate in force for each currency pair", Admin, &[], None, Json(200, "FxRateList"), &[]),
+        ("get", "/v1/admin/fx-rates/{base}/{quote}", "Every rate a pair has had, newest first", Admin, PAGE, None, Json(200, "FxRatePage"), &[]),
         ("post", "/v1/admin/campaigns", "Start a campaign", Admin, &[], Some("CampaignCreate"), Json(201, "Campaign"), &[404]),
+        ("get", "/v1/admin/campaigns", "List campaigns, newest first", Admin, &["status=CampaignStatus", "merchant_id", "currency=Currency", "cursor", "limit"], None, Json(200, "CampaignPage"), &[]),
+        ("get", "/v1/admin/campaigns/{id}", "A campaign, with what it has spent", Admin, &[], None, Json(200, "Campaign"), &[404]),
+        ("patch", "/v1/admin/campaigns/{id}", "Move a campaign's window or budget (never below what it spent)", Admin, &[], Some("CampaignEdit"), Json(200, "Campaign"), &[404, 409]),
+        ("post", "/v1/admin/campaigns/{id}/pause", "Pause a campaign: it discounts nothing until resumed", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404, 409]),
+        ("post", "/v1/admin/campaigns/{id}/resume", "Resume a paused campaign", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404, 409]),
+        ("post", "/v1/admin/campaigns/{id}/end", "End a campaign early, for good", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
         ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404, 422]),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
         ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
+        ("get", "/v1/admin/wallets/{id}/funding-limits", "A wallet's funding limits", Admin, &[], None, Json(200, "FundingLimitList"), &[404]),
         ("get", "/v1/admin/wallets/{id}/sca", "A wallet's SCA rules", Admin, &[], None, Json(200, "ScaRuleList"), &[404]),
         ("put", "/v1/admin/wallets/{id}/sca/{currency}", "Set a wallet's SCA rule for a currency", Admin, &[], Some("ScaRuleSet"), Json(200, "ScaRule"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/sca/{currency}", "Remove a wallet's SCA rule", Admin, &[], Some("Empty"), Json(200, "ScaRuleRemoved"), &[404]),
@@ -210,6 +221,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/static-codes/{id}/revoke", "Revoke a static code: payments through it are refused from then on", Merchant("orders"), &[], Some("Empty"), Json(200, "StaticCode"), &[404]),
         ("post", "/v1/checkout-sessions", "Open a checkout session: an order with a hosted payment page", Merchant("orders"), &[], Some("CheckoutSessionCreate"), Json(201, "CheckoutSession"), &[409, 422]),
         ("get", "/v1/checkout-sessions/{id}", "A checkout session", Merchant("orders"), &[], None, Json(200, "CheckoutSession"), &[404]),
+        ("get", "/v1/campaigns", "The campaigns that may discount this shop's orders (not ended)", Merchant("orders"), &[], None, Json(200, "CampaignList"), &[]),
         ("get", "/v1/me", "The merchant and the key this call was made with", Merchant("any"), &[], None, Json(200, "Me"), &[]),
         ("post", "/v1/me/second-factor", "Enroll the calling key's second factor (TOTP; shown once)", Merchant("any"), &[], Some("Empty"), Json(201, "SecondFactorEnrollment"), &[409]),
         ("post", "/v1/me/second-factor/confirm", "Confirm the enrollment with a first code", Merchant("any"), &[], Some("SecondFactorConfirm"), Json(200, "SecondFactorConfirmed"), &[404]),
@@ -227,7 +239,9 @@ const OPERATIONS: &[Operation] = {
         ("post", "/pay/{token}/cancel", "The customer cancels: the order is closed if still open", Anyone, &[], Some("Empty"), Json(200, "PaymentPageSession"), &[404]),
         ("get", "/assets/web/{name}", "A file of the web pages (CSS, JavaScript)", Anyone, &[], None, Media("text/plain"), &[404]),
         ("post", "/v1/orders/{id}/refunds", "Refund a paid order, in part or whole", Merchant("refunds"), &[], Some("RefundCreate"), Json(201, "Refund"), &[404, 409, 422]),
+        ("get", "/v1/orders/{id}/refunds", "An order's refunds, oldest first", Merchant("orders"), &[], None, Json(200, "RefundList"), &[404]),
         ("post", "/v1/payouts", "Pay out to an allowed account", Merchant("refunds"), &[], Some("PayoutCreate"), Json(201, "Payout"), &[404, 409, 422]),
+        ("get", "/v1/payouts", "The merchant's payouts, newest first", Merchant("refunds"), PAGE, None, Json(200, "PayoutPage"), &[]),
         ("get", "/v1/accounts", "The merchant's accounts", Merchant("reports"), &[], None, Json(200, "AccountList"), &[]),
         ("get", "/v1/accounts/{id}", "An account's balance", Merchant("reports"), &[], None, Json(200, "Account"), &[404]),
         ("get", "/v1/accounts/{id}/statement", "An account's statement", Merchant("reports"), STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
@@ -294,7 +308,7 @@ fn operation(row: &Operation) -> Value {
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             let schema = match name {
-                "currency" => schema_ref("Currency"),
+                "currency" | "base" | "quote" => schema_ref("Currency"),
                 _ => json!({"type": "string", "minLength": 1}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
@@ -375,10 +389,10 @@ fn takes_second_factor(caller: Caller, method: &str, path: &str) -> bool {
     match caller {
         Caller::Admin => crate::roles::needs_second_factor(method, path),
         Caller::Merchant(_) => matches!(
-            path,
-            "/v1/orders/{id}/refunds"
-                | "/v1/me/refund-second-factor"
-                | "/v1/keys/{key_id}/second-factor"
+            (method, path),
+            ("post", "/v1/orders/{id}/refunds")
+                | (_, "/v1/me/refund-second-factor")
+                | (_, "/v1/keys/{key_id}/second-factor")
         ),
         _ => false,
     }
@@ -454,8 +468,11 @@ fn error_responses() -> Value {
     Value::Object(responses)
 }
 
-/// A query parameter by name; `name!` is required.
+/// A query parameter by name; `name!` is required; `name=Schema` takes that schema.
 fn query_parameter(name: &str) -> Value {
+    if let Some((name, schema)) = name.split_once('=') {
+        return json!({"name": name, "in": "query", "required": false, "schema": schema_ref(schema)});
+    }
     let (name, required) = match name.strip_suffix('!') {
         Some(name) => (name, true),
         None => (name, matches!(name, "date" | "since")),

@@ -230,6 +230,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn admin_put(&self, path: &str, body: &Value) -> Response {
         self.http
             .put(self.url(path))

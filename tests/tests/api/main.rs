@@ -5,6 +5,7 @@
 mod admin;
 mod admission;
 mod browser;
+mod campaigns;
 mod cashier;
 mod certificates;
 mod checkout;
@@ -18,6 +19,7 @@ mod formulas;
 mod helpers;
 mod https;
 mod idempotency;
+mod managing;
 mod metrics;
 mod migrations;
 mod movements;

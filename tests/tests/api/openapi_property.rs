@@ -258,7 +258,8 @@ impl World {
             let previous = if i > 0 { segments[i - 1] } else { "" };
             out.push(match (*segment, previous) {
                 ("{wallet_id}", _) => self.wallet.wallet_id.clone(),
-                ("{currency}", _) => "CNY".to_owned(),
+                ("{currency}", _) | ("{base}", _) => "CNY".to_owned(),
+                ("{quote}", _) => "HKD".to_owned(),
                 ("{id}", "merchants") => self.merchant_id.clone(),
                 ("{id}", "wallets") => self.wallet.wallet_id.clone(),
                 ("{id}", "orders") => self.order_id.clone(),
