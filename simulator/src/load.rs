@@ -295,6 +295,9 @@ impl Stats {
 /// and every answer is compared with the one the contract promises.
 async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
     let merchant = &ctx.world.merchants[a.merchant];
+    if a.scenario == Scenario::StaticCode {
+        return static_code_payment(ctx, a).await;
+    }
     let mut order = NewOrder::new(
         Decimal::new(a.amount_minor, 2),
         "CNY".parse().expect("CNY"),
@@ -340,9 +343,65 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
         }
         Scenario::Expire => expire(&ctx.world.merchants[a.merchant], &order).await,
         Scenario::DoublePay => double_pay(ctx, a, &order).await,
+        Scenario::StaticCode => unreachable!("a static code's payment makes its own order"),
     };
     observed.create_order = Some(create_order);
     observed
+}
+
+/// The customer scans the shop's printed code and pays the amount they entered; the
+/// payment's answer names the order it made, which the shop then reads as paid for that
+/// amount, through that code.
+async fn static_code_payment(ctx: &Ctx, a: &Arrival) -> Observed {
+    let merchant = &ctx.world.merchants[a.merchant];
+    let customer = &ctx.world.customers[a.customer];
+    let code = &merchant.static_code;
+    let amount = Decimal::new(a.amount_minor, 2);
+    let body = json!({
+        "wallet_txn_id": qrgate_domain::ids::mint("stx"),
+        "qr_payload": code.qr_payload,
+        "customer_account_id": customer.account_id,
+        "amount": amount.to_string(),
+        "currency": code.currency,
+    });
+    let started = Instant::now();
+    let (status, answer, _) = match send_payment(ctx, customer, &body, false).await {
+        Ok(sent) => sent,
+        Err(e) => return Observed::unexpected(e),
+    };
+    let pay = started.elapsed();
+    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
+        return Observed::shed();
+    }
+    if status != StatusCode::OK || answer["status"] != "succeeded" {
+        return Observed::unexpected(format!(
+            "static code: expected 200 succeeded, got {status}: {answer}"
+        ));
+    }
+    let (Some(payment_id), Some(order_id)) =
+        (answer["payment_id"].as_str(), answer["order_id"].as_str())
+    else {
+        return Observed::unexpected(format!("static code: an answer without ids: {answer}"));
+    };
+    match merchant.cashier.get_order(order_id).await {
+        Ok(o)
+            if o.status == OrderStatus::Paid
+                && o.amount == amount
+                && o.static_code_id.as_deref() == Some(code.id.as_str()) =>
+        {
+            Observed {
+                ok: true,
+                settled_payment_ids: vec![payment_id.to_owned()],
+                pay: Some(pay),
+                ..Default::default()
+            }
+        }
+        Ok(o) => Observed::unexpected(format!(
+            "static code: order {order_id} reads {} {} from {:?}",
+            o.status, o.amount, o.static_code_id
+        )),
+        Err(e) => Observed::unexpected(format!("static code: read order: {e}")),
+    }
 }
 
 fn reference() -> String {

@@ -100,10 +100,10 @@ enum Command {
         /// Send every order to one merchant.
         #[arg(long)]
         hot_merchant: bool,
-        /// Scenario weights, e.g. pay=90,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2.
+        /// Scenario weights, e.g. pay=85,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5.
         #[arg(
             long,
-            default_value = "pay=90,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2"
+            default_value = "pay=85,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5"
         )]
         mix: Mix,
         /// Offer more than the gateway sustains: `503 unavailable` then counts as shed

@@ -20,15 +20,19 @@ pub enum Scenario {
     Tamper,
     /// Two customers pay one order at once: one succeeds, the other is `already_paid`.
     DoublePay,
+    /// The customer scans the shop's printed (static) code and enters the amount: the
+    /// payment makes the order and settles it; the shop reads it paid, from that code.
+    StaticCode,
 }
 
-pub const ALL: [Scenario; 6] = [
+pub const ALL: [Scenario; 7] = [
     Scenario::Pay,
     Scenario::Insufficient,
     Scenario::Expire,
     Scenario::Replay,
     Scenario::Tamper,
     Scenario::DoublePay,
+    Scenario::StaticCode,
 ];
 
 impl Scenario {
@@ -40,6 +44,7 @@ impl Scenario {
             Scenario::Replay => "replay",
             Scenario::Tamper => "tamper",
             Scenario::DoublePay => "double_pay",
+            Scenario::StaticCode => "static_code",
         }
     }
 }
@@ -57,12 +62,13 @@ pub struct Mix(pub Vec<(Scenario, u32)>);
 impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
-            (Scenario::Pay, 90),
+            (Scenario::Pay, 85),
             (Scenario::Insufficient, 2),
             (Scenario::Expire, 1),
             (Scenario::Replay, 3),
             (Scenario::Tamper, 2),
             (Scenario::DoublePay, 2),
+            (Scenario::StaticCode, 5),
         ])
     }
 }
@@ -78,7 +84,7 @@ impl std::str::FromStr for Mix {
             let scenario = ALL
                 .into_iter()
                 .find(|sc| sc.name() == name.trim())
-                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay"))?;
+                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code"))?;
             let weight: u32 = weight
                 .trim()
                 .parse()

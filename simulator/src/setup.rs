@@ -107,6 +107,8 @@ pub struct Merchant {
     pub id: String,
     pub account_id: String,
     pub cashier: Client,
+    /// The shop's printed code, for the static-code scenario.
+    pub static_code: merchant_sdk::StaticCode,
 }
 
 /// A customer account and the wallet it belongs to.
@@ -186,10 +188,12 @@ async fn create_merchant(admin: &Admin, i: usize) -> anyhow::Result<Merchant> {
         .retry_policy(RetryPolicy::none())
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
+    let static_code = cashier.create_static_code("Counter", None).await?;
     Ok(Merchant {
         account_id: text(&merchant, "account_id")?,
         id,
         cashier,
+        static_code,
     })
 }
 
