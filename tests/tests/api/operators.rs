@@ -22,6 +22,10 @@ fn may(role: &str, method: &str, path: &str) -> bool {
     let finance = [
         ("post", "/v1/admin/fx-rates"),
         ("post", "/v1/admin/campaigns"),
+        ("patch", "/v1/admin/campaigns/{id}"),
+        ("post", "/v1/admin/campaigns/{id}/pause"),
+        ("post", "/v1/admin/campaigns/{id}/resume"),
+        ("post", "/v1/admin/campaigns/{id}/end"),
     ];
     let own = ["/v1/admin/second-factor", "/v1/admin/second-factor/confirm"];
     match role {
