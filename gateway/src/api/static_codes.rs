@@ -135,8 +135,10 @@ async fn insert_static_code(
             .map_err(|e| ApiError::internal(anyhow::anyhow!("merchant currency: {e}")))?,
     };
     // Serializes a merchant's code creations, so the count below holds under a herd.
+    // NO KEY UPDATE: it does not stop the foreign-key checks of the shop's new orders
+    // (FOR KEY SHARE), so sales go on while a code is issued.
     tx.execute(
-        "SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
         &[&merchant_id],
     )
     .await?;

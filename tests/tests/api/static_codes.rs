@@ -270,3 +270,60 @@ async fn issuing_a_code_checks_its_name_currency_and_owner() {
     assert_eq!(svg.status(), StatusCode::OK);
     assert!(svg.text().await.unwrap().contains("<svg"));
 }
+
+#[tokio::test]
+async fn a_herd_of_issues_stops_at_the_shops_cap_and_sales_go_on_meanwhile() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let key = &merchant.cashier_key;
+    let cap = gateway::api::static_codes::STATIC_CODES_PER_MERCHANT_MAX;
+    // Twenty more than the cap, all at once, with sales in between.
+    let bodies: Vec<Value> = (0..cap + 20)
+        .map(|i| json!({"name": format!("Till {i}")}))
+        .collect();
+    let issues = bodies
+        .iter()
+        .map(|b| app.merchant_post(key, "/v1/static-codes", b));
+    let orders: Vec<Value> = (0..10)
+        .map(|i| json!({"amount": "1.00", "currency": "CNY", "merchant_reference": format!("HERD-{i}")}))
+        .collect();
+    let sales = orders.iter().map(|o| app.create_order_raw(key, o));
+    let (issued, sold) = tokio::join!(
+        futures_util::future::join_all(issues),
+        futures_util::future::join_all(sales)
+    );
+    let mut created = 0;
+    for response in issued {
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::BAD_REQUEST => {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+            }
+            other => panic!("issuing a code answered {other}"),
+        }
+    }
+    assert_eq!(created, cap);
+    assert_eq!(
+        app.count("SELECT count(*) FROM static_codes WHERE revoked_at IS NULL")
+            .await,
+        cap
+    );
+    for response in sold {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // Revoking one makes room for one.
+    let listed = json_ok(
+        app.merchant_get(key, "/v1/static-codes?limit=1").await,
+        StatusCode::OK,
+    )
+    .await;
+    let id = listed["items"][0]["id"].as_str().unwrap();
+    json_ok(
+        app.merchant_post(key, &format!("/v1/static-codes/{id}/revoke"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    issue(&app, key, json!({"name": "Spare"})).await;
+}
