@@ -29,6 +29,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     InvalidQr,
     StaticCodeRevoked,
+    TransferNotAllowed,
     InsufficientFunds,
     AmountMismatch,
     CurrencyMismatch,
@@ -48,7 +49,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -72,6 +73,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::InvalidQr,
         Self::StaticCodeRevoked,
+        Self::TransferNotAllowed,
         Self::InsufficientFunds,
         Self::AmountMismatch,
         Self::CurrencyMismatch,
@@ -115,6 +117,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidQr => "invalid_qr",
             Self::StaticCodeRevoked => "static_code_revoked",
+            Self::TransferNotAllowed => "transfer_not_allowed",
             Self::InsufficientFunds => "insufficient_funds",
             Self::AmountMismatch => "amount_mismatch",
             Self::CurrencyMismatch => "currency_mismatch",
@@ -160,6 +163,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => 415,
             Self::InvalidQr
             | Self::StaticCodeRevoked
+            | Self::TransferNotAllowed
             | Self::InsufficientFunds
             | Self::AmountMismatch
             | Self::CurrencyMismatch

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `admin` | everything |
 //! | `support` | nothing (the customer-service desk, when it comes, is read-only) |
-//! | `risk` | blocks, risk limits, SCA rules, wallets' funding limits |
+//! | `risk` | blocks, risk limits, SCA rules, wallets' funding limits and transfers across providers |
 //! | `finance` | FX rates, campaigns |
 //!
 //! One table decides, by the route's pattern as registered (never the raw path).
@@ -52,6 +52,16 @@ const CHANGES: &[(Role, &str, &str)] = &[
         "/v1/admin/wallets/{id}/sca/{currency}",
     ),
     (Role::Risk, "POST", "/v1/admin/wallets/{id}/funding-limits"),
+    (
+        Role::Risk,
+        "PUT",
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+    ),
+    (
+        Role::Risk,
+        "DELETE",
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+    ),
     (Role::Finance, "POST", "/v1/admin/fx-rates"),
     (Role::Finance, "POST", "/v1/admin/campaigns"),
     (Role::Finance, "PATCH", "/v1/admin/campaigns/{id}"),
@@ -77,6 +87,14 @@ const SECOND_FACTOR_CHANGES: &[(&str, &str)] = &[
     ("PUT", "/v1/admin/wallets/{id}/sca/{currency}"),
     ("DELETE", "/v1/admin/wallets/{id}/sca/{currency}"),
     ("POST", "/v1/admin/wallets/{id}/funding-limits"),
+    (
+        "PUT",
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+    ),
+    (
+        "DELETE",
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+    ),
     ("POST", "/v1/admin/wallets/{id}/secrets"),
     ("DELETE", "/v1/admin/wallets/{id}/secrets/{secret_id}"),
     ("POST", "/v1/admin/merchants/{id}/webhook-secret"),

@@ -54,6 +54,8 @@ pub enum ErrorKind {
     InvalidQr,
     /// `static_code_revoked` (422): the shop revoked the static code that was scanned.
     StaticCodeRevoked,
+    /// `transfer_not_allowed` (422): a transfer between customers of two wallets that do not both take part.
+    TransferNotAllowed,
     /// `insufficient_funds` (422): the customer cannot pay.
     InsufficientFunds,
     /// `merchant_insufficient_funds` (422): the merchant balance is too low (refunds, payouts).
@@ -118,6 +120,7 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
             ErrorCode::InvalidQr => ErrorKind::InvalidQr,
             ErrorCode::StaticCodeRevoked => ErrorKind::StaticCodeRevoked,
+            ErrorCode::TransferNotAllowed => ErrorKind::TransferNotAllowed,
             ErrorCode::InsufficientFunds => ErrorKind::InsufficientFunds,
             ErrorCode::MerchantInsufficientFunds => ErrorKind::MerchantInsufficientFunds,
             ErrorCode::AmountMismatch => ErrorKind::AmountMismatch,
@@ -170,6 +173,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => Some(ErrorCode::UnsupportedMediaType),
             ErrorKind::InvalidQr => Some(ErrorCode::InvalidQr),
             ErrorKind::StaticCodeRevoked => Some(ErrorCode::StaticCodeRevoked),
+            ErrorKind::TransferNotAllowed => Some(ErrorCode::TransferNotAllowed),
             ErrorKind::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
             ErrorKind::MerchantInsufficientFunds => Some(ErrorCode::MerchantInsufficientFunds),
             ErrorKind::AmountMismatch => Some(ErrorCode::AmountMismatch),

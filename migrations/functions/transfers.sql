@@ -38,8 +38,35 @@ BEGIN
     RETURN wallet_answer('succeeded', 200, NULL);
 END $$;
 
--- Moves money between two customer accounts of one wallet. Both balance rows are
--- locked in account-id order first, so opposite transfers cannot deadlock.
+-- Why a transfer from p_from_wallet to an account of p_to_wallet cannot go, or NULL:
+-- across wallets, both must take part in the currency (cross_provider_transfer_limits)
+-- and the amount be within each one's maximum.
+CREATE OR REPLACE FUNCTION cross_provider_refusal(p_from_wallet text, p_to_wallet text, p_currency text,
+                                                  p_amount_minor bigint)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_takers integer;
+    v_max bigint;
+BEGIN
+    IF p_from_wallet = p_to_wallet THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*), min(transfer_max_minor) INTO v_takers, v_max FROM cross_provider_transfer_limits
+    WHERE wallet_id IN (p_from_wallet, p_to_wallet) AND currency = p_currency;
+    IF v_takers < 2 THEN
+        RETURN ROW('transfer_not_allowed', 422, 'transfers in ' || p_currency || ' between wallets '
+                   || p_from_wallet || ' and ' || p_to_wallet || ' are not allowed by both', NULL)::refusal;
+    ELSIF p_amount_minor > v_max THEN
+        RETURN ROW('limit_exceeded', 422, 'above the most a transfer between these wallets may move, '
+                   || money_text(v_max, p_currency), 'cross_provider_max')::refusal;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Moves money between two customer accounts: of one wallet, or of two wallets that both
+-- take part in transfers across providers (cross_provider_refusal). The paying side's
+-- risk limits and SCA apply as to any transfer. Both balance rows are locked in
+-- account-id order first, so opposite transfers cannot deadlock.
 CREATE OR REPLACE FUNCTION transfer(
     p_wallet_id text, p_message_id text, p_message_sha256 bytea,
     p_txn_id text, p_request_sha256 bytea,
@@ -47,23 +74,33 @@ CREATE OR REPLACE FUNCTION transfer(
 ) RETURNS wallet_outcome LANGUAGE plpgsql AS $$
 DECLARE
     v_begin record;
-    v_to_currency text;
+    v_to accounts%ROWTYPE;
     v_ltx bigint;
     v_risk record;
+    v_refused refusal;
 BEGIN
     v_begin := wallet_call_begin(p_wallet_id, p_message_id, p_message_sha256, p_txn_id, 'transfer',
                                  p_request_sha256, p_from_account_id);
     IF (v_begin.answer).outcome IS NOT NULL THEN
         RETURN v_begin.answer;
     END IF;
-    SELECT currency INTO v_to_currency FROM accounts
-    WHERE id = p_to_account_id AND wallet_id = p_wallet_id AND kind = 'customer';
-    IF NOT FOUND THEN
+    -- Another wallet's accounts are looked up only for a wallet that takes part in
+    -- transfers across providers: for any other, they do not exist.
+    SELECT a.* INTO v_to FROM accounts a
+    WHERE a.id = p_to_account_id AND a.kind = 'customer'
+      AND (a.wallet_id = p_wallet_id
+           OR EXISTS (SELECT 1 FROM cross_provider_transfer_limits l WHERE l.wallet_id = p_wallet_id));
+    IF v_to.id IS NULL THEN
         RETURN wallet_answer('not_found', 404, 'no customer account ' || p_to_account_id || ' in this wallet');
     END IF;
-    IF v_begin.account_currency <> p_currency OR v_to_currency <> p_currency THEN
+    IF v_begin.account_currency <> p_currency OR v_to.currency <> p_currency THEN
         RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, 'currency_mismatch', 422,
             'both accounts must hold ' || p_currency, NULL, NULL, 0);
+    END IF;
+    v_refused := cross_provider_refusal(p_wallet_id, v_to.wallet_id, p_currency, p_amount_minor);
+    IF v_refused.code IS NOT NULL THEN
+        RETURN wallet_txn_fail(p_wallet_id, p_txn_id, 'transfer', p_request_sha256, v_refused.code,
+            v_refused.http_status, v_refused.message, NULL, NULL, 0, v_refused.rule);
     END IF;
     v_risk := risk_check(p_wallet_id, p_from_account_id, p_currency, p_amount_minor, p_mfa);
     IF v_risk.code IS NOT NULL THEN

@@ -39,6 +39,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/v1/admin/wallets/{id}/sca/{currency}",
         web::delete().to(remove_sca),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/cross-provider-transfers",
+        crate::http::get().to(list_cross_provider),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        web::put().to(set_cross_provider),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        web::delete().to(remove_cross_provider),
     );
 }
 
@@ -270,6 +282,112 @@ async fn remove_sca(
     }
     admin.commit(tx, StatusCode::OK).await?;
     tracing::info!(%wallet_id, currency = %currency, "SCA rule removed");
+    Ok(HttpResponse::Ok()
+        .json(json!({"wallet_id": wallet_id, "currency": currency, "removed": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrossProviderRequest {
+    transfer_max: String,
+}
+
+fn cross_provider_json(row: &Row) -> ApiResult<Value> {
+    let currency = Currency::parse(row.get("currency")).map_err(ApiError::internal_from)?;
+    Ok(json!({
+        "wallet_id": row.get::<_, &str>("wallet_id"),
+        "currency": currency,
+        "transfer_max": format_minor(row.get("transfer_max_minor"), currency),
+        "updated_at": timestamp(row.get("updated_at")),
+    }))
+}
+
+/// A wallet takes part in transfers to and from other wallets' customers in a currency,
+/// each at most `transfer_max` (a transfer across two wallets is held to the smaller of
+/// their two maximums, and needs both to take part).
+async fn set_cross_provider(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let (wallet_id, currency) = path.into_inner();
+    let currency = currency_field("currency", &currency)?;
+    let body: CrossProviderRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let max = Money::parse(&body.transfer_max, currency)
+        .map_err(|e| ApiError::invalid("transfer_max", e))?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO cross_provider_transfer_limits (wallet_id, currency, transfer_max_minor)
+             SELECT id, $2, $3 FROM wallets WHERE id = $1
+             ON CONFLICT (wallet_id, currency) DO UPDATE SET
+                 transfer_max_minor = EXCLUDED.transfer_max_minor, updated_at = now()
+             RETURNING *",
+            &[&wallet_id, &currency.code(), &max.minor()],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet"))?;
+    let body = cross_provider_json(&row)?;
+    admin.commit(tx, StatusCode::OK).await?;
+    tracing::info!(%wallet_id, currency = %currency, transfer_max_minor = max.minor(), "cross-provider transfers allowed");
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn list_cross_provider(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let client = state.pool.get().await?;
+    client
+        .query_opt("SELECT 1 FROM wallets WHERE id = $1", &[&path.as_str()])
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet"))?;
+    // One row per currency at most: a bounded list.
+    let rows = client
+        .query(
+            "SELECT * FROM cross_provider_transfer_limits WHERE wallet_id = $1 ORDER BY currency",
+            &[&path.as_str()],
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(cross_provider_json)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// The wallet stops taking part in a currency: transfers to and from other wallets'
+/// customers in it are refused from now on (`transfer_not_allowed`).
+async fn remove_cross_provider(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let (wallet_id, currency) = path.into_inner();
+    let currency = currency_field("currency", &currency)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let removed = tx
+        .execute(
+            "DELETE FROM cross_provider_transfer_limits WHERE wallet_id = $1 AND currency = $2",
+            &[&wallet_id, &currency.code()],
+        )
+        .await?;
+    if removed == 0 {
+        return Err(ApiError::not_found(
+            "cross-provider transfer setting for this wallet and currency",
+        ));
+    }
+    admin.commit(tx, StatusCode::OK).await?;
+    tracing::info!(%wallet_id, currency = %currency, "cross-provider transfers stopped");
     Ok(HttpResponse::Ok()
         .json(json!({"wallet_id": wallet_id, "currency": currency, "removed": true})))
 }

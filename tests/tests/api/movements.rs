@@ -537,3 +537,131 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
     )
     .await;
 }
+
+/// Lets `wallet` take part in transfers across providers in CNY, up to `max` a transfer.
+async fn take_part(app: &TestApp, wallet: &WalletClient, max: &str) {
+    json_ok(
+        app.admin_put(
+            &format!(
+                "/v1/admin/wallets/{}/cross-provider-transfers/CNY",
+                wallet.wallet_id
+            ),
+            &json!({"transfer_max": max}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn customers_of_two_wallets_transfer_only_when_both_take_part_and_within_both_maximums() {
+    let app = spawn_app().await;
+    let (alipay, tenpay) = (app.create_wallet().await, app.create_wallet().await);
+    let alice = app.funded_customer(&alipay, "500.00").await;
+    let bob = app.funded_customer(&tenpay, "0").await;
+
+    // Neither takes part: another wallet's account does not exist for alipay.
+    assert_error(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "10.00"))
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // One side takes part, the other not.
+    take_part(&app, &alipay, "300.00").await;
+    assert_error(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "10.00"))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "transfer_not_allowed",
+    )
+    .await;
+    // Both: within the smaller maximum (tenpay's 100.00) it moves; above it, not.
+    take_part(&app, &tenpay, "100.00").await;
+    let moved = json_ok(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "100.00"))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["status"], "succeeded");
+    let refused = assert_error(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "100.01"))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_exceeded",
+    )
+    .await;
+    assert_eq!(refused["error"]["rule"], "cross_provider_max");
+    // The paying side's own risk limits apply as to any transfer.
+    json_ok(
+        app.admin_put(
+            "/v1/admin/risk-limits/CNY",
+            &json!({"transaction_max": "50.00"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let over = assert_error(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "60.00"))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_exceeded",
+    )
+    .await;
+    assert_eq!(over["error"]["rule"], "transaction_max");
+    // Back the other way, by the receiving wallet.
+    json_ok(
+        tenpay
+            .post("transfers", &transfer_body(&bob, &alice, "30.00"))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(app.customer_balance(&alipay, &alice).await, "430.00");
+    assert_eq!(app.customer_balance(&tenpay, &bob).await, "70.00");
+    // A wallet that stops taking part stops both ways.
+    json_ok(
+        app.admin_delete(
+            "/v1/admin/wallets/{}/cross-provider-transfers/CNY"
+                .replace("{}", &tenpay.wallet_id)
+                .as_str(),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_error(
+        alipay
+            .post("transfers", &transfer_body(&alice, &bob, "1.00"))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "transfer_not_allowed",
+    )
+    .await;
+    let settings = json_ok(
+        app.admin_get(&format!(
+            "/v1/admin/wallets/{}/cross-provider-transfers",
+            alipay.wallet_id
+        ))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(settings["items"][0]["transfer_max"], "300.00");
+}

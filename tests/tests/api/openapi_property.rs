@@ -210,6 +210,7 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
             "mfa_daily_amount_above",
         ]),
         "/v1/admin/wallets/{id}/sca/{currency}" => cny(&["threshold", "allowance"]),
+        "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}" => cny(&["transfer_max"]),
         "/v1/orders/{id}/refunds" => cny(&["amount"]),
         "/v1/me/refund-second-factor" => cny(&["above"]),
         "/v1/wallets/{wallet_id}/payments" => cny(&["max_charged"]),

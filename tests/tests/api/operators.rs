@@ -18,6 +18,14 @@ fn may(role: &str, method: &str, path: &str) -> bool {
         ("put", "/v1/admin/wallets/{id}/sca/{currency}"),
         ("delete", "/v1/admin/wallets/{id}/sca/{currency}"),
         ("post", "/v1/admin/wallets/{id}/funding-limits"),
+        (
+            "put",
+            "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        ),
+        (
+            "delete",
+            "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        ),
     ];
     let finance = [
         ("post", "/v1/admin/fx-rates"),
@@ -49,6 +57,14 @@ fn needs_code(method: &str, path: &str) -> bool {
         ("put", "/v1/admin/wallets/{id}/sca/{currency}"),
         ("delete", "/v1/admin/wallets/{id}/sca/{currency}"),
         ("post", "/v1/admin/wallets/{id}/funding-limits"),
+        (
+            "put",
+            "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        ),
+        (
+            "delete",
+            "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}",
+        ),
         ("post", "/v1/admin/wallets/{id}/secrets"),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}"),
         ("post", "/v1/admin/merchants/{id}/webhook-secret"),
