@@ -665,3 +665,28 @@ async fn customers_of_two_wallets_transfer_only_when_both_take_part_and_within_b
     .await;
     assert_eq!(settings["items"][0]["transfer_max"], "300.00");
 }
+
+#[tokio::test]
+async fn opposite_transfers_across_two_wallets_at_once_all_land_without_a_deadlock() {
+    let app = spawn_app().await;
+    let (one, other) = (app.create_wallet().await, app.create_wallet().await);
+    take_part(&app, &one, "1000.00").await;
+    take_part(&app, &other, "1000.00").await;
+    let alice = app.funded_customer(&one, "100.00").await;
+    let bob = app.funded_customer(&other, "100.00").await;
+    let there: Vec<Value> = (0..20)
+        .map(|_| transfer_body(&alice, &bob, "1.00"))
+        .collect();
+    let back: Vec<Value> = (0..20)
+        .map(|_| transfer_body(&bob, &alice, "2.00"))
+        .collect();
+    let (sent, returned) = tokio::join!(
+        join_all(there.iter().map(|b| one.post("transfers", b))),
+        join_all(back.iter().map(|b| other.post("transfers", b)))
+    );
+    for answer in sent.into_iter().chain(returned) {
+        json_ok(answer.unwrap(), StatusCode::OK).await;
+    }
+    assert_eq!(app.customer_balance(&one, &alice).await, "120.00");
+    assert_eq!(app.customer_balance(&other, &bob).await, "80.00");
+}
