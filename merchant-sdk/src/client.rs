@@ -274,6 +274,46 @@ impl Client {
         wire.try_into()
     }
 
+    /// The merchant's payouts, newest first, a page at a time (`cursor` from the last
+    /// page; needs the `refunds` scope).
+    pub async fn payouts(&self, cursor: Option<&str>) -> Result<Page<Payout>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            items: Vec<PayoutWire>,
+            next_cursor: Option<String>,
+        }
+        let path = match cursor {
+            Some(c) => format!("/v1/payouts?cursor={}", encode_segment(c)),
+            None => "/v1/payouts".to_owned(),
+        };
+        let wire: Wire = self.call(Method::GET, &path, None, self.timeout).await?;
+        Ok(Page {
+            items: wire
+                .items
+                .into_iter()
+                .map(Payout::try_from)
+                .collect::<Result<_, _>>()?,
+            next_cursor: wire.next_cursor,
+        })
+    }
+
+    /// An order's refunds, oldest first (its `refunded` is their total).
+    pub async fn order_refunds(&self, order_id: &str) -> Result<Vec<Refund>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            items: Vec<RefundWire>,
+        }
+        let wire: Wire = self
+            .call(
+                Method::GET,
+                &order_path(order_id, "/refunds"),
+                None,
+                self.timeout,
+            )
+            .await?;
+        wire.items.into_iter().map(Refund::try_from).collect()
+    }
+
     /// One page of an account's statement, oldest first, with running balances (needs
     /// the `reports` scope). Pass the returned cursor back for the next page.
     pub async fn statement(

@@ -285,3 +285,59 @@ async fn the_sdk_opens_a_checkout_session_and_follows_it_to_complete() {
         Err(Error::InvalidInput(_))
     ));
 }
+
+#[tokio::test]
+async fn the_sdk_lists_refunds_payouts_and_static_codes() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let owner = app.funded_customer(&wallet, "0").await;
+    let manager = sdk(&app, &merchant.manager_key);
+    let order = app.create_order(&merchant.cashier_key, "40.00").await;
+    let order_id = order["id"].as_str().unwrap();
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    manager
+        .refund(order_id, cny(500), "r-1", None)
+        .await
+        .unwrap();
+    manager
+        .refund(order_id, cny(250), "r-2", None)
+        .await
+        .unwrap();
+    let refunds = manager.order_refunds(order_id).await.unwrap();
+    assert_eq!(
+        refunds.iter().map(|r| r.amount).collect::<Vec<_>>(),
+        vec![cny(500), cny(250)]
+    );
+    assert_eq!(
+        manager.get_order(order_id).await.unwrap().refunded,
+        cny(750)
+    );
+
+    app.allow_payout_account(&merchant.id, &owner).await;
+    for reference in ["po-1", "po-2"] {
+        manager
+            .payout(&owner, cny(100), "CNY".parse().unwrap(), reference)
+            .await
+            .unwrap();
+    }
+    let payouts = manager.payouts(None).await.unwrap();
+    assert_eq!(payouts.items.len(), 2);
+    assert_eq!(payouts.items[0].payout_reference, "po-2");
+
+    let code = manager.create_static_code("Counter", None).await.unwrap();
+    assert!(matches!(
+        merchant_sdk::MerchantQr::parse(&code.qr_payload),
+        Ok(merchant_sdk::MerchantQr::Static(_))
+    ));
+    assert!(merchant_sdk::lint(&code.qr_payload).is_empty());
+    assert_eq!(
+        manager.static_codes(false).await.unwrap(),
+        vec![code.clone()]
+    );
+    let revoked = manager.revoke_static_code(&code.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(manager.static_codes(false).await.unwrap().is_empty());
+    assert_eq!(manager.static_codes(true).await.unwrap(), vec![revoked]);
+}
