@@ -398,6 +398,19 @@
     }
   }
 
+  // Amounts as the wire writes them ("12.30") to and from whole minor units, exactly.
+  function toMinor(text) {
+    const units = me.currency_minor_units;
+    const [whole, fraction = ""] = text.split(".");
+    return BigInt(whole) * 10n ** BigInt(units) + BigInt((fraction + "0".repeat(units)).slice(0, units) || "0");
+  }
+  function fromMinor(minor) {
+    const units = me.currency_minor_units;
+    if (units === 0) return minor.toString();
+    const digits = minor.toString().padStart(units + 1, "0");
+    return digits.slice(0, -units) + "." + digits.slice(-units);
+  }
+
   function askRefund(order) {
     // One reference for this refund, kept across a second-factor prompt: sending it
     // again can never refund twice.
@@ -405,8 +418,11 @@
     show("refund-code-box", false);
     $("refund-code").value = "";
     $("refund-code").required = false;
-    $("refund-order").textContent = order.merchant_reference + " · " + money(order.amount, order.currency);
-    $("refund-amount").value = order.status === "paid" ? order.amount : "";
+    const refunded = toMinor(order.refunded || "0");
+    $("refund-order").textContent = order.merchant_reference + " · " + money(order.amount, order.currency) +
+      (refunded > 0n ? " · " + t("refund.so_far") + " " + money(order.refunded, order.currency) : "");
+    // What is left to refund, the most a refund may be.
+    $("refund-amount").value = fromMinor(toMinor(order.amount) - refunded);
     $("refund-reason").value = "";
     $("refund-dialog").showModal();
     $("refund-amount").focus();

@@ -409,6 +409,16 @@ async fn a_large_refund_on_the_till_asks_for_the_keys_code_and_refunds_once() {
         (refunds.get::<_, i64>(0), refunds.get::<_, i64>(1)),
         (1, 800)
     );
+    // Asked again, the dialog says what was refunded and offers what is left.
+    page.click("#today-rows button");
+    page.wait_for("document.getElementById('refund-dialog').open");
+    assert_eq!(
+        page.eval("document.getElementById('refund-amount').value"),
+        "12.00"
+    );
+    assert!(page.text("refund-order").contains("refunded so far"));
+    assert!(page.text("refund-order").contains("8.00"));
+    page.click("#refund-cancel");
     // The code travelled in a header only.
     for url in browser.requested_urls() {
         assert!(!url.contains(&code), "the code in a URL: {url}");
