@@ -344,6 +344,7 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
         Scenario::Expire => expire(&ctx.world.merchants[a.merchant], &order).await,
         Scenario::DoublePay => double_pay(ctx, a, &order).await,
         Scenario::StaticCode => unreachable!("a static code's payment makes its own order"),
+        Scenario::Refund => pay_and_refund(ctx, a, &order).await,
     };
     observed.create_order = Some(create_order);
     observed
@@ -633,6 +634,60 @@ async fn double_pay(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Obse
             .unwrap_or_default()
             .to_owned()],
         ..Default::default()
+    }
+}
+
+/// The customer pays; the shop refunds a third of it (at least a minor unit): the
+/// refund answers that amount, and the order then reads partially refunded by it.
+async fn pay_and_refund(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Observed {
+    let merchant = &ctx.world.merchants[a.merchant];
+    let customer = &ctx.world.customers[a.customer];
+    let started = Instant::now();
+    let (status, answer, _) =
+        match send_payment(ctx, customer, &pay_body(order, customer), false).await {
+            Ok(sent) => sent,
+            Err(e) => return Observed::unexpected(e),
+        };
+    let pay = started.elapsed();
+    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
+        return Observed::shed();
+    }
+    let Some(payment_id) = answer["payment_id"]
+        .as_str()
+        .filter(|_| status == StatusCode::OK)
+    else {
+        return Observed::unexpected(format!(
+            "refund scenario: paying answered {status}: {answer}"
+        ));
+    };
+    let part = Decimal::new((a.amount_minor / 3).max(1), 2);
+    let reference = format!("SIM-R-{}", qrgate_domain::ids::random_base32(10));
+    let refunded = match merchant
+        .cashier
+        .refund(&order.id, part, &reference, None)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Observed::unexpected(format!("refund: {e}")),
+    };
+    match merchant.cashier.get_order(&order.id).await {
+        Ok(o)
+            if refunded.amount == part
+                && o.refunded == part
+                && o.status == OrderStatus::PartiallyRefunded =>
+        {
+            Observed {
+                ok: true,
+                settled_payment_ids: vec![payment_id.to_owned()],
+                pay: Some(pay),
+                ..Default::default()
+            }
+        }
+        Ok(o) => Observed::unexpected(format!(
+            "refund of {part}: answered {}, the order reads {} refunded, {}",
+            refunded.amount, o.refunded, o.status
+        )),
+        Err(e) => Observed::unexpected(format!("refund: read order: {e}")),
     }
 }
 

@@ -100,10 +100,10 @@ enum Command {
         /// Send every order to one merchant.
         #[arg(long)]
         hot_merchant: bool,
-        /// Scenario weights, e.g. pay=85,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5.
+        /// Scenario weights, e.g. pay=82,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5,refund=3.
         #[arg(
             long,
-            default_value = "pay=85,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5"
+            default_value = "pay=82,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5,refund=3"
         )]
         mix: Mix,
         /// Offer more than the gateway sustains: `503 unavailable` then counts as shed

@@ -23,9 +23,12 @@ pub enum Scenario {
     /// The customer scans the shop's printed (static) code and enters the amount: the
     /// payment makes the order and settles it; the shop reads it paid, from that code.
     StaticCode,
+    /// A paid order is refunded in part: the refund and the order's refunded total
+    /// are what was asked.
+    Refund,
 }
 
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario::Pay,
     Scenario::Insufficient,
     Scenario::Expire,
@@ -33,6 +36,7 @@ pub const ALL: [Scenario; 7] = [
     Scenario::Tamper,
     Scenario::DoublePay,
     Scenario::StaticCode,
+    Scenario::Refund,
 ];
 
 impl Scenario {
@@ -45,6 +49,7 @@ impl Scenario {
             Scenario::Tamper => "tamper",
             Scenario::DoublePay => "double_pay",
             Scenario::StaticCode => "static_code",
+            Scenario::Refund => "refund",
         }
     }
 }
@@ -62,13 +67,14 @@ pub struct Mix(pub Vec<(Scenario, u32)>);
 impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
-            (Scenario::Pay, 85),
+            (Scenario::Pay, 82),
             (Scenario::Insufficient, 2),
             (Scenario::Expire, 1),
             (Scenario::Replay, 3),
             (Scenario::Tamper, 2),
             (Scenario::DoublePay, 2),
             (Scenario::StaticCode, 5),
+            (Scenario::Refund, 3),
         ])
     }
 }
@@ -84,7 +90,7 @@ impl std::str::FromStr for Mix {
             let scenario = ALL
                 .into_iter()
                 .find(|sc| sc.name() == name.trim())
-                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code"))?;
+                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code, refund"))?;
             let weight: u32 = weight
                 .trim()
                 .parse()

@@ -180,7 +180,8 @@ async fn create_merchant(admin: &Admin, i: usize) -> anyhow::Result<Merchant> {
     let key = admin
         .post(
             &format!("/v1/admin/merchants/{id}/api-keys"),
-            &json!({"scopes": ["orders"]}),
+            // `refunds` too: the refund scenario refunds what it sold.
+            &json!({"scopes": ["orders", "refunds"]}),
         )
         .await?;
     // The load generator counts every answer itself: no silent retries.

@@ -16,7 +16,7 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
         seed: 7,
         hot_merchant: false,
         // Expiry takes 30 s at the least; the CLI tests cover it with a clock shift.
-        mix: "pay=60,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10"
+        mix: "pay=50,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10,refund=10"
             .parse::<Mix>()
             .unwrap(),
         overload: false,
@@ -31,8 +31,12 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
     assert_eq!(report.arrivals, 80);
     assert!(report.settled > 40, "{}", report.to_json());
     assert_eq!(report.reconciliation.settled_once, report.settled);
-    let static_codes = &report.scenarios[&simulator::scenario::Scenario::StaticCode];
-    assert!(static_codes.ok > 0, "{}", report.to_json());
+    for scenario in [
+        simulator::scenario::Scenario::StaticCode,
+        simulator::scenario::Scenario::Refund,
+    ] {
+        assert!(report.scenarios[&scenario].ok > 0, "{}", report.to_json());
+    }
     assert_eq!(
         report.latency_ms["pay"].count,
         report.scenarios.values().map(|c| c.ok).sum::<u64>()
