@@ -1,6 +1,7 @@
 //! `simulator chaos`: the gateway under faults. Two (or more) replicas of a given
 //! gateway binary on one database, started and restarted by the simulator; sales (some
-//! paying with points, some under a campaign with a small budget), double pays, refund
+//! paying with points, some under a campaign with a small budget, some through a shop's
+//! printed static code), double pays, refund
 //! races, transfers, payouts, replayed messages, tampered signatures and broke
 //! customers spread across them, retried as wallets and cashiers retry (the same
 //! `wallet_txn_id` or `Idempotency-Key`, a new `webhook-id`), preferably on another
@@ -198,6 +199,8 @@ struct Shop {
     key: String,
     /// A customer account the shop may pay out to.
     payee: String,
+    /// The shop's printed code (a static QR), paid with the customer's amount.
+    static_qr_payload: String,
 }
 
 struct Run {
@@ -369,9 +372,21 @@ async fn open_shop(
             &json!({"account_id": payee}),
         )
         .await?;
+    let key = text(&key, "key")?;
+    let code = admin
+        .http()
+        .post(format!("{}/v1/static-codes", admin.base_url))
+        .bearer_auth(&key)
+        .json(&json!({"name": "Counter"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json::<Value>()
+        .await?;
     Ok(Shop {
-        key: text(&key, "key")?,
+        key,
         payee,
+        static_qr_payload: text(&code, "qr_payload")?,
     })
 }
 
@@ -492,7 +507,8 @@ impl Run {
     async fn flow(&self, n: u64, pick: u64) {
         let replica = (n as usize) % self.wallets.len();
         match pick % 100 {
-            0..=51 => self.sale(n, replica).await,
+            0..=46 => self.sale(n, replica).await,
+            47..=51 => self.static_code_sale(n, replica).await,
             52..=56 => self.points_sale(n, replica).await,
             57..=64 => self.double_pay(n).await,
             65..=71 => self.refund_race(n).await,
@@ -681,6 +697,27 @@ impl Run {
             Some((StatusCode::UNPROCESSABLE_ENTITY, b))
                 if b["error"]["code"] == "insufficient_funds" => {}
             Some((status, body)) => self.unexpected(format!("points sale {n}: {status} {body}")),
+            None => {}
+        }
+    }
+
+    /// A customer pays a shop's printed code the amount they entered, retried (the same
+    /// `wallet_txn_id`) on the other replica first: one order, one payment, whatever
+    /// the faults.
+    async fn static_code_sale(&self, n: u64, replica: usize) {
+        self.count("static_code_sale");
+        let shop = &self.shops[n as usize % self.shops.len()];
+        let customer = &self.customers[n as usize % self.customers.len()].1;
+        let body = json!({
+            "wallet_txn_id": format!("chaos-static-{n}-{}", qrgate_domain::ids::random_base32(6)),
+            "qr_payload": shop.static_qr_payload, "customer_account_id": customer,
+            "amount": format!("{}.{:02}", 1 + n % 30, n % 100), "currency": "CNY",
+        });
+        match self.pay(replica + 1, &body).await {
+            Some((StatusCode::OK, answer)) => self.paid(&answer),
+            Some((status, body)) => {
+                self.unexpected(format!("static code sale {n}: {status} {body}"))
+            }
             None => {}
         }
     }
@@ -1178,6 +1215,8 @@ async fn impossible_orders(client: &tokio_postgres::Client) -> anyhow::Result<Op
              WHERE (o.status IN ('paid', 'partially_refunded', 'refunded')) <> (p.id IS NOT NULL)
                 OR (p.id IS NULL AND EXISTS (SELECT 1 FROM refunds r
                                              WHERE r.order_id = o.id AND r.outcome = 'succeeded'))
+                -- An order a static code's payment made is paid, or closed by its refusal.
+                OR (o.static_code_id IS NOT NULL AND o.status = 'pending')
              LIMIT 10",
             &[],
         )

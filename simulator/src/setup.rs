@@ -34,6 +34,11 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// The HTTP client it calls with, for calls made with other credentials.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn new(base_url: &str, token: &str, http: reqwest::Client) -> Self {
         Admin {
             base_url: base_url.trim_end_matches('/').to_owned(),
