@@ -1,9 +1,8 @@
 //! `simulator chaos`: the gateway under faults. Two (or more) replicas of a given
 //! gateway binary on one database, started and restarted by the simulator; sales (some
 //! paying with points, some under a campaign with a small budget, some through a shop's
-//! printed static code), double pays, refund
-//! races, transfers, payouts, replayed messages, tampered signatures and broke
-//! customers spread across them, retried as wallets and cashiers retry (the same
+//! printed static code), double pays, refund races, transfers, payouts, replayed
+//! messages, tampered signatures and broke customers spread across them, retried as wallets and cashiers retry (the same
 //! `wallet_txn_id` or `Idempotency-Key`, a new `webhook-id`), preferably on another
 //! replica; and, on a schedule drawn from the seed, replicas killed with SIGKILL, every
 //! database connection terminated, herds of more concurrent sales than a replica has
