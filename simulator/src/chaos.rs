@@ -2,9 +2,9 @@
 //! gateway binary on one database, started and restarted by the simulator; sales (some
 //! paying with points, some under a campaign with a small budget, some through a shop's
 //! printed static code), double pays, refund races, transfers, payouts, replayed
-//! messages, tampered signatures and broke customers spread across them, retried as wallets and cashiers retry (the same
-//! `wallet_txn_id` or `Idempotency-Key`, a new `webhook-id`), preferably on another
-//! replica; and, on a schedule drawn from the seed, replicas killed with SIGKILL, every
+//! messages, tampered signatures and broke customers spread across them, retried as
+//! wallets and cashiers retry (the same `wallet_txn_id` or `Idempotency-Key`, a new
+//! `webhook-id`), preferably on another replica; and, on a schedule drawn from the seed, replicas killed with SIGKILL, every
 //! database connection terminated, herds of more concurrent sales than a replica has
 //! connections, and (given a command for it) the database restarted or failed over.
 //! At the end: the six ledger invariants, every acknowledged payment, transfer and
