@@ -4,9 +4,10 @@
 //! printed static code), double pays, refund races, transfers, payouts, replayed
 //! messages, tampered signatures and broke customers spread across them, retried as
 //! wallets and cashiers retry (the same `wallet_txn_id` or `Idempotency-Key`, a new
-//! `webhook-id`), preferably on another replica; and, on a schedule drawn from the seed, replicas killed with SIGKILL, every
-//! database connection terminated, herds of more concurrent sales than a replica has
-//! connections, and (given a command for it) the database restarted or failed over.
+//! `webhook-id`), preferably on another replica; and, on a schedule drawn from the
+//! seed, replicas killed with SIGKILL, every database connection terminated, herds of
+//! more concurrent sales than a replica has connections, and (given a command for it)
+//! the database restarted or failed over.
 //! At the end: the six ledger invariants, every acknowledged payment, transfer and
 //! payout in the ledger exactly once and nothing else but movements a client gave up on
 //! (no final answer within its 30 s: it may or may not have happened, as with any
