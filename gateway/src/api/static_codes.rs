@@ -278,18 +278,22 @@ async fn revoke_static_code(
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let code_id = path.into_inner();
     let client = state.pool.get().await?;
-    let row = fetch_static_code(&client, &merchant.merchant_id, &code_id).await?;
-    if row.get::<_, Option<DateTime<Utc>>>(6).is_some() {
-        return Ok(HttpResponse::Ok().json(static_code_json(&row)));
-    }
+    // Revoked here, or already (then as it is), or not this shop's: one statement for
+    // the usual case.
     let sql = format!(
-        "UPDATE static_codes SET revoked_at = coalesce(revoked_at, now())
-         WHERE id = $1 AND merchant_id = $2 RETURNING {COLUMNS}"
+        "UPDATE static_codes SET revoked_at = now()
+         WHERE id = $1 AND merchant_id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
     );
-    let row = client
-        .query_one(&sql, &[&code_id, &merchant.merchant_id])
-        .await?;
-    tracing::info!(static_code_id = %code_id, merchant_id = %merchant.merchant_id, "static code revoked");
+    let row = match client
+        .query_opt(&sql, &[&code_id, &merchant.merchant_id])
+        .await?
+    {
+        Some(row) => {
+            tracing::info!(static_code_id = %code_id, merchant_id = %merchant.merchant_id, "static code revoked");
+            row
+        }
+        None => fetch_static_code(&client, &merchant.merchant_id, &code_id).await?,
+    };
     Ok(HttpResponse::Ok().json(static_code_json(&row)))
 }
 
