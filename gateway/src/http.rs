@@ -332,14 +332,26 @@ fn contains_escaped_nul(body: &[u8]) -> bool {
 pub async fn refuse_nul(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if req.path().contains("%00") {
-        return Err(ApiError::not_found("resource").into());
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refusal = if req.path().contains("%00") {
+        Some(ApiError::not_found("resource"))
+    } else if req.query_string().contains("%00") {
+        Some(ApiError::invalid(
+            "query",
+            "may not contain the NUL character (%00)",
+        ))
+    } else {
+        None
+    };
+    match refusal {
+        // Answered here, inside the request's scope, so the body carries its request id
+        // (an error handed outward is rendered after the scope has ended).
+        Some(refusal) => {
+            let response = actix_web::ResponseError::error_response(&refusal);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+        None => next.call(req).await.map(|r| r.map_into_left_body()),
     }
-    if req.query_string().contains("%00") {
-        return Err(ApiError::invalid("query", "may not contain the NUL character (%00)").into());
-    }
-    next.call(req).await
 }
 
 /// Reads and parses a JSON request body: content type, size, then schema.
@@ -380,6 +392,17 @@ pub async fn empty_body(payload: web::Payload, req: &HttpRequest, limit: usize) 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoFields {}
+
+/// A filter naming one of the gateway's ids (`key_id=…`): such an id, or 400.
+pub fn id_filter<'a>(field: &str, value: Option<&'a str>) -> ApiResult<Option<&'a str>> {
+    match value {
+        Some(id) if !qrgate_domain::ids::is_gateway_id(id) => Err(ApiError::invalid(
+            field,
+            "is not an id (1 to 25 of A-Z, a-z, 0-9 and _)",
+        )),
+        other => Ok(other),
+    }
+}
 
 /// RFC 3339 in UTC with microseconds, as every timestamp is written.
 pub fn timestamp(t: DateTime<Utc>) -> String {

@@ -9,8 +9,8 @@ use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
     http::{
-        currency_field, decode_cursor, empty_body, encode_cursor, json_body, page_json, page_limit,
-        parse_timestamp, timestamp,
+        currency_field, decode_cursor, empty_body, encode_cursor, id_filter, json_body, page_json,
+        page_limit, parse_timestamp, timestamp,
     },
     state::AppState,
 };
@@ -295,6 +295,7 @@ async fn list_campaigns(
         .as_deref()
         .map(|c| currency_field("currency", c).map(|c| c.code()))
         .transpose()?;
+    let merchant_id = id_filter("merchant_id", q.merchant_id.as_deref())?;
     let limits = &state.settings.limits;
     let limit = page_limit(q.limit, limits.page_size_default, limits.page_size_max)?;
     let (after_at, after_id) = q.cursor.as_deref().map(decode_cursor).transpose()?.unzip();
@@ -310,7 +311,7 @@ async fn list_campaigns(
         .query(
             &sql,
             &[
-                &q.merchant_id,
+                &merchant_id,
                 &currency,
                 &after_at,
                 &after_id,

@@ -5,8 +5,8 @@ use crate::{
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult, ErrorCode},
     http::{
-        currency_field, decode_cursor, empty_body, encode_cursor, json_body, money_field,
-        page_json, page_limit, parse_timestamp, timestamp,
+        currency_field, decode_cursor, empty_body, encode_cursor, id_filter, json_body,
+        money_field, page_json, page_limit, parse_timestamp, timestamp,
     },
     idempotency::{self, Idempotency},
     qr_image,
@@ -389,6 +389,8 @@ async fn list_orders(
             .map(|text| AsciiText::<SEARCH_CHARS_MAX>::parse(text).map(|t| t.as_str().to_owned()))
             .transpose()
             .map_err(|e| ApiError::invalid("q", e))?;
+    let key_id = id_filter("key_id", q.key_id.as_deref())?;
+    let static_code_id = id_filter("static_code_id", q.static_code_id.as_deref())?;
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM orders o
          WHERE o.merchant_id = $1
@@ -415,9 +417,9 @@ async fn list_orders(
                 &after_at,
                 &after_id,
                 &(limit + 1),
-                &q.key_id,
+                &key_id,
                 &search,
-                &q.static_code_id,
+                &static_code_id,
             ],
         )
         .await?;

@@ -180,7 +180,7 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/admin/fx-rates", "The rate in force for each currency pair", Admin, &[], None, Json(200, "FxRateList"), &[]),
         ("get", "/v1/admin/fx-rates/{base}/{quote}", "Every rate a pair has had, newest first", Admin, PAGE, None, Json(200, "FxRatePage"), &[]),
         ("post", "/v1/admin/campaigns", "Start a campaign", Admin, &[], Some("CampaignCreate"), Json(201, "Campaign"), &[404]),
-        ("get", "/v1/admin/campaigns", "List campaigns, newest first", Admin, &["status=CampaignStatus", "merchant_id", "currency=Currency", "cursor", "limit"], None, Json(200, "CampaignPage"), &[]),
+        ("get", "/v1/admin/campaigns", "List campaigns, newest first", Admin, &["status=CampaignStatus", "merchant_id=Id", "currency=Currency", "cursor", "limit"], None, Json(200, "CampaignPage"), &[]),
         ("get", "/v1/admin/campaigns/{id}", "A campaign, with what it has spent", Admin, &[], None, Json(200, "Campaign"), &[404]),
         ("patch", "/v1/admin/campaigns/{id}", "Move a campaign's window or budget (never below what it spent)", Admin, &[], Some("CampaignEdit"), Json(200, "Campaign"), &[404, 409]),
         ("post", "/v1/admin/campaigns/{id}/pause", "Pause a campaign: it discounts nothing until resumed", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404, 409]),
@@ -209,7 +209,7 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/admin/ledger/invariants", "Check the six ledger invariants", Admin, &[], None, Json(200, "LedgerInvariants"), &[]),
         ("post", "/v1/admin/reconciliation/payments", "Check that payments settled exactly once", Admin, &[], Some("ReconcilePayments"), Json(200, "PaymentsReconciled"), &[]),
         ("post", "/v1/orders", "Create an order and its QR", Merchant("orders"), &[], Some("OrderCreate"), Json(201, "Order"), &[409, 422]),
-        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["q", "status", "from", "to", "key_id", "static_code_id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
+        ("get", "/v1/orders", "List orders, newest first", Merchant("orders"), &["q", "status", "from", "to", "key_id=Id", "static_code_id=Id", "cursor", "limit"], None, Json(200, "OrderPage"), &[]),
         ("get", "/v1/orders/{id}", "An order (long-polls with wait_seconds)", Merchant("orders"), &["wait_seconds"], None, Json(200, "Order"), &[404]),
         ("get", "/v1/orders/{id}/qr.svg", "The order's QR as SVG", Merchant("orders"), &[], None, Media("image/svg+xml"), &[404]),
         ("get", "/v1/orders/{id}/qr.png", "The order's QR as PNG", Merchant("orders"), &[], None, Media("image/png"), &[404]),
@@ -346,7 +346,7 @@ fn operation(row: &Operation) -> Value {
             responses.insert("200".into(), json!({"description": "Success", "content": {media: {"schema": {"type": "string"}}}}));
         }
     }
-    for status in error_statuses(caller, query, request, errors) {
+    for status in error_statuses(caller, path, query, request, errors) {
         responses.insert(
             status.to_string(),
             json!({"$ref": format!("#/components/responses/E{status}")}),
@@ -402,8 +402,14 @@ fn takes_second_factor(caller: Caller, method: &str, path: &str) -> bool {
 }
 
 /// Every error status an operation can answer: its own, and those of its caller's
-/// checks, its body and its query.
-fn error_statuses(caller: Caller, query: &[&str], request: Option<&str>, own: &[u16]) -> Vec<u16> {
+/// checks, its path, its body and its query.
+fn error_statuses(
+    caller: Caller,
+    path: &str,
+    query: &[&str],
+    request: Option<&str>,
+    own: &[u16],
+) -> Vec<u16> {
     let mut statuses = vec![500];
     if caller != Caller::Anyone {
         statuses.push(503); // the database or its pool did not answer in time
@@ -420,6 +426,9 @@ fn error_statuses(caller: Caller, query: &[&str], request: Option<&str>, own: &[
     }
     if !query.is_empty() {
         statuses.push(400);
+    }
+    if path.contains('{') {
+        statuses.push(404); // a path value that names nothing (a NUL in it, say)
     }
     statuses.extend(own);
     statuses.sort_unstable();
@@ -492,12 +501,6 @@ fn query_parameter(name: &str) -> Value {
         "from" | "to" => schema_ref("RequestTimestamp"),
         "since" => {
             json!({"allOf": [schema_ref("RequestTimestamp")], "description": "When the shift opened: in the past, at most 31 days ago."})
-        }
-        "key_id" => {
-            json!({"type": "string", "minLength": 1, "description": "Only the orders this API key made."})
-        }
-        "static_code_id" => {
-            json!({"type": "string", "minLength": 1, "description": "Only the orders paid through this static code."})
         }
         "include_revoked" => json!({"type": "boolean", "default": false}),
         "date" => {

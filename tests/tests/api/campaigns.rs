@@ -233,6 +233,16 @@ async fn the_window_moves_and_the_lists_filter() {
     .await;
     assert_eq!(active["items"].as_array().unwrap().len(), 0);
     assert_error(
+        app.admin_get(&format!(
+            "/v1/admin/campaigns?merchant_id={}",
+            "m".repeat(30)
+        ))
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
         app.admin_get("/v1/admin/campaigns?status=running").await,
         StatusCode::BAD_REQUEST,
         "invalid_request",

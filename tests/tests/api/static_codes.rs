@@ -266,6 +266,20 @@ async fn issuing_a_code_checks_its_name_currency_and_owner() {
         )
         .await;
     }
+    // An order filter that names no id is refused, as the document says.
+    for filter in [
+        "static_code_id=",
+        "static_code_id=a%20b",
+        "key_id=",
+        "static_code_id=x%00",
+    ] {
+        assert_error(
+            app.merchant_get(key, &format!("/v1/orders?{filter}")).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
     let svg = app.merchant_get(key, &format!("{path}/qr.svg")).await;
     assert_eq!(svg.status(), StatusCode::OK);
     assert!(svg.text().await.unwrap().contains("<svg"));
