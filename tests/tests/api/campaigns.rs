@@ -269,3 +269,49 @@ async fn the_window_moves_and_the_lists_filter() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn pausing_and_resuming_while_payments_land_deadlocks_nothing_and_spends_exactly() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let campaign = ten_percent_off(&app, "100.00").await;
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let mut customers = Vec::new();
+    let mut orders = Vec::new();
+    for _ in 0..10 {
+        customers.push(app.funded_customer(&wallet, "100.00").await);
+        orders.push(app.create_order(&shop.cashier_key, "10.00").await);
+    }
+    let pays = orders
+        .iter()
+        .zip(&customers)
+        .map(|(o, c)| app.pay(&wallet, o, c));
+    let toggles: Vec<String> = (0..10)
+        .map(|i| {
+            let change = if i % 2 == 0 { "pause" } else { "resume" };
+            format!("/v1/admin/campaigns/{id}/{change}")
+        })
+        .collect();
+    let changes = toggles.iter().map(|path| post_empty(&app, path));
+    let (paid, changed) = tokio::join!(join_all(pays), join_all(changes));
+    let mut discounts = 0;
+    for p in paid {
+        let p = json_ok(p, StatusCode::OK).await;
+        discounts += match p["discount"].as_str().unwrap() {
+            "1.00" => 100,
+            "0.00" => 0,
+            other => panic!("a discount of {other}"),
+        };
+    }
+    for c in changed {
+        assert_eq!(c.status(), StatusCode::OK);
+    }
+    let read = json_ok(
+        app.admin_get(&format!("/v1/admin/campaigns/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let spent = (read["spent"].as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
+    assert_eq!(spent, discounts);
+}

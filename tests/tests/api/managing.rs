@@ -57,10 +57,13 @@ async fn an_order_lists_its_refunds_and_shows_their_total() {
     let read = app.order(&shop.cashier_key, id).await;
     assert_eq!(read["refunded"], "15.50");
     assert_eq!(read["status"], "partially_refunded");
-    // The refunded total is what the ledger's refund postings say.
+    // The refunded total is what the ledger's refund postings gave back to the customer
+    // (no discount or exchange here: all of it).
     let from_ledger: i64 = app
         .count(&format!(
-            "SELECT coalesce(sum(amount_minor), 0)::bigint FROM refunds WHERE order_id = '{id}' AND outcome = 'succeeded'"
+            "SELECT coalesce(sum(p.amount_minor), 0)::bigint FROM postings p
+             JOIN refunds r ON r.ledger_transaction_id = p.ledger_transaction_id
+             WHERE r.order_id = '{id}' AND p.account_id = '{customer}'"
         ))
         .await;
     assert_eq!(from_ledger, 1550);
