@@ -302,7 +302,9 @@ BEGIN
     IF (v_begin.answer).outcome IS NOT NULL THEN
         RETURN v_begin.answer;
     END IF;
-    v_refused := static_code_refusal(p);
+    IF p.static_code_id IS NOT NULL THEN  -- (no call at all for an order's own code)
+        v_refused := static_code_refusal(p);
+    END IF;
     IF v_refused.code IS NULL THEN
         v_order := payment_order(p);
         SELECT * INTO v_merchant FROM merchants WHERE id = v_order.merchant_id;
