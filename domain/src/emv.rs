@@ -5,7 +5,12 @@
 //! of everything before it including `6304`. This module is the one place that encodes
 //! and parses them.
 
-use crate::{ids, money::AMOUNT_CHARS_MAX, Currency, Money};
+use crate::{
+    ids,
+    money::AMOUNT_CHARS_MAX,
+    tips::{FeePercent, TipPolicy},
+    Currency, Money,
+};
 
 /// The longest payload qrgate issues or accepts.
 pub const PAYLOAD_CHARS_MAX: usize = 512;
@@ -164,6 +169,8 @@ pub struct OrderQr {
     pub order_token: String,
     pub mcc: String,
     pub amount: Money,
+    /// Tags 55–57: a tip the wallet asks for, or the shop's convenience fee.
+    pub tip: TipPolicy,
     pub country: String,
     pub merchant_name: String,
     pub merchant_city: String,
@@ -203,6 +210,7 @@ impl OrderQr {
         push_tlv(&mut body, "52", &self.mcc);
         push_tlv(&mut body, "53", self.amount.currency().numeric());
         push_tlv(&mut body, "54", &self.amount.to_string());
+        push_tip(&mut body, self.tip);
         push_place(
             &mut body,
             &self.country,
@@ -363,8 +371,15 @@ impl MerchantQr {
         let reference = sub(&additional, "05").ok_or(EmvError::Missing("62-05"))?;
         let terminal_id = sub(&additional, "07");
         if initiation == STATIC {
-            if objects.iter().any(|o| o.id == "54") {
-                return Err(invalid("54", "qrgate's static codes carry no amount"));
+            if let Some(o) = objects
+                .iter()
+                .find(|o| ["54", "55", "56", "57"].contains(&o.id.as_str()))
+            {
+                let tag = if o.id == "54" { "54" } else { "55" };
+                return Err(invalid(
+                    tag,
+                    "qrgate's static codes carry no amount, tip or fee",
+                ));
             }
             let qr = StaticQr {
                 gateway_guid,
@@ -388,12 +403,14 @@ impl MerchantQr {
         }
         let amount =
             Money::parse(amount_text, currency).map_err(|e| invalid("54", e.to_string()))?;
+        let tip = read_tip(&objects, currency)?;
         let qr = OrderQr {
             gateway_guid,
             merchant_id,
             order_token: token,
             mcc: get("52")?.to_owned(),
             amount,
+            tip,
             country: get("58")?.to_owned(),
             merchant_name: get("59")?.to_owned(),
             merchant_city: get("60")?.to_owned(),
@@ -487,6 +504,64 @@ fn head(initiation: &str, guid: &str, merchant_id: &str, token: &str) -> Result<
     Ok(body)
 }
 
+/// Tags 55–57: `01` the wallet asks for a tip; `02` a fixed fee (56); `03` a
+/// percentage fee (57). Nothing for an order without either.
+fn push_tip(body: &mut String, tip: TipPolicy) {
+    match tip {
+        TipPolicy::None => {}
+        TipPolicy::Prompt => push_tlv(body, "55", "01"),
+        TipPolicy::FixedFee(fee) => {
+            push_tlv(body, "55", "02");
+            push_tlv(body, "56", &fee.to_string());
+        }
+        TipPolicy::PercentageFee(percent) => {
+            push_tlv(body, "55", "03");
+            push_tlv(body, "57", &percent.to_string());
+        }
+    }
+}
+
+/// The inverse of `push_tip`: a value tag without its indicator, or an indicator
+/// without its value, is refused.
+fn read_tip(objects: &[DataObject], currency: Currency) -> Result<TipPolicy, EmvError> {
+    let get = |id: &str| {
+        objects
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.value.as_str())
+    };
+    let (fixed, percent) = (get("56"), get("57"));
+    let tip = match get("55") {
+        None => TipPolicy::None,
+        Some("01") => TipPolicy::Prompt,
+        Some("02") => {
+            let fee = fixed.ok_or(EmvError::Missing("56"))?;
+            TipPolicy::FixedFee(
+                Money::parse(fee, currency).map_err(|e| invalid("56", e.to_string()))?,
+            )
+        }
+        Some("03") => {
+            let percent = percent.ok_or(EmvError::Missing("57"))?;
+            TipPolicy::PercentageFee(
+                FeePercent::parse(percent).map_err(|e| invalid("57", e.to_string()))?,
+            )
+        }
+        Some(_) => {
+            return Err(invalid(
+                "55",
+                "must be 01 (tip), 02 (fixed fee) or 03 (percentage fee)",
+            ))
+        }
+    };
+    if fixed.is_some() && !matches!(tip, TipPolicy::FixedFee(_)) {
+        return Err(invalid("56", "a fixed fee needs tag 55 = 02"));
+    }
+    if percent.is_some() && !matches!(tip, TipPolicy::PercentageFee(_)) {
+        return Err(invalid("57", "a percentage fee needs tag 55 = 03"));
+    }
+    Ok(tip)
+}
+
 /// Tags 58–60: where the shop is and what it is called.
 fn push_place(body: &mut String, country: &str, name: &str, city: &str) {
     push_tlv(body, "58", country);
@@ -531,6 +606,7 @@ mod tests {
             order_token: "abcdefghijklmnopqrstuvwxyz".into(),
             mcc: "5812".into(),
             amount: Money::parse("12.34", Currency::parse("CNY").unwrap()).unwrap(),
+            tip: TipPolicy::None,
             country: "CN".into(),
             merchant_name: "Lucky Noodle Bar".into(),
             merchant_city: "Shanghai".into(),
@@ -590,6 +666,48 @@ mod tests {
             ..sample()
         };
         assert_eq!(OrderQr::parse(&plain.encode().unwrap()).unwrap(), plain);
+    }
+
+    #[test]
+    fn tips_and_fees_are_tags_55_to_57() {
+        let cny = Currency::parse("CNY").unwrap();
+        for (tip, tags) in [
+            (TipPolicy::Prompt, "550201"),
+            (
+                TipPolicy::FixedFee(Money::parse("1.5", cny).unwrap()),
+                "55020256041.50",
+            ),
+            (
+                TipPolicy::PercentageFee(FeePercent::parse("2.5").unwrap()),
+                "55020357032.5",
+            ),
+        ] {
+            let qr = OrderQr { tip, ..sample() };
+            let payload = qr.encode().unwrap();
+            assert!(payload.contains(&format!("540512.34{tags}")), "{payload}");
+            assert_eq!(OrderQr::parse(&payload).unwrap(), qr);
+        }
+        // A value without its indicator, or the indicator without its value, is refused.
+        let reseal = |body: &str| with_crc(body.to_owned());
+        let body = |extra: &str| {
+            let plain = OrderQr {
+                tip: TipPolicy::None,
+                ..sample()
+            }
+            .encode()
+            .unwrap();
+            plain[..plain.len() - 8].replace("540512.34", &format!("540512.34{extra}"))
+        };
+        for (extra, tag) in [
+            ("55020156041.50", "56"),
+            ("550202", "56"),
+            ("550203", "57"),
+            ("550204", "55"),
+            ("57032.5", "57"),
+        ] {
+            let err = OrderQr::parse(&reseal(&body(extra))).unwrap_err();
+            assert!(err.to_string().contains(tag), "{extra}: {err}");
+        }
     }
 
     #[test]
@@ -800,6 +918,14 @@ mod tests {
             };
             let qr = OrderQr {
                 amount: Money::from_minor(minor, currency).unwrap(),
+                tip: match lcg(&mut state) % 4 {
+                    0 => TipPolicy::None,
+                    1 => TipPolicy::Prompt,
+                    2 => TipPolicy::FixedFee(Money::from_minor(1 + minor / 7, currency).unwrap()),
+                    _ => TipPolicy::PercentageFee(
+                        FeePercent::from_hundredths(1 + (lcg(&mut state) % 9999) as i32).unwrap(),
+                    ),
+                },
                 merchant_name: ascii(&mut state, 25),
                 merchant_city: ascii(&mut state, 15),
                 bill_number: ascii(&mut state, 25),

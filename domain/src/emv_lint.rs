@@ -155,6 +155,35 @@ pub fn lint(payload: &str) -> Vec<Problem> {
         }
         problems.extend(check_value(id, value));
     }
+    problems.extend(check_tip(&objects));
+    problems
+}
+
+/// Tag 55's value tags: 56 with `02` only, 57 with `03` only, each present with its own.
+fn check_tip(objects: &[(String, String, usize)]) -> Vec<Problem> {
+    let has = |tag: &str| objects.iter().any(|(id, _, _)| id == tag);
+    let indicator = objects
+        .iter()
+        .find(|(id, _, _)| id == "55")
+        .map(|(_, v, _)| v.as_str());
+    let mut problems = Vec::new();
+    for (value_tag, wanted, meaning) in [
+        ("56", "02", "value of the convenience fee, fixed"),
+        ("57", "03", "value of the convenience fee, percentage"),
+    ] {
+        if indicator == Some(wanted) && !has(value_tag) {
+            problems.push(Problem::MissingTag {
+                tag: value_tag,
+                meaning,
+            });
+        }
+        if indicator != Some(wanted) && has(value_tag) {
+            problems.push(Problem::BadValue {
+                tag: value_tag.to_owned(),
+                reason: format!("only allowed with tag 55 = {wanted}"),
+            });
+        }
+    }
     problems
 }
 
@@ -191,6 +220,15 @@ fn check_value(id: &str, value: &str) -> Vec<Problem> {
         }
         "53" if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_digit()) => {
             problems.push(bad("must be a 3-digit ISO 4217 code"))
+        }
+        "55" if !["01", "02", "03"].contains(&value) => problems.push(bad(
+            "must be 01 (tip), 02 (fixed fee) or 03 (percentage fee)",
+        )),
+        "56" if crate::money::parse_decimal(value).is_err() => {
+            problems.push(bad("must be a decimal amount such as \"1.50\""))
+        }
+        "57" if crate::tips::FeePercent::parse(value).is_err() => {
+            problems.push(bad("must be a percentage from 0.01 to 99.99"))
         }
         "58" if !crate::country::is_assigned(value) => {
             problems.push(bad("must be an assigned ISO 3166-1 alpha-2 code"))
@@ -296,6 +334,47 @@ mod tests {
         assert_eq!(qr.merchant_city, "Shanghai");
     }
 
+    #[test]
+    fn explains_tip_and_fee_tags() {
+        let seal = |body: &str| {
+            format!(
+                "{body}6304{:04X}",
+                crc16_ccitt_false(format!("{body}6304").as_bytes())
+            )
+        };
+        let body = |tags: &str| {
+            format!("000201010212520458125303156540512.34{tags}5802CN5904Shop6008Shanghai62050501A")
+        };
+        assert_eq!(
+            lint(&seal(&body("55020257032.5"))),
+            vec![
+                Problem::MissingTag {
+                    tag: "56",
+                    meaning: "value of the convenience fee, fixed"
+                },
+                Problem::BadValue {
+                    tag: "57".into(),
+                    reason: "only allowed with tag 55 = 03".into()
+                },
+            ]
+        );
+        let problems = lint(&seal(&body("5502095703100")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, Problem::BadValue { tag, .. } if tag == "55")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, Problem::BadValue { tag, .. } if tag == "57")),
+            "{problems:?}"
+        );
+        assert_eq!(lint(&seal(&body("55020357032.5"))), vec![]);
+        assert_eq!(lint(&seal(&body("550201"))), vec![]);
+    }
+
     fn sample_payload() -> String {
         OrderQr {
             gateway_guid: "com.qrgate".into(),
@@ -303,6 +382,7 @@ mod tests {
             order_token: "token".into(),
             mcc: "5812".into(),
             amount: crate::Money::parse("1.00", crate::Currency::parse("CNY").unwrap()).unwrap(),
+            tip: crate::tips::TipPolicy::None,
             country: "CN".into(),
             merchant_name: "Shop".into(),
             merchant_city: "Shanghai".into(),

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     InvalidQr,
     StaticCodeRevoked,
+    TipNotAllowed,
+    TipExceedsCap,
     TransferNotAllowed,
     InsufficientFunds,
     AmountMismatch,
@@ -49,7 +51,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 42] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -73,6 +75,8 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::InvalidQr,
         Self::StaticCodeRevoked,
+        Self::TipNotAllowed,
+        Self::TipExceedsCap,
         Self::TransferNotAllowed,
         Self::InsufficientFunds,
         Self::AmountMismatch,
@@ -117,6 +121,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidQr => "invalid_qr",
             Self::StaticCodeRevoked => "static_code_revoked",
+            Self::TipNotAllowed => "tip_not_allowed",
+            Self::TipExceedsCap => "tip_exceeds_cap",
             Self::TransferNotAllowed => "transfer_not_allowed",
             Self::InsufficientFunds => "insufficient_funds",
             Self::AmountMismatch => "amount_mismatch",
@@ -163,6 +169,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => 415,
             Self::InvalidQr
             | Self::StaticCodeRevoked
+            | Self::TipNotAllowed
+            | Self::TipExceedsCap
             | Self::TransferNotAllowed
             | Self::InsufficientFunds
             | Self::AmountMismatch

@@ -13,6 +13,7 @@ pub mod pricing;
 pub mod signing;
 pub mod text;
 pub mod time_zone;
+pub mod tips;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};

@@ -241,6 +241,8 @@ pub struct MerchantProfile {
     pub local_language: Option<String>,
     /// Blocked by an operator: no new orders, no payments.
     pub blocked: bool,
+    /// What an order that names no tip policy lets the customer add.
+    pub tip_policy: qrgate_domain::tips::TipPolicy,
 }
 
 impl Merchant {
@@ -301,13 +303,24 @@ async fn key_record(
     let stmt = client
         .prepare_cached(
             "SELECT k.merchant_id, k.secret_sha256, k.scopes, m.name, m.city, m.country, m.mcc, m.currency,
-                    m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL
+                    m.fee_rate_bps, m.local_name, m.local_city, m.local_language, m.blocked_at IS NOT NULL,
+                    m.tip_policy, m.convenience_fee_minor, m.convenience_fee_percent_hundredths
              FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
              WHERE k.id = $1 AND k.revoked_at IS NULL",
         )
         .await?;
     let row = client.query_opt(&stmt, &[&key_id]).await?;
     let row = row.ok_or_else(|| unauthenticated("merchant API key"))?;
+    let currency = qrgate_domain::Currency::parse(row.get(7)).map_err(ApiError::internal_from)?;
+    let tip_policy = qrgate_domain::tips::TipPolicy::from_stored(
+        row.get(13),
+        row.get(14),
+        row.get(15),
+        currency,
+    )
+    .ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("merchant's stored tip policy is malformed"))
+    })?;
     let record = std::sync::Arc::new(crate::credentials::KeyRecord {
         merchant_id: row.get(0),
         secret_sha256: row.get(1),
@@ -323,6 +336,7 @@ async fn key_record(
             local_city: row.get(10),
             local_language: row.get(11),
             blocked: row.get(12),
+            tip_policy,
         },
     });
     state

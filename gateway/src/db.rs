@@ -44,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0023_second_factors",
     "0024_static_codes",
     "0025_managing_what_exists",
+    "0026_tips",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

@@ -54,6 +54,10 @@ pub enum ErrorKind {
     InvalidQr,
     /// `static_code_revoked` (422): the shop revoked the static code that was scanned.
     StaticCodeRevoked,
+    /// `tip_not_allowed` (422): the order's QR does not ask for a tip.
+    TipNotAllowed,
+    /// `tip_exceeds_cap` (422): the tip is above the shop's cap (`tip_max_percent`).
+    TipExceedsCap,
     /// `transfer_not_allowed` (422): a transfer between customers of two wallets that do not both take part.
     TransferNotAllowed,
     /// `insufficient_funds` (422): the customer cannot pay.
@@ -120,6 +124,8 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
             ErrorCode::InvalidQr => ErrorKind::InvalidQr,
             ErrorCode::StaticCodeRevoked => ErrorKind::StaticCodeRevoked,
+            ErrorCode::TipNotAllowed => ErrorKind::TipNotAllowed,
+            ErrorCode::TipExceedsCap => ErrorKind::TipExceedsCap,
             ErrorCode::TransferNotAllowed => ErrorKind::TransferNotAllowed,
             ErrorCode::InsufficientFunds => ErrorKind::InsufficientFunds,
             ErrorCode::MerchantInsufficientFunds => ErrorKind::MerchantInsufficientFunds,
@@ -173,6 +179,8 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => Some(ErrorCode::UnsupportedMediaType),
             ErrorKind::InvalidQr => Some(ErrorCode::InvalidQr),
             ErrorKind::StaticCodeRevoked => Some(ErrorCode::StaticCodeRevoked),
+            ErrorKind::TipNotAllowed => Some(ErrorCode::TipNotAllowed),
+            ErrorKind::TipExceedsCap => Some(ErrorCode::TipExceedsCap),
             ErrorKind::TransferNotAllowed => Some(ErrorCode::TransferNotAllowed),
             ErrorKind::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
             ErrorKind::MerchantInsufficientFunds => Some(ErrorCode::MerchantInsufficientFunds),
@@ -215,6 +223,8 @@ impl ErrorKind {
             ErrorKind::AlreadyPaid => "the order is already paid; nothing more to do",
             ErrorKind::OrderExpired => "the order expired; create a new one",
             ErrorKind::StaticCodeRevoked => "this printed code was revoked; take it down and print the shop's current one",
+            ErrorKind::TipNotAllowed => "this order takes no tip; pay it without one",
+            ErrorKind::TipExceedsCap => "the tip is above what the shop accepts; offer a smaller one",
             ErrorKind::DuplicateReference => "that reference belongs to another order: use a new one (a pending order holding it can be closed first)",
             ErrorKind::IdempotencyConflict => "this Idempotency-Key was used for a different request; use a new key",
             ErrorKind::IdempotencyInProgress => "the same request is still being processed; retry shortly",

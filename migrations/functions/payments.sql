@@ -202,13 +202,14 @@ END $$;
 -- The one pricing chain of quotes and payments: what paying p_order from an account in
 -- p_account_currency costs. The best campaign (its rows locked with p_lock), the points
 -- redeemed (1/100 of a unit each, at most what is due; the platform funds them), what
--- is due in the order's currency, and what the account is charged: across currencies,
+-- is due in the order's currency (with the tip and the order's convenience fee), and
+-- what the account is charged: across currencies,
 -- what is due at p_rate_id's rate (a quote's) or else the current one, plus spread,
 -- rounded once. Across currencies without a rate, rate.id is NULL and the charge is
 -- left in the order's currency: the caller answers currency_mismatch.
 CREATE OR REPLACE FUNCTION price_order(
     p_order orders, p_wallet_id text, p_account_id text, p_account_currency text,
-    p_use_points bigint, p_rate_id text, p_lock boolean
+    p_use_points bigint, p_tip_minor bigint, p_rate_id text, p_lock boolean
 ) RETURNS order_price LANGUAGE plpgsql AS $$
 DECLARE
     v_price order_price;
@@ -218,7 +219,12 @@ BEGIN
     v_price.due_minor := p_order.amount_minor - coalesce((v_price.offer).discount_minor, 0);
     v_price.redeem := CASE WHEN p_use_points > 0 THEN points_redemption(p_use_points, p_order.currency, v_price.due_minor)
                            ELSE ROW(0, 0)::points_redemption END;
-    v_price.due_minor := v_price.due_minor - (v_price.redeem).value_minor;
+    -- The tip and the convenience fee come on top, after discounts and points (which
+    -- take off the amount only).
+    v_price.tip_minor := coalesce(p_tip_minor, 0);
+    v_price.convenience_fee_minor := p_order.convenience_fee_minor;
+    v_price.due_minor := v_price.due_minor - (v_price.redeem).value_minor
+                         + v_price.tip_minor + v_price.convenience_fee_minor;
     v_price.charged_minor := v_price.due_minor;
     v_price.charged_currency := p_order.currency;
     IF p_account_currency <> p_order.currency THEN
@@ -268,7 +274,8 @@ BEGIN
                    CASE WHEN v_order.status IN ('pending', 'expired') THEN 422 ELSE 409 END,
                    'order ' || v_order.id || ' cannot be paid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
     END IF;
-    v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points, NULL, false);
+    v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points, NULL, NULL,
+                           false);
     IF v_account_currency <> v_order.currency AND (v_price.rate).id IS NULL THEN
         RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency,
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
@@ -312,13 +319,14 @@ BEGIN
             SELECT * INTO v_quote FROM quotes WHERE id = p.quote_id AND wallet_id = p.wallet_id
                 AND order_id = v_order.id AND customer_account_id = p.customer_account_id;
         END IF;
-        v_refused := payment_order_refusal(p, v_order, v_merchant, v_quote);
+        v_refused := coalesce(payment_order_refusal(p, v_order, v_merchant, v_quote),
+                              payment_tip_refusal(p, v_order, v_merchant));
     END IF;
     IF v_refused.code IS NULL THEN
         -- Campaign rows locked: a concurrent payment cannot overspend a budget or a
         -- customer's uses. At the quote's rate when there is a quote.
         v_price := price_order(v_order, p.wallet_id, p.customer_account_id, v_begin.account_currency,
-                               p.use_points, v_quote.fx_rate_id, true);
+                               p.use_points, p.tip_minor, v_quote.fx_rate_id, true);
         v_refused := payment_price_refusal(p, v_order, v_begin.account_currency, v_price);
     END IF;
     IF v_refused.code IS NULL THEN
@@ -437,6 +445,33 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Why this order takes no such tip, or NULL (always NULL without a tip): it does not
+-- ask for one (tip_policy is not prompt), or the tip is above the shop's cap
+-- (tip_max_percent of the amount).
+CREATE OR REPLACE FUNCTION payment_tip_refusal(p payment_request, p_order orders, p_merchant merchants)
+RETURNS refusal LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_cap bigint := tip_cap_for(p_order.amount_minor, p_merchant.tip_max_percent);
+BEGIN
+    IF coalesce(p.tip_minor, 0) = 0 THEN
+        RETURN NULL;
+    ELSIF p_order.tip_policy <> 'prompt' THEN
+        RETURN ROW('tip_not_allowed', 422, 'order ' || p_order.id || ' takes no tip (its tip_policy is '
+                   || p_order.tip_policy || ')', NULL)::refusal;
+    ELSIF p.tip_minor > v_cap THEN
+        RETURN ROW('tip_exceeds_cap', 422, 'the shop takes tips of at most ' || p_merchant.tip_max_percent
+                   || '% of the amount: ' || v_cap || ' minor units here', NULL)::refusal;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The largest tip on an order of p_amount_minor at p_max_percent of it, rounded down
+-- (domain::tips::tip_cap_minor).
+CREATE OR REPLACE FUNCTION tip_cap_for(p_amount_minor bigint, p_max_percent integer)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT floor(p_amount_minor::numeric * p_max_percent / 100)::bigint;
+$$;
+
 -- Why the price cannot be charged, or NULL: no exchange rate into the paying account's
 -- currency, or a charge above the wallet's max_charged.
 CREATE OR REPLACE FUNCTION payment_price_refusal(p payment_request, p_order orders, p_account_currency text,
@@ -478,7 +513,8 @@ END $$;
 
 -- A payment's legs, in the one lock order: customer, merchant, fee, FX positions (the
 -- payer's side first), promotions, points. The merchant is credited the amount less a
--- discount it funds, less the fee on that (fee_for). The platform funds its own
+-- discount it funds, less the fee on that (fee_for), and then the tip and the
+-- convenience fee whole. The platform funds its own
 -- discounts and the points redeemed (promotions); points earned are a liability.
 CREATE OR REPLACE FUNCTION payment_legs(p payment_request, p_order orders, p_merchant merchants,
                                         p_price order_price, p_points payment_points)
@@ -495,6 +531,16 @@ BEGIN
     v_legs.fee_minor := fee_for(v_credited, p_order.fee_rate_bps);
     v_legs.accounts := ARRAY[p.customer_account_id, p_merchant.account_id, platform_account_id('fee', p_order.currency)];
     v_legs.amounts := ARRAY[-p_price.charged_minor, v_credited - v_legs.fee_minor, v_legs.fee_minor];
+    -- The tip and the convenience fee: the merchant's whole, each on a leg of its own
+    -- (its balance row is locked by the leg before).
+    IF p_price.tip_minor > 0 THEN
+        v_legs.accounts := v_legs.accounts || p_merchant.account_id;
+        v_legs.amounts := v_legs.amounts || p_price.tip_minor;
+    END IF;
+    IF p_price.convenience_fee_minor > 0 THEN
+        v_legs.accounts := v_legs.accounts || p_merchant.account_id;
+        v_legs.amounts := v_legs.amounts || p_price.convenience_fee_minor;
+    END IF;
     IF p_price.charged_currency <> p_order.currency THEN
         v_legs.accounts := v_legs.accounts || platform_account('fx_position', p_price.charged_currency)
                                            || platform_account('fx_position', p_order.currency);
@@ -527,12 +573,12 @@ BEGIN
     INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
                           charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,
                           fx_rate_id, fx_rate, fx_spread_bps, quote_id, discount_minor, campaign_id, discount_funded_by,
-                          points_used, points_value_minor, points_earned)
+                          points_used, points_value_minor, points_earned, tip_minor, convenience_fee_minor)
     VALUES (p.payment_id, p_order.id, p.wallet_id, p.txn_id, p.customer_account_id, p_order.amount_minor,
             p_order.currency, p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor,
             p_legs.ledger_transaction_id, now(), (p_price.rate).id, (p_price.rate).rate, (p_price.rate).spread_bps,
             p_quote_id, v_discount, v_offer.campaign_id, v_offer.funded_by, (p_price.redeem).points,
-            (p_price.redeem).value_minor, v_earned);
+            (p_price.redeem).value_minor, v_earned, p_price.tip_minor, p_price.convenience_fee_minor);
     IF (p_points.referral).bonus_points IS NOT NULL THEN
         PERFORM referral_reward(p.wallet_id, p_points.referral, p.payment_id, p.shard_seed);
     END IF;
@@ -541,7 +587,7 @@ BEGIN
     END IF;
     UPDATE orders SET status = 'paid', paid_at = now(), payment_id = p.payment_id, updated_at = now(),
                       discount_minor = v_discount, charged_minor = p_price.charged_minor,
-                      charged_currency = p_price.charged_currency
+                      charged_currency = p_price.charged_currency, tip_minor = p_price.tip_minor
     WHERE id = p_order.id;
     INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, payment_id, order_id)
     VALUES (p.wallet_id, p.txn_id, 'payment', p.request_sha256, 200, 'succeeded', p.payment_id, p_order.id);
@@ -550,7 +596,7 @@ BEGIN
     END IF;
     RETURN ROW('succeeded', 200, NULL, p.payment_id, p_order.id, p_order.amount_minor, p_order.currency, v_discount,
                p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor, (p_price.redeem).points, v_earned,
-               now(), NULL)::wallet_outcome;
+               now(), NULL, p_price.tip_minor, p_price.convenience_fee_minor)::wallet_outcome;
 END $$;
 
 -- Moves due pending orders to expired, at most p_batch at a time; safe to run on

@@ -29,7 +29,7 @@ DECLARE
 BEGIN
     SELECT * INTO v_order FROM orders WHERE id = p_order_id AND merchant_id = p_merchant_id FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN ROW('not_found', 404, 'no such order', NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
+        RETURN ROW('not_found', 404, 'no such order', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
     END IF;
     SELECT * INTO v_stored FROM refunds WHERE order_id = p_order_id AND refund_reference = p_reference;
     IF FOUND THEN
@@ -62,13 +62,14 @@ BEGIN
     UPDATE orders SET status = v_status, refunded_minor = v_before + p_amount_minor, updated_at = now() WHERE id = p_order_id;
     INSERT INTO refunds (id, order_id, refund_reference, request_sha256, http_status, outcome, amount_minor, reason,
                          customer_returned_minor, fee_returned_minor, merchant_debited_minor, order_status_after,
-                         ledger_transaction_id, created_by_key_id)
+                         ledger_transaction_id, created_by_key_id, tip_returned_minor, convenience_fee_returned_minor)
     VALUES (p_refund_id, p_order_id, p_reference, p_request_sha256, 201, 'succeeded', p_amount_minor, p_reason,
-            v_shares.customer_minor, v_shares.fee_minor, v_shares.gross_minor - v_shares.fee_minor, v_status,
-            v_legs.ledger_transaction_id, p_key_id)
+            v_shares.customer_minor, v_shares.fee_minor,
+            v_shares.gross_minor - v_shares.fee_minor + v_shares.tip + v_shares.convenience_fee, v_status,
+            v_legs.ledger_transaction_id, p_key_id, v_shares.tip, v_shares.convenience_fee)
     RETURNING * INTO v_stored;
     RETURN ROW('succeeded', 201, NULL, p_refund_id, p_amount_minor, v_order.currency, v_status, p_reason,
-               v_stored.created_at)::refund_outcome;
+               v_stored.created_at, v_shares.tip, v_shares.convenience_fee)::refund_outcome;
 END $$;
 
 -- Why this refund cannot be made, or NULL: the order was never paid, the refund would
@@ -93,9 +94,10 @@ CREATE OR REPLACE FUNCTION refund_stored_answer(p_stored refunds, p_order orders
 RETURNS refund_outcome LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_stored.request_sha256 <> p_request_sha256 THEN
         ROW('idempotency_conflict', 409, 'refund_reference ' || p_stored.refund_reference
-            || ' was used for a different refund', NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome
+            || ' was used for a different refund', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome
     ELSE ROW(p_stored.outcome, p_stored.http_status, p_stored.outcome_message, p_stored.id, p_stored.amount_minor,
-             p_order.currency, p_stored.order_status_after, p_stored.reason, p_stored.created_at)::refund_outcome
+             p_order.currency, p_stored.order_status_after, p_stored.reason, p_stored.created_at,
+             p_stored.tip_returned_minor, p_stored.convenience_fee_returned_minor)::refund_outcome
     END;
 $$;
 
@@ -103,25 +105,39 @@ $$;
 -- each leg of the payment. Each leg is returned cumulatively: after it, leg L has
 -- returned round_half_up(L_total × refunded / amount), so the last refund returns the
 -- rest. The merchant gives back its share of what it was credited (the amount less a
--- discount it funded); the customer gets their share of what they were charged (in that
--- currency, at the payment's rate); due is the share of what was due in the order's
--- currency (after all discounts and points).
+-- discount it funded), of the tip and of the convenience fee; the customer gets their
+-- share of what they were charged (in that currency, at the payment's rate; in the
+-- order's, exactly the shares of what was due, the tip and the fee); due is that sum in
+-- the order's currency (what was due after all discounts and points, tip and fee).
 CREATE OR REPLACE FUNCTION refund_shares(p_payment payments, p_before bigint, p_after bigint)
-RETURNS refund_shares LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(refund_share(credited, p_after, a) - refund_share(credited, p_before, a),
-               refund_share(p_payment.charged_minor, p_after, a) - refund_share(p_payment.charged_minor, p_before, a),
-               refund_share(due, p_after, a) - refund_share(due, p_before, a),
-               refund_share(p_payment.fee_minor, p_after, a) - refund_share(p_payment.fee_minor, p_before, a),
-               refund_share(p_payment.points_used, p_after, a) - refund_share(p_payment.points_used, p_before, a),
-               refund_share(p_payment.points_earned, p_after, a) - refund_share(p_payment.points_earned, p_before, a)
-           )::refund_shares
-    FROM (SELECT p_payment.amount_minor AS a,
-                 p_payment.amount_minor - CASE WHEN p_payment.discount_funded_by = 'merchant'
-                                               THEN p_payment.discount_minor ELSE 0 END AS credited,
-                 p_payment.amount_minor - p_payment.discount_minor - p_payment.points_value_minor AS due) t;
+RETURNS refund_shares LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    a bigint := p_payment.amount_minor;
+    v_credited bigint := a - CASE WHEN p_payment.discount_funded_by = 'merchant' THEN p_payment.discount_minor ELSE 0 END;
+    v_goods_due bigint := a - p_payment.discount_minor - p_payment.points_value_minor;
+    v refund_shares;
+BEGIN
+    v.gross_minor := refund_leg(v_credited, p_before, p_after, a);
+    v.tip := refund_leg(p_payment.tip_minor, p_before, p_after, a);
+    v.convenience_fee := refund_leg(p_payment.convenience_fee_minor, p_before, p_after, a);
+    v.due_minor := refund_leg(v_goods_due, p_before, p_after, a) + v.tip + v.convenience_fee;
+    v.customer_minor := CASE WHEN p_payment.charged_currency = p_payment.currency THEN v.due_minor
+                             ELSE refund_leg(p_payment.charged_minor, p_before, p_after, a) END;
+    v.fee_minor := refund_leg(p_payment.fee_minor, p_before, p_after, a);
+    v.points := refund_leg(p_payment.points_used, p_before, p_after, a);
+    v.earned := refund_leg(p_payment.points_earned, p_before, p_after, a);
+    RETURN v;
+END $$;
+
+-- What a refund taking the refunded total from p_before to p_after returns of a leg of
+-- p_total on a payment of p_amount (cumulative shares: the last refund takes the rest).
+CREATE OR REPLACE FUNCTION refund_leg(p_total bigint, p_before bigint, p_after bigint, p_amount bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT refund_share(p_total, p_after, p_amount) - refund_share(p_total, p_before, p_amount);
 $$;
 
--- A refund's legs, in the one lock order: the merchant's share less the fee's, the fee,
+-- A refund's legs, in the one lock order: the merchant's share less the fee's (with
+-- the tip's and the convenience fee's shares: one debit, checked against its floor), the fee,
 -- FX positions, the promotions account taking back the difference in the order's
 -- currency (a platform discount, points), points redeemed, and the customer last.
 CREATE OR REPLACE FUNCTION refund_legs(p_order orders, p_payment payments, p_shares refund_shares, p_points_account text)
@@ -132,15 +148,17 @@ BEGIN
     v_legs.fee_minor := p_shares.fee_minor;
     v_legs.accounts := ARRAY[(SELECT account_id FROM merchants WHERE id = p_order.merchant_id),
                              platform_account_id('fee', p_order.currency)];
-    v_legs.amounts := ARRAY[-(p_shares.gross_minor - p_shares.fee_minor), -p_shares.fee_minor];
+    v_legs.amounts := ARRAY[-(p_shares.gross_minor - p_shares.fee_minor + p_shares.tip + p_shares.convenience_fee),
+                            -p_shares.fee_minor];
     IF p_payment.charged_currency <> p_order.currency THEN
         v_legs.accounts := v_legs.accounts || platform_account('fx_position', p_payment.charged_currency)
                                            || platform_account('fx_position', p_order.currency);
         v_legs.amounts := v_legs.amounts || -p_shares.customer_minor || p_shares.due_minor;
     END IF;
-    IF p_shares.gross_minor <> p_shares.due_minor THEN
+    IF p_shares.gross_minor + p_shares.tip + p_shares.convenience_fee <> p_shares.due_minor THEN
         v_legs.accounts := v_legs.accounts || platform_account('promotions', p_order.currency);
-        v_legs.amounts := v_legs.amounts || (p_shares.gross_minor - p_shares.due_minor);
+        v_legs.amounts := v_legs.amounts || (p_shares.gross_minor + p_shares.tip + p_shares.convenience_fee
+                                             - p_shares.due_minor);
     END IF;
     IF p_shares.points <> 0 THEN
         v_legs.accounts := v_legs.accounts || p_points_account || platform_account('points_liability', 'PTS');
@@ -175,5 +193,5 @@ CREATE OR REPLACE FUNCTION refund_fail(
                          amount_minor, reason, order_status_after, created_by_key_id)
     VALUES (p_refund_id, p_order.id, p_reference, p_request_sha256, p_refused.http_status, p_refused.code,
             p_refused.message, p_amount_minor, p_reason, p_order.status, p_key_id);
-    SELECT ROW(p_refused.code, p_refused.http_status, p_refused.message, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
+    SELECT ROW(p_refused.code, p_refused.http_status, p_refused.message, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
 $$;

@@ -142,6 +142,10 @@ async fn create_session(
         description: body.description.clone(),
         terminal_id: None,
         expires_in_seconds: body.expires_in_seconds,
+        // A session's order takes the shop's default tip policy.
+        tip_policy: None,
+        convenience_fee: None,
+        convenience_fee_percent: None,
     })?;
     let loopback = limits.checkout_http_loopback_allowed;
     let return_url = return_address("return_url", &body.return_url, loopback)?;

@@ -11,7 +11,7 @@ use crate::{
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use qrgate_domain::ids;
+use qrgate_domain::{ids, tips::TipPolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -33,14 +33,21 @@ async fn me(merchant: Merchant, state: web::Data<AppState>) -> ApiResult<HttpRes
             "SELECT m.name, m.currency, m.time_zone, k.name, k.scopes,
                     m.refund_second_factor_above_minor,
                     EXISTS (SELECT 1 FROM second_factors f WHERE f.holder_kind = 'api_key'
-                            AND f.holder_id = k.id AND f.confirmed_at IS NOT NULL)
+                            AND f.holder_id = k.id AND f.confirmed_at IS NOT NULL),
+                    m.tip_policy, m.convenience_fee_minor, m.convenience_fee_percent_hundredths, m.tip_max_percent
              FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.id = $1",
             &[&merchant.key_id],
         )
         .await?;
     let currency = qrgate_domain::Currency::parse(row.get(1))
         .map_err(crate::error::ApiError::internal_from)?;
+    let tip_policy = TipPolicy::from_stored(row.get(7), row.get(8), row.get(9), currency)
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("merchant's stored tip policy is malformed"))
+        })?;
     Ok(HttpResponse::Ok().json(json!({
+        // The shop's default tip policy and its tip cap (`PUT /v1/me/tip-policy`).
+        "tipping": crate::api::tips::tip_settings_json(tip_policy, row.get(10), currency),
         "merchant_id": merchant.merchant_id,
         "merchant_name": row.get::<_, &str>(0),
         "currency": row.get::<_, &str>(1),

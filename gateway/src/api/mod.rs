@@ -17,6 +17,7 @@ pub mod risk;
 pub mod second_factors;
 pub mod statements;
 pub mod static_codes;
+pub mod tips;
 pub mod wallet;
 pub mod webhooks;
 
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(static_codes::routes)
         .configure(pages::routes)
         .configure(keys::routes)
+        .configure(tips::routes)
         .configure(health::routes)
         .configure(admin::routes)
         .configure(campaigns::routes)

@@ -21,6 +21,7 @@ use qrgate_domain::{
     ids,
     money::format_minor,
     text::AsciiText,
+    tips::{FeePercent, TipError, TipPolicy},
     Currency, Money,
 };
 use serde::Deserialize;
@@ -61,10 +62,11 @@ const DESCRIPTION_CHARS_MAX: usize = 500;
 pub const ORDER_COLUMNS: &str = "o.id, order_effective_status(o.status, o.expires_at),
      o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload,
      o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor,
-     o.charged_currency, o.created_by_key_id, o.static_code_id, o.refunded_minor";
+     o.charged_currency, o.created_by_key_id, o.static_code_id, o.refunded_minor, o.tip_policy,
+     o.convenience_fee_minor, o.convenience_fee_percent_hundredths, o.tip_minor";
 
 /// How many columns `ORDER_COLUMNS` is: a query's own columns come after them.
-pub const ORDER_COLUMNS_COUNT: usize = 19;
+pub const ORDER_COLUMNS_COUNT: usize = 23;
 
 pub fn order_json(row: &Row) -> Value {
     order_json_at(row, 0)
@@ -103,6 +105,18 @@ pub fn order_json_at(row: &Row, base: usize) -> Value {
         "static_code_id": row.get::<_, Option<&str>>(col(17)),
         // Refunded so far, in the order's currency (its refunds: `GET …/refunds`).
         "refunded": format_minor(row.get(col(18)), currency),
+        // What the customer may or must add (EMV tags 55–57): the convenience fee in
+        // the order's currency (with its percentage), and once paid, the tip.
+        "tip_policy": row.get::<_, &str>(col(19)),
+        "convenience_fee": match row.get::<_, &str>(col(19)) {
+            "fixed_fee" | "percentage_fee" => Some(format_minor(row.get(col(20)), currency)),
+            _ => None,
+        },
+        "convenience_fee_percent": row
+            .get::<_, Option<i32>>(col(21))
+            .and_then(|h| FeePercent::from_hundredths(h).ok())
+            .map(|p| p.to_string()),
+        "tip": row.get::<_, Option<i64>>(col(22)).map(|t| format_minor(t, currency)),
     })
 }
 
@@ -132,6 +146,10 @@ pub(crate) struct NewOrderRequest {
     pub description: Option<String>,
     pub terminal_id: Option<String>,
     pub expires_in_seconds: Option<i32>,
+    /// `none`, `prompt`, `fixed_fee` or `percentage_fee`; absent: the shop's default.
+    pub tip_policy: Option<String>,
+    pub convenience_fee: Option<String>,
+    pub convenience_fee_percent: Option<String>,
 }
 
 /// An order as the cashier asked for it, every field checked.
@@ -141,6 +159,8 @@ pub(crate) struct NewOrder {
     description: Option<String>,
     terminal_id: Option<AsciiText<25>>,
     expires_in_seconds: i32,
+    /// None: the shop's default.
+    tip_policy: Option<TipPolicy>,
 }
 
 impl NewOrder {
@@ -171,14 +191,44 @@ impl NewOrder {
                 format!("must be between {EXPIRES_IN_SECONDS_MIN} and {EXPIRES_IN_SECONDS_MAX}"),
             ));
         }
+        let tip_policy = match &r.tip_policy {
+            Some(policy) => Some(
+                TipPolicy::parse(
+                    policy,
+                    r.convenience_fee.as_deref(),
+                    r.convenience_fee_percent.as_deref(),
+                    currency,
+                )
+                .map_err(tip_policy_error)?,
+            ),
+            None if r.convenience_fee.is_some() || r.convenience_fee_percent.is_some() => {
+                return Err(ApiError::invalid(
+                    "tip_policy",
+                    "is required with convenience_fee or convenience_fee_percent",
+                ))
+            }
+            None => None,
+        };
         Ok(NewOrder {
             amount,
             merchant_reference,
             description: r.description.clone(),
             terminal_id,
             expires_in_seconds,
+            tip_policy,
         })
     }
+}
+
+/// A tip policy's refusal, named by the field it is about.
+pub(crate) fn tip_policy_error(e: TipError) -> ApiError {
+    let field = match &e {
+        TipError::UnknownPolicy => "tip_policy",
+        TipError::Missing(field) | TipError::NotAllowed(field, _) => field,
+        TipError::BadPercent => "convenience_fee_percent",
+        TipError::BadFee(_) => "convenience_fee",
+    };
+    ApiError::invalid(field, e)
 }
 
 async fn create_order(
@@ -231,12 +281,14 @@ pub(crate) async fn insert_order(
         ));
     }
     let order_id = ids::mint("ord");
+    let tip = order.tip_policy.unwrap_or(merchant.tip_policy);
     let qr = OrderQr {
         gateway_guid: state.settings.gateway_guid.clone(),
         merchant_id: merchant_id.to_owned(),
         order_token: ids::mint_order_token(),
         mcc: merchant.mcc.clone(),
         amount: order.amount,
+        tip,
         country: merchant.country.clone(),
         merchant_name: merchant.name.clone(),
         merchant_city: merchant.city.clone(),
@@ -251,12 +303,14 @@ pub(crate) async fn insert_order(
     let fee_rate_bps = merchant.fee_rate_bps;
     let insert = format!(
         "INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description,
-                                  terminal_id, qr_payload, fee_rate_bps, expires_at, created_by_key_id)
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11)
+                                  terminal_id, qr_payload, fee_rate_bps, expires_at, created_by_key_id, tip_policy,
+                                  convenience_fee_minor, convenience_fee_percent_hundredths)
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, $12, $13, $14)
          ON CONFLICT (merchant_id, merchant_reference) WHERE status NOT IN ('expired', 'closed') DO NOTHING
          RETURNING {ORDER_COLUMNS}"
     );
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+    let convenience_fee_minor = tip.convenience_fee_minor(order.amount.minor());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
         &order_id,
         &merchant_id,
         &order.amount.minor(),
@@ -268,6 +322,9 @@ pub(crate) async fn insert_order(
         &fee_rate_bps,
         &f64::from(order.expires_in_seconds),
         &caller.key_id,
+        &tip.name(),
+        &convenience_fee_minor,
+        &tip.percent_hundredths(),
     ];
     let insert = tx.prepare_cached(&insert).await?;
     // The reference may be held by a pending order that is due but not yet swept:

@@ -148,6 +148,13 @@ fn refund_json(row: &tokio_postgres::Row) -> ApiResult<Value> {
         "currency": currency,
         "order_status": row.get::<_, &str>("order_status"),
         "reason": row.get::<_, Option<&str>>("reason"),
+        // What this refund gave back of the tip and the convenience fee (in proportion
+        // to the amount refunded), on top of the amount.
+        "tip_refunded": format_minor(row.get::<_, Option<i64>>("tip_minor").unwrap_or(0), currency),
+        "convenience_fee_refunded": format_minor(
+            row.get::<_, Option<i64>>("convenience_fee_minor").unwrap_or(0),
+            currency
+        ),
         "created_at": timestamp(row.get::<_, DateTime<Utc>>("created_at")),
     }))
 }
@@ -166,7 +173,8 @@ async fn list_refunds(
     let rows = client
         .query(
             "SELECT r.id AS refund_id, o.currency, r.amount_minor, r.order_status_after AS order_status, r.reason,
-                    r.created_at, r.refund_reference, r.created_by_key_id
+                    r.created_at, r.refund_reference, r.created_by_key_id, r.tip_returned_minor AS tip_minor,
+                    r.convenience_fee_returned_minor AS convenience_fee_minor
              FROM refunds r JOIN orders o ON o.id = r.order_id
              WHERE r.order_id = $1 AND r.outcome = 'succeeded' ORDER BY r.created_at, r.id LIMIT $2",
             &[&&*path, &i64::from(REFUNDS_PER_ORDER_MAX)],

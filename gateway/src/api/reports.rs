@@ -31,6 +31,8 @@ struct ReportQuery {
 /// must explain it to the minor unit (checked here: a difference is a bug, logged
 /// loudly). A merchant-funded discount is its own line: the merchant is credited the
 /// amount less the discount, and a refund returns only its share of what was credited.
+/// Tips and convenience fees are the merchant's whole (no fee on them), lines of their
+/// own, and refunds give back their share of each.
 const REPORT_SQL: &str = "
     WITH day AS (
         SELECT m.account_id, m.currency,
@@ -47,16 +49,21 @@ const REPORT_SQL: &str = "
         (SELECT coalesce(sum(amount_minor), 0) FROM lines WHERE created_at < day.start_at)::bigint,
         (SELECT coalesce(sum(amount_minor), 0) FROM lines WHERE created_at >= day.start_at)::bigint,
         pay.n, pay.amount, pay.fees, rf.n, rf.amount, rf.fees_returned, po.amount,
-        pay.discounts, rf.discounts
+        pay.discounts, rf.discounts, pay.tips, pay.convenience_fees, rf.tips, rf.convenience_fees
     FROM day,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(p.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(p.fee_minor), 0)::bigint AS fees,
-                    coalesce(sum(p.discount_minor) FILTER (WHERE p.discount_funded_by = 'merchant'), 0)::bigint AS discounts
+                    coalesce(sum(p.discount_minor) FILTER (WHERE p.discount_funded_by = 'merchant'), 0)::bigint AS discounts,
+                    coalesce(sum(p.tip_minor), 0)::bigint AS tips,
+                    coalesce(sum(p.convenience_fee_minor), 0)::bigint AS convenience_fees
              FROM payments p JOIN orders o ON o.id = p.order_id
              WHERE o.merchant_id = $1 AND p.paid_at >= day.start_at AND p.paid_at < day.end_at) pay,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(r.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(r.fee_returned_minor), 0)::bigint AS fees_returned,
-                    coalesce(sum(r.amount_minor - r.merchant_debited_minor - r.fee_returned_minor), 0)::bigint AS discounts
+                    coalesce(sum(r.amount_minor - r.merchant_debited_minor - r.fee_returned_minor
+                                 + r.tip_returned_minor + r.convenience_fee_returned_minor), 0)::bigint AS discounts,
+                    coalesce(sum(r.tip_returned_minor), 0)::bigint AS tips,
+                    coalesce(sum(r.convenience_fee_returned_minor), 0)::bigint AS convenience_fees
              FROM refunds r JOIN orders o ON o.id = r.order_id JOIN ledger_transactions t ON t.id = r.ledger_transaction_id
              WHERE o.merchant_id = $1 AND r.outcome = 'succeeded'
                AND t.created_at >= day.start_at AND t.created_at < day.end_at) rf,
@@ -90,9 +97,14 @@ async fn settlement(
         (row.get(6), row.get(7), row.get(8));
     let payouts_amount: i64 = row.get(9);
     let (discounts_amount, refunded_discounts_amount): (i64, i64) = (row.get(10), row.get(11));
+    let (tips, convenience_fees, refunded_tips, refunded_convenience_fees): (i64, i64, i64, i64) =
+        (row.get(12), row.get(13), row.get(14), row.get(15));
     let fees = payment_fees - fees_returned;
-    let explained = payments_amount - discounts_amount - fees - refunds_amount
+    let explained = payments_amount - discounts_amount - fees + tips + convenience_fees
+        - refunds_amount
         + refunded_discounts_amount
+        - refunded_tips
+        - refunded_convenience_fees
         - payouts_amount;
     if explained != net {
         tracing::error!(merchant_id = %merchant.merchant_id, %date, net, explained, "settlement report does not reconcile");
@@ -115,6 +127,14 @@ async fn settlement(
         ("payouts_amount", money(payouts_amount)),
         ("net", money(net)),
         ("closing_balance", money(opening + net)),
+        // After the columns a CSV reader already knows, so their positions stay.
+        ("tips_amount", money(tips)),
+        ("convenience_fees_amount", money(convenience_fees)),
+        ("refunded_tips_amount", money(refunded_tips)),
+        (
+            "refunded_convenience_fees_amount",
+            money(refunded_convenience_fees),
+        ),
     ];
     if csv {
         let header: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
@@ -167,7 +187,8 @@ const SHIFT_DAYS_MAX: i64 = 31;
 /// another's totals at the till anyway.
 const SHIFT_SQL: &str = "
     WITH paid AS (
-        SELECT coalesce(o.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(p.amount_minor)::bigint AS amount
+        SELECT coalesce(o.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(p.amount_minor)::bigint AS amount,
+               sum(p.tip_minor)::bigint AS tips
         FROM payments p JOIN orders o ON o.id = p.order_id
         WHERE o.merchant_id = $1 AND p.paid_at >= $2 AND p.paid_at < $3 GROUP BY 1
     ), refunded AS (
@@ -176,7 +197,7 @@ const SHIFT_SQL: &str = "
         WHERE o.merchant_id = $1 AND r.outcome = 'succeeded' AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1
     )
     SELECT nullif(coalesce(p.key_id, r.key_id), ''), k.name, coalesce(p.n, 0), coalesce(p.amount, 0),
-           coalesce(r.n, 0), coalesce(r.amount, 0)
+           coalesce(r.n, 0), coalesce(r.amount, 0), coalesce(p.tips, 0)
     FROM paid p FULL JOIN refunded r ON r.key_id = p.key_id
     LEFT JOIN api_keys k ON k.id = coalesce(p.key_id, r.key_id)
     ORDER BY 1 NULLS LAST";
@@ -208,7 +229,8 @@ async fn shift(
         .query(SHIFT_SQL, &[&merchant.merchant_id, &since, &until])
         .await?;
     let money = |minor: i64| format_minor(minor, currency);
-    let (mut paid_n, mut paid, mut refunds_n, mut refunded) = (0i64, 0i64, 0i64, 0i64);
+    let (mut paid_n, mut paid, mut refunds_n, mut refunded, mut tips) =
+        (0i64, 0i64, 0i64, 0i64, 0i64);
     let keys: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -216,6 +238,7 @@ async fn shift(
             paid += r.get::<_, i64>(3);
             refunds_n += r.get::<_, i64>(4);
             refunded += r.get::<_, i64>(5);
+            tips += r.get::<_, i64>(6);
             json!({
                 "key_id": r.get::<_, Option<&str>>(0),
                 "key_name": r.get::<_, Option<&str>>(1),
@@ -223,6 +246,7 @@ async fn shift(
                 "paid_amount": money(r.get(3)),
                 "refunds": r.get::<_, i64>(4),
                 "refunded_amount": money(r.get(5)),
+                "tips_amount": money(r.get(6)),
             })
         })
         .collect();
@@ -237,6 +261,7 @@ async fn shift(
             "refunds": refunds_n,
             "refunded_amount": money(refunded),
             "net_amount": money(paid - refunded),
+            "tips_amount": money(tips),
         },
     })))
 }

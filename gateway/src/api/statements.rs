@@ -91,7 +91,13 @@ const LINES_SQL: &str = "
            CASE t.kind
                WHEN 'payment' THEN CASE WHEN a.currency = 'PTS' THEN 'points, order ' || pay.order_id ELSE CASE a.kind
                    WHEN 'customer' THEN 'payment to ' || m.name || ', order ' || pay.order_id
-                   WHEN 'merchant' THEN 'payment for order ' || pay.order_id
+                   WHEN 'merchant' THEN CASE
+                       -- The tip and the convenience fee are the merchant's own legs
+                       -- after the sale's (payment_legs), in that order.
+                       WHEN pay.tip_minor + pay.convenience_fee_minor = 0 THEN 'payment for order ' || pay.order_id
+                       ELSE (ARRAY['payment for order ', 'tip on order ', 'convenience fee on order '])[
+                           CASE WHEN earlier.n = 1 AND pay.tip_minor = 0 THEN 3 ELSE earlier.n + 1 END]
+                           || pay.order_id END
                    ELSE 'fee on order ' || pay.order_id END END
                WHEN 'refund' THEN CASE a.kind WHEN 'fee' THEN 'fee returned, order ' || r.order_id
                                               ELSE 'refund of order ' || r.order_id END
@@ -112,6 +118,9 @@ const LINES_SQL: &str = "
     LEFT JOIN transfers tr ON t.kind = 'transfer' AND tr.ledger_transaction_id = t.id
     LEFT JOIN payouts po ON t.kind = 'payout' AND po.ledger_transaction_id = t.id
     LEFT JOIN merchants mp ON mp.id = po.merchant_id
+    LEFT JOIN LATERAL (SELECT count(*)::integer AS n FROM postings q
+                       WHERE q.ledger_transaction_id = p.ledger_transaction_id AND q.account_id = p.account_id
+                         AND q.id < p.id) earlier ON a.kind = 'merchant' AND t.kind = 'payment'
     WHERE p.account_id = $1 AND p.xid < $2::text::xid8
       AND ($3::text IS NULL OR (p.xid, p.id) > ($3::text::xid8, $4::bigint))
       AND ($5::timestamptz IS NULL OR t.created_at >= $5)

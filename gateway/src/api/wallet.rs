@@ -439,6 +439,11 @@ struct PayRequest {
     max_charged: Option<String>,
     use_points: Option<i64>,
     customer_authentication: Option<CustomerAuthentication>,
+    /// The customer's tip, in the order's currency, where the QR asks for one (55=01).
+    /// Left out of the request's digest when absent, as before tips existed: a repeat
+    /// sent across an upgrade still matches its stored answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tip: Option<String>,
 }
 
 /// How the wallet verified its customer for this payment or transfer, asserted inside
@@ -468,6 +473,9 @@ struct Payment {
     max_charged: Option<String>,
     quote_id: Option<String>,
     mfa: bool,
+    /// In the order's currency; zero or more (whether the order takes it is the
+    /// ledger's call: the order's tip policy and the shop's cap).
+    tip_minor: Option<i64>,
 }
 
 impl Payment {
@@ -502,6 +510,12 @@ impl Payment {
         if r.qr_payload.is_empty() {
             return Err(ApiError::invalid("qr_payload", "must not be empty"));
         }
+        let tip_minor = r
+            .tip
+            .as_deref()
+            .map(|t| qrgate_domain::money::parse_minor(t, currency))
+            .transpose()
+            .map_err(|e| ApiError::invalid("tip", e))?;
         Ok(Payment {
             txn,
             qr_payload: r.qr_payload.clone(),
@@ -510,6 +524,7 @@ impl Payment {
             max_charged,
             quote_id,
             mfa: CustomerAuthentication::is_mfa(r.customer_authentication),
+            tip_minor,
         })
     }
 }
@@ -547,7 +562,7 @@ async fn pay(
     let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17, $18)::payment_request)",
+        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17, $18, $19)::payment_request)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -567,6 +582,7 @@ async fn pay(
             &shard_seed,
             &state.settings.limits.timeline_entries_per_order_max,
             &static_code_id,
+            &payment.tip_minor,
         ],
     )
     .await?;
@@ -633,6 +649,7 @@ fn order_settled_fields(row: &Row) -> Value {
         "discount": format_minor(row.get("discount_minor"), currency),
         "charged": format_minor(row.get("charged_minor"), charged_currency),
         "charged_currency": charged_currency,
+        "tip": format_minor(row.get("tip_minor"), currency),
     })
 }
 
@@ -651,6 +668,8 @@ fn payment_json(row: &Row) -> Value {
         "charged": format_minor(row.get("charged_minor"), charged_currency),
         "charged_currency": charged_currency,
         "fee": format_minor(row.get("fee_minor"), currency),
+        "tip": format_minor(row.get("tip_minor"), currency),
+        "convenience_fee": format_minor(row.get("convenience_fee_minor"), currency),
         "points_earned": row.get::<_, i64>("points_earned").to_string(),
         "paid_at": timestamp(row.get("paid_at")),
     })

@@ -228,6 +228,7 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/me", "The merchant and the key this call was made with", Merchant("any"), &[], None, Json(200, "Me"), &[]),
         ("post", "/v1/me/second-factor", "Enroll the calling key's second factor (TOTP; shown once)", Merchant("any"), &[], Some("Empty"), Json(201, "SecondFactorEnrollment"), &[409]),
         ("post", "/v1/me/second-factor/confirm", "Confirm the enrollment with a first code", Merchant("any"), &[], Some("SecondFactorConfirm"), Json(200, "SecondFactorConfirmed"), &[404]),
+        ("put", "/v1/me/tip-policy", "Set the shop's default tip policy (orders that name none take it) and its tip cap", Merchant("keys"), &[], Some("TipSettingsSet"), Json(200, "TipSettings"), &[]),
         ("put", "/v1/me/refund-second-factor", "Set the refund amount above which a refund needs the refunding key's second factor", Merchant("keys"), &[], Some("RefundSecondFactorSet"), Json(200, "RefundSecondFactor"), &[]),
         ("delete", "/v1/keys/{key_id}/second-factor", "Remove one of the merchant's keys' second factor", Merchant("keys"), &[], None, Json(200, "SecondFactorRemoved"), &[404]),
         ("post", "/v1/keys", "Issue a staff key (its scopes at most the caller's)", Merchant("keys"), &[], Some("ApiKeyCreate"), Json(201, "ApiKeyCreated"), &[]),

@@ -50,6 +50,30 @@ async fn fees_points_fx_and_refund_shares_agree_in_sql_and_rust() {
         );
     }
 
+    // Tip caps.
+    let mut caps: Vec<(i64, i32)> = vec![
+        (1999, 25),
+        (1, 99),
+        (100, 0),
+        (9_999_999_999_999, 100),
+        (7, 33),
+    ];
+    caps.extend(
+        (0..RANDOM_CASES).map(|_| (rng.gen_range(1..10_000_000_000), rng.gen_range(0..=100))),
+    );
+    for (amount, percent) in caps {
+        let sql: i64 = db
+            .query_one("SELECT tip_cap_for($1, $2)", &[&amount, &percent])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            sql,
+            qrgate_domain::tips::tip_cap_minor(amount, percent),
+            "tip cap on {amount} at {percent}%"
+        );
+    }
+
     // Refund shares.
     let mut shares: Vec<(i64, i64, i64)> =
         vec![(19, 2000, 5000), (1, 1, 2), (1, 1, 3), (1000, 1000, 1000)];

@@ -44,5 +44,6 @@ mod simulator;
 mod slow_clients;
 mod static_codes;
 mod tills;
+mod tips;
 mod wallet_security;
 mod webhooks;

@@ -514,8 +514,11 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
         .text()
         .await
         .unwrap();
-    assert!(csv.starts_with("date,currency,opening_balance,payments_count,payments_amount,discounts_amount,refunds_count,refunds_amount,refunded_discounts_amount,fees,payouts_amount,net,closing_balance\r\n"));
-    assert!(csv.contains(",99.51,99.51\r\n"), "{csv}");
+    assert!(csv.starts_with("date,currency,opening_balance,payments_count,payments_amount,discounts_amount,refunds_count,refunds_amount,refunded_discounts_amount,fees,payouts_amount,net,closing_balance,tips_amount,convenience_fees_amount,refunded_tips_amount,refunded_convenience_fees_amount\r\n"));
+    assert!(
+        csv.contains(",99.51,99.51,0.00,0.00,0.00,0.00\r\n"),
+        "{csv}"
+    );
     assert_error(
         app.merchant_get(
             &merchant.manager_key,

@@ -213,7 +213,8 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
         "/v1/admin/wallets/{id}/cross-provider-transfers/{currency}" => cny(&["transfer_max"]),
         "/v1/orders/{id}/refunds" => cny(&["amount"]),
         "/v1/me/refund-second-factor" => cny(&["above"]),
-        "/v1/wallets/{wallet_id}/payments" => cny(&["max_charged"]),
+        "/v1/me/tip-policy" | "/v1/orders" => cny(&["convenience_fee"]),
+        "/v1/wallets/{wallet_id}/payments" => cny(&["max_charged", "tip"]),
         "/v1/admin/fx-rates" => body["base"] != body["quote"],
         "/v1/admin/campaigns" => {
             let minor = |f: &str| body[f].as_str().and_then(|a| a.parse::<f64>().ok());
