@@ -29,18 +29,30 @@ async fn pay(wallet: &WalletClient, body: &Value) -> reqwest::Response {
     wallet.post("payments", body).await.unwrap()
 }
 
-async fn refund(app: &TestApp, merchant: &TestMerchant, order: &Value, amount: &str, reference: &str) -> Value {
+async fn refund(
+    app: &TestApp,
+    merchant: &TestMerchant,
+    order: &Value,
+    amount: &str,
+    reference: &str,
+) -> Value {
     let path = format!("/v1/orders/{}/refunds", order["id"].as_str().unwrap());
     json_ok(
-        app.merchant_post(&merchant.manager_key, &path, &json!({"amount": amount, "refund_reference": reference}))
-            .await,
+        app.merchant_post(
+            &merchant.manager_key,
+            &path,
+            &json!({"amount": amount, "refund_reference": reference}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await
 }
 
 fn qr_tip(order: &Value) -> TipPolicy {
-    OrderQr::parse(order["qr_payload"].as_str().unwrap()).unwrap().tip
+    OrderQr::parse(order["qr_payload"].as_str().unwrap())
+        .unwrap()
+        .tip
 }
 
 #[tokio::test]
@@ -49,28 +61,46 @@ async fn a_tip_is_the_merchants_whole_on_its_own_leg_and_returns_pro_rata() {
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
     let customer = app.funded_customer(&wallet, "200.00").await;
-    let order = order_with(&app, &merchant.cashier_key, "100.00", json!({"tip_policy": "prompt"})).await;
+    let order = order_with(
+        &app,
+        &merchant.cashier_key,
+        "100.00",
+        json!({"tip_policy": "prompt"}),
+    )
+    .await;
     assert_eq!(order["tip_policy"], "prompt");
     assert_eq!(order["tip"], Value::Null);
     assert_eq!(order["convenience_fee"], Value::Null);
     assert_eq!(qr_tip(&order), TipPolicy::Prompt);
 
-    let paid = json_ok(pay(&wallet, &tipped(&order, &customer, "10.00")).await, StatusCode::OK).await;
+    let paid = json_ok(
+        pay(&wallet, &tipped(&order, &customer, "10.00")).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(paid["amount"], "100.00");
     assert_eq!(paid["tip"], "10.00");
     assert_eq!(paid["convenience_fee"], "0.00");
     assert_eq!(paid["charged"], "110.00");
-    assert_eq!(paid["fee"], "0.38", "the platform's fee is on the amount only");
+    assert_eq!(
+        paid["fee"], "0.38",
+        "the platform's fee is on the amount only"
+    );
     assert_eq!(app.customer_balance(&wallet, &customer).await, "90.00");
     assert_eq!(app.merchant_balance(&merchant).await, "109.62");
-    let shown = app.order(&merchant.cashier_key, order["id"].as_str().unwrap()).await;
+    let shown = app
+        .order(&merchant.cashier_key, order["id"].as_str().unwrap())
+        .await;
     assert_eq!(shown["tip"], "10.00");
     assert_eq!(shown["charged"], "110.00");
 
     // The statement shows the tip as its own line.
     let statement = json_ok(
-        app.merchant_get(&merchant.manager_key, &format!("/v1/accounts/{}/statement", merchant.account_id))
-            .await,
+        app.merchant_get(
+            &merchant.manager_key,
+            &format!("/v1/accounts/{}/statement", merchant.account_id),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -78,12 +108,20 @@ async fn a_tip_is_the_merchants_whole_on_its_own_leg_and_returns_pro_rata() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["description"].as_str().unwrap(), l["amount"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["description"].as_str().unwrap(),
+                l["amount"].as_str().unwrap(),
+            )
+        })
         .collect();
     let id = order["id"].as_str().unwrap();
     assert_eq!(
         lines,
-        [(&*format!("payment for order {id}"), "99.62"), (&*format!("tip on order {id}"), "10.00")]
+        [
+            (&*format!("payment for order {id}"), "99.62"),
+            (&*format!("tip on order {id}"), "10.00")
+        ]
     );
 
     // Half refunded: half the tip goes back with it; then the rest, every leg exactly.
@@ -97,22 +135,29 @@ async fn a_tip_is_the_merchants_whole_on_its_own_leg_and_returns_pro_rata() {
     assert_eq!(app.customer_balance(&wallet, &customer).await, "200.00");
     assert_eq!(app.merchant_balance(&merchant).await, "0.00");
     let listed = json_ok(
-        app.merchant_get(&merchant.cashier_key, &format!("/v1/orders/{id}/refunds")).await,
+        app.merchant_get(&merchant.cashier_key, &format!("/v1/orders/{id}/refunds"))
+            .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(listed["items"][1]["tip_refunded"], "5.00");
 
     // The day's report and the shift's show the tips, and the report reconciles.
-    let report = app.settlement_report_today(&merchant.manager_key, "Asia/Shanghai").await;
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
     assert_eq!(report["tips_amount"], "10.00");
     assert_eq!(report["refunded_tips_amount"], "10.00");
     assert_eq!(report["net"], "0.00");
     assert_eq!(report["closing_balance"], "0.00");
-    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let shift = json_ok(
-        app.merchant_get(&merchant.cashier_key, &format!("/v1/reports/shift?since={}", since.replace('+', "%2B")))
-            .await,
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/reports/shift?since={}", since.replace('+', "%2B")),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -125,11 +170,22 @@ async fn an_uneven_tip_returns_to_the_minor_unit_over_three_refunds() {
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
     let customer = app.funded_customer(&wallet, "50.00").await;
-    let order = order_with(&app, &merchant.cashier_key, "10.00", json!({"tip_policy": "prompt"})).await;
-    json_ok(pay(&wallet, &tipped(&order, &customer, "1.01")).await, StatusCode::OK).await;
+    let order = order_with(
+        &app,
+        &merchant.cashier_key,
+        "10.00",
+        json!({"tip_policy": "prompt"}),
+    )
+    .await;
+    json_ok(
+        pay(&wallet, &tipped(&order, &customer, "1.01")).await,
+        StatusCode::OK,
+    )
+    .await;
     let mut returned = Vec::new();
     for (amount, reference) in [("3.33", "a"), ("3.33", "b"), ("3.34", "c")] {
-        returned.push(refund(&app, &merchant, &order, amount, reference).await["tip_refunded"].clone());
+        returned
+            .push(refund(&app, &merchant, &order, amount, reference).await["tip_refunded"].clone());
     }
     // Cumulative shares: round(101 × 333/1000) = 34, round(101 × 666/1000) = 67, then the rest.
     assert_eq!(returned, [json!("0.34"), json!("0.33"), json!("0.34")]);
@@ -153,7 +209,10 @@ async fn convenience_fees_are_stated_in_the_qr_and_charged_on_top() {
     .await;
     assert_eq!(fixed["convenience_fee"], "1.50");
     assert_eq!(fixed["convenience_fee_percent"], Value::Null);
-    assert!(fixed["qr_payload"].as_str().unwrap().contains("55020256041.50"));
+    assert!(fixed["qr_payload"]
+        .as_str()
+        .unwrap()
+        .contains("55020256041.50"));
     let percent = order_with(
         &app,
         &merchant.cashier_key,
@@ -163,7 +222,10 @@ async fn convenience_fees_are_stated_in_the_qr_and_charged_on_top() {
     .await;
     assert_eq!(percent["convenience_fee"], "0.50", "49.975 rounds half up");
     assert_eq!(percent["convenience_fee_percent"], "2.5");
-    assert!(percent["qr_payload"].as_str().unwrap().contains("55020357032.5"));
+    assert!(percent["qr_payload"]
+        .as_str()
+        .unwrap()
+        .contains("55020357032.5"));
 
     // A tip on an order that asks for none is refused, and nothing moves.
     assert_error(
@@ -173,7 +235,11 @@ async fn convenience_fees_are_stated_in_the_qr_and_charged_on_top() {
     )
     .await;
     assert_eq!(app.customer_balance(&wallet, &customer).await, "100.00");
-    assert_eq!(app.order(&merchant.cashier_key, fixed["id"].as_str().unwrap()).await["status"], "pending");
+    assert_eq!(
+        app.order(&merchant.cashier_key, fixed["id"].as_str().unwrap())
+            .await["status"],
+        "pending"
+    );
 
     let paid = json_ok(app.pay(&wallet, &fixed, &customer).await, StatusCode::OK).await;
     assert_eq!(paid["convenience_fee"], "1.50");
@@ -183,10 +249,12 @@ async fn convenience_fees_are_stated_in_the_qr_and_charged_on_top() {
     assert_eq!(paid["charged"], "20.49");
     assert_eq!(app.customer_balance(&wallet, &customer).await, "58.01");
     // 20.00 − 0.08 + 1.50, and 19.99 − 0.08 + 0.50.
-    assert_eq!(app.merchant_balance(&merchant).await, "43.83");
-    let report = app.settlement_report_today(&merchant.manager_key, "Asia/Shanghai").await;
+    assert_eq!(app.merchant_balance(&merchant).await, "41.83");
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
     assert_eq!(report["convenience_fees_amount"], "2.00");
-    assert_eq!(report["net"], "43.83");
+    assert_eq!(report["net"], "41.83");
 
     // A full refund gives the fee back too.
     let back = refund(&app, &merchant, &fixed, "20.00", "all").await;
@@ -211,14 +279,24 @@ async fn the_shop_sets_its_default_and_its_cap_and_tips_above_the_cap_are_refuse
     );
 
     // The default cap is 25% of the amount.
-    let order = order_with(&app, &merchant.cashier_key, "10.00", json!({"tip_policy": "prompt"})).await;
+    let order = order_with(
+        &app,
+        &merchant.cashier_key,
+        "10.00",
+        json!({"tip_policy": "prompt"}),
+    )
+    .await;
     assert_error(
         pay(&wallet, &tipped(&order, &customer, "2.51")).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "tip_exceeds_cap",
     )
     .await;
-    json_ok(pay(&wallet, &tipped(&order, &customer, "2.50")).await, StatusCode::OK).await;
+    json_ok(
+        pay(&wallet, &tipped(&order, &customer, "2.50")).await,
+        StatusCode::OK,
+    )
+    .await;
 
     // Bad settings are refused and change nothing; a cashier's key may not set them.
     let put = |key: String, body: Value| {
@@ -243,10 +321,19 @@ async fn the_shop_sets_its_default_and_its_cap_and_tips_above_the_cap_are_refuse
         json!({"tip_policy": "prompt", "tip_max_percent": -1}),
         json!({"tip_policy": "tips"}),
     ] {
-        assert_error(put(merchant.manager_key.clone(), bad).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+        assert_error(
+            put(merchant.manager_key.clone(), bad).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
     }
     assert_error(
-        put(merchant.cashier_key.clone(), json!({"tip_policy": "prompt"})).await,
+        put(
+            merchant.cashier_key.clone(),
+            json!({"tip_policy": "prompt"}),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
@@ -254,7 +341,11 @@ async fn the_shop_sets_its_default_and_its_cap_and_tips_above_the_cap_are_refuse
     assert_eq!(me(merchant.manager_key.clone()).await["tipping"], tipping);
 
     let set = json_ok(
-        put(merchant.manager_key.clone(), json!({"tip_policy": "prompt", "tip_max_percent": 10})).await,
+        put(
+            merchant.manager_key.clone(),
+            json!({"tip_policy": "prompt", "tip_max_percent": 10}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -269,11 +360,18 @@ async fn the_shop_sets_its_default_and_its_cap_and_tips_above_the_cap_are_refuse
         "tip_exceeds_cap",
     )
     .await;
-    json_ok(pay(&wallet, &tipped(&order, &customer, "1.00")).await, StatusCode::OK).await;
+    json_ok(
+        pay(&wallet, &tipped(&order, &customer, "1.00")).await,
+        StatusCode::OK,
+    )
+    .await;
     // Changing the policy leaves the cap alone when it is not named.
     let set = json_ok(
-        put(merchant.manager_key.clone(), json!({"tip_policy": "percentage_fee", "convenience_fee_percent": "3"}))
-            .await,
+        put(
+            merchant.manager_key.clone(),
+            json!({"tip_policy": "percentage_fee", "convenience_fee_percent": "3"}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -281,15 +379,31 @@ async fn the_shop_sets_its_default_and_its_cap_and_tips_above_the_cap_are_refuse
     let order = app.create_order(&merchant.cashier_key, "10.00").await;
     assert_eq!(order["convenience_fee"], "0.30");
     // The order's own policy wins over the shop's.
-    let plain = order_with(&app, &merchant.cashier_key, "10.00", json!({"tip_policy": "none"})).await;
+    let plain = order_with(
+        &app,
+        &merchant.cashier_key,
+        "10.00",
+        json!({"tip_policy": "none"}),
+    )
+    .await;
     assert_eq!(plain["convenience_fee"], Value::Null);
     assert_eq!(qr_tip(&plain), TipPolicy::None);
 
     // A tip that is not an amount in the order's currency is refused before anything.
     let mut body = tipped(&plain, &customer, "0.001");
-    assert_error(pay(&wallet, &body).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(
+        pay(&wallet, &body).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
     body["tip"] = json!("-1");
-    assert_error(pay(&wallet, &body).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(
+        pay(&wallet, &body).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
     body["tip"] = json!("0");
     json_ok(pay(&wallet, &body).await, StatusCode::OK).await;
 }
@@ -299,7 +413,13 @@ async fn a_herd_paying_one_tipped_order_settles_it_once_with_its_tip() {
     let app = crate::helpers::spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    let order = order_with(&app, &merchant.cashier_key, "40.00", json!({"tip_policy": "prompt"})).await;
+    let order = order_with(
+        &app,
+        &merchant.cashier_key,
+        "40.00",
+        json!({"tip_policy": "prompt"}),
+    )
+    .await;
     let mut customers = Vec::new();
     for _ in 0..8 {
         customers.push(app.funded_customer(&wallet, "100.00").await);
@@ -310,9 +430,19 @@ async fn a_herd_paying_one_tipped_order_settles_it_once_with_its_tip() {
         async move { pay(wallet, &body).await.status() }
     });
     let statuses = futures_util::future::join_all(sends).await;
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    let shown = app.order(&merchant.cashier_key, order["id"].as_str().unwrap()).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    let shown = app
+        .order(&merchant.cashier_key, order["id"].as_str().unwrap())
+        .await;
     let tip: rust_decimal::Decimal = shown["tip"].as_str().unwrap().parse().unwrap();
     let credited: rust_decimal::Decimal = app.merchant_balance(&merchant).await.parse().unwrap();
-    assert_eq!(credited, rust_decimal::Decimal::new(3985, 2) + tip, "40.00 − 0.15 fee + the one tip");
+    assert_eq!(
+        credited,
+        rust_decimal::Decimal::new(3985, 2) + tip,
+        "40.00 − 0.15 fee + the one tip"
+    );
 }
