@@ -7,7 +7,7 @@ use crate::{
     },
     Account, CheckoutSession, Currency, Error, ErrorKind, ListOrders, NewCheckoutSession, NewOrder,
     Order, OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, SettlementReport,
-    StatementLine, StaticCode, WebhookDelivery,
+    StatementLine, StaticCode, TipPolicy, TipSettings, WebhookDelivery,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
 use rust_decimal::Decimal;
@@ -403,6 +403,31 @@ impl Client {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| Error::UnexpectedResponse("no webhook_secret".into()))
+    }
+
+    /// Sets the shop's tipping: the policy an order takes when it names none, and
+    /// (when given) the largest tip it accepts, in percent of an order's amount.
+    /// Needs a manager key (`keys`).
+    pub async fn set_tip_policy(
+        &self,
+        policy: TipPolicy,
+        tip_max_percent: Option<u8>,
+    ) -> Result<TipSettings, Error> {
+        let mut body = serde_json::json!({ "tip_max_percent": tip_max_percent });
+        for (field, value) in crate::types::tip_policy_fields(policy) {
+            body[field] = value;
+        }
+        let answer: Value = self
+            .call(Method::PUT, "/v1/me/tip-policy", Some(body), self.timeout)
+            .await?;
+        let tip_max_percent = answer["tip_max_percent"]
+            .as_u64()
+            .and_then(|p| u8::try_from(p).ok())
+            .ok_or_else(|| Error::UnexpectedResponse("no tip_max_percent".into()))?;
+        Ok(TipSettings {
+            policy,
+            tip_max_percent,
+        })
     }
 
     /// One page of orders, newest first.

@@ -37,10 +37,11 @@ pub use client::{Client, ClientBuilder};
 pub use error::{Error, ErrorKind};
 pub use qrgate_domain::emv::{parse_payload, DataObject, MerchantQr, OrderQr, StaticQr};
 pub use qrgate_domain::emv_lint::{lint, Problem};
+pub use qrgate_domain::tips::{FeePercent, TipPolicy};
 pub use qrgate_domain::{Currency, Money};
 pub use retry::RetryPolicy;
 pub use types::{
     Account, CheckoutSession, CheckoutStatus, LineItem, ListOrders, NewCheckoutSession, NewOrder,
     Order, OrderEvent, OrderStatus, Page, Payout, Refund, SettlementReport, StatementLine,
-    StaticCode, WebhookDelivery,
+    StaticCode, TipSettings, WebhookDelivery,
 };

@@ -2,7 +2,7 @@
 
 use crate::Error;
 use chrono::{DateTime, Utc};
-use qrgate_domain::{Currency, Money};
+use qrgate_domain::{tips::TipPolicy, Currency, Money};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::{fmt, str::FromStr};
@@ -109,6 +109,12 @@ pub struct Order {
     pub static_code_id: Option<String>,
     /// Refunded so far, in the order's currency.
     pub refunded: Decimal,
+    /// What the customer may or must add (EMV tags 55–57).
+    pub tip_policy: TipPolicy,
+    /// The convenience fee charged on top of the amount (fixed or percentage orders).
+    pub convenience_fee: Option<Decimal>,
+    /// Once paid: the tip the customer added.
+    pub tip: Option<Decimal>,
 }
 
 /// Parses a wire amount in `currency` into a `Decimal` at the currency's scale.
@@ -150,12 +156,25 @@ pub(crate) struct OrderWire {
     static_code_id: Option<String>,
     #[serde(default)]
     refunded: Option<String>,
+    #[serde(default)]
+    tip_policy: Option<String>,
+    #[serde(default)]
+    convenience_fee: Option<String>,
+    #[serde(default)]
+    convenience_fee_percent: Option<String>,
+    #[serde(default)]
+    tip: Option<String>,
 }
 
 impl TryFrom<OrderWire> for Order {
     type Error = Error;
     fn try_from(w: OrderWire) -> Result<Self, Error> {
+        let tip_policy = order_tip_policy(&w)?;
+        let optional = |a: Option<&str>| a.map(|a| signed_decimal(a, w.currency)).transpose();
         Ok(Order {
+            tip_policy,
+            convenience_fee: optional(w.convenience_fee.as_deref())?,
+            tip: optional(w.tip.as_deref())?,
             status: status(&w.status)?,
             amount: decimal(&w.amount, w.currency)?,
             id: w.id,
@@ -188,6 +207,23 @@ impl TryFrom<OrderWire> for Order {
     }
 }
 
+/// An order's tip policy as the gateway states it (a gateway older than tips: none).
+fn order_tip_policy(w: &OrderWire) -> Result<TipPolicy, Error> {
+    let bad = |e: String| Error::UnexpectedResponse(format!("tip policy: {e}"));
+    let policy = w.tip_policy.as_deref().unwrap_or("none");
+    // A percentage order shows both its fee and its percentage; the policy is the percentage.
+    let fee = (policy == "fixed_fee")
+        .then_some(w.convenience_fee.as_deref())
+        .flatten();
+    TipPolicy::parse(
+        policy,
+        fee,
+        w.convenience_fee_percent.as_deref(),
+        w.currency,
+    )
+    .map_err(|e| bad(e.to_string()))
+}
+
 /// What a cashier asks for. Checked locally (amount scale, lengths) before sending.
 #[derive(Clone, Debug)]
 pub struct NewOrder {
@@ -203,6 +239,8 @@ pub struct NewOrder {
     pub terminal_id: Option<String>,
     /// 30..86400; the gateway's default is 300.
     pub expires_in_seconds: Option<u32>,
+    /// A tip prompt or a convenience fee for this order; `None`: the shop's default.
+    pub tip_policy: Option<TipPolicy>,
 }
 
 impl NewOrder {
@@ -215,6 +253,7 @@ impl NewOrder {
             description: None,
             terminal_id: None,
             expires_in_seconds: None,
+            tip_policy: None,
         }
     }
 
@@ -224,15 +263,45 @@ impl NewOrder {
         let text = self.amount.normalize().to_string();
         let money = Money::parse(&text, self.currency)
             .map_err(|e| Error::InvalidInput(format!("amount {text}: {e}")))?;
-        Ok(serde_json::json!({
+        let mut body = serde_json::json!({
             "amount": money.to_string(),
             "currency": self.currency,
             "merchant_reference": self.merchant_reference,
             "description": self.description,
             "terminal_id": self.terminal_id,
             "expires_in_seconds": self.expires_in_seconds,
-        }))
+        });
+        if let Some(policy) = self.tip_policy {
+            for (field, value) in tip_policy_fields(policy) {
+                body[field] = value;
+            }
+        }
+        Ok(body)
     }
+}
+
+/// A tip policy as the API's fields: `tip_policy` and its fee, when it has one.
+pub(crate) fn tip_policy_fields(policy: TipPolicy) -> Vec<(&'static str, serde_json::Value)> {
+    let mut fields = vec![("tip_policy", serde_json::json!(policy.name()))];
+    match policy {
+        TipPolicy::FixedFee(fee) => {
+            fields.push(("convenience_fee", serde_json::json!(fee.to_string())))
+        }
+        TipPolicy::PercentageFee(p) => {
+            fields.push(("convenience_fee_percent", serde_json::json!(p.to_string())))
+        }
+        TipPolicy::None | TipPolicy::Prompt => {}
+    }
+    fields
+}
+
+/// A shop's tipping as [`crate::Client::set_tip_policy`] left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TipSettings {
+    /// What an order that names no policy lets the customer add.
+    pub policy: TipPolicy,
+    /// The largest tip, in percent of an order's amount.
+    pub tip_max_percent: u8,
 }
 
 /// Filters for [`crate::Client::list_orders`].
@@ -321,6 +390,10 @@ pub struct Refund {
     pub reason: Option<String>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// The tip's share given back with it, on top of `amount`.
+    pub tip_refunded: Decimal,
+    /// The convenience fee's share given back with it, on top of `amount`.
+    pub convenience_fee_refunded: Decimal,
 }
 
 #[derive(Deserialize)]
@@ -331,6 +404,10 @@ pub(crate) struct RefundWire {
     order_status: String,
     reason: Option<String>,
     created_at: DateTime<Utc>,
+    #[serde(default)]
+    tip_refunded: Option<String>,
+    #[serde(default)]
+    convenience_fee_refunded: Option<String>,
 }
 
 impl TryFrom<RefundWire> for Refund {
@@ -343,8 +420,18 @@ impl TryFrom<RefundWire> for Refund {
             currency: w.currency,
             reason: w.reason,
             created_at: w.created_at,
+            tip_refunded: optional_amount(w.tip_refunded.as_deref(), w.currency)?,
+            convenience_fee_refunded: optional_amount(
+                w.convenience_fee_refunded.as_deref(),
+                w.currency,
+            )?,
         })
     }
+}
+
+/// An amount a gateway older than the field leaves out: zero then.
+fn optional_amount(amount: Option<&str>, currency: Currency) -> Result<Decimal, Error> {
+    amount.map_or(Ok(Decimal::ZERO), |a| signed_decimal(a, currency))
 }
 
 /// One line of an account statement.

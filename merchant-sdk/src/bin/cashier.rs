@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use merchant_sdk::{
-    terminal, Client, Error, ErrorKind, LineItem, ListOrders, NewCheckoutSession, NewOrder, Order,
-    OrderStatus,
+    terminal, Client, Currency, Error, ErrorKind, LineItem, ListOrders, NewCheckoutSession,
+    NewOrder, Order, OrderStatus, TipPolicy,
 };
 use rust_decimal::Decimal;
 use std::{io::Write, process::ExitCode, str::FromStr, time::Duration};
@@ -62,6 +62,21 @@ enum Command {
         /// Also write the QR code as a PNG image to this file.
         #[arg(long)]
         png: Option<std::path::PathBuf>,
+        /// Let the customer tip (`prompt`), charge a convenience fee (`fee:1.50`,
+        /// `fee:2.5%`), or neither (`none`); default: the shop's policy.
+        #[arg(long)]
+        tip: Option<String>,
+    },
+    /// Set the shop's tipping: `prompt`, `fee:1.50`, `fee:2.5%` or `none` for orders that
+    /// name none, and the largest tip (needs a manager key, scope `keys`).
+    TipPolicy {
+        policy: String,
+        /// The largest tip, in percent of an order's amount (0..100); unchanged when omitted.
+        #[arg(long)]
+        max_percent: Option<u8>,
+        /// The shop's currency (a fixed fee is in it).
+        #[arg(long, env = "QRGATE_CURRENCY", default_value = "CNY")]
+        currency: String,
     },
     /// Show an order.
     Status { order_id: String },
@@ -181,20 +196,36 @@ async fn main() -> ExitCode {
             description,
             expires_in_seconds,
             png,
+            tip,
         } => {
-            let order = match new_order(
+            let order = new_order(
                 &amount,
                 &currency,
                 reference,
                 terminal,
                 description,
                 expires_in_seconds,
-            ) {
-                Ok(o) => o,
+            )
+            .and_then(|order| {
+                let tip_policy = tip
+                    .as_deref()
+                    .map(|t| tip_policy(t, order.currency))
+                    .transpose()?;
+                Ok(NewOrder {
+                    tip_policy,
+                    ..order
+                })
+            });
+            match order {
+                Ok(order) => charge(&client, order, png).await,
                 Err(e) => return fail(&e),
-            };
-            charge(&client, order, png).await
+            }
         }
+        Command::TipPolicy {
+            policy,
+            max_percent,
+            currency,
+        } => set_tip_policy(&client, &policy, max_percent, &currency).await,
         Command::Status { order_id } => client.get_order(&order_id).await.map(|o| {
             print_order(&o);
             ExitCode::SUCCESS
@@ -257,6 +288,47 @@ async fn main() -> ExitCode {
         }
     };
     result.unwrap_or_else(|e| fail(&e))
+}
+
+/// `none`, `prompt`, `fee:1.50` (fixed, in `currency`) or `fee:2.5%`.
+fn tip_policy(text: &str, currency: Currency) -> Result<TipPolicy, Error> {
+    let parsed = match text.strip_prefix("fee:") {
+        Some(fee) => match fee.strip_suffix('%') {
+            Some(percent) => TipPolicy::parse("percentage_fee", None, Some(percent), currency),
+            None => TipPolicy::parse("fixed_fee", Some(fee), None, currency),
+        },
+        None => TipPolicy::parse(text, None, None, currency),
+    };
+    parsed.map_err(|e| {
+        Error::InvalidInput(format!(
+            "--tip {text:?}: {e} (write prompt, none, fee:1.50 or fee:2.5%)"
+        ))
+    })
+}
+
+async fn set_tip_policy(
+    client: &Client,
+    policy: &str,
+    max_percent: Option<u8>,
+    currency: &str,
+) -> Result<ExitCode, Error> {
+    let policy = tip_policy(policy, currency.parse()?)?;
+    let settings = client.set_tip_policy(policy, max_percent).await?;
+    println!(
+        "tip policy {}; tips up to {}% of an order",
+        describe_tip_policy(settings.policy),
+        settings.tip_max_percent
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_tip_policy(policy: TipPolicy) -> String {
+    match policy {
+        TipPolicy::None => "none".into(),
+        TipPolicy::Prompt => "prompt (the wallet asks for a tip)".into(),
+        TipPolicy::FixedFee(fee) => format!("convenience fee {fee}"),
+        TipPolicy::PercentageFee(p) => format!("convenience fee {p}%"),
+    }
 }
 
 fn fail(e: &Error) -> ExitCode {
@@ -438,6 +510,7 @@ fn report(order: &Order) -> ExitCode {
                 order.currency,
                 order.payment_id.as_deref().unwrap_or("-")
             );
+            print_extras(order);
             ExitCode::SUCCESS
         }
         OrderStatus::Expired => {
@@ -470,6 +543,17 @@ fn print_order(o: &Order) {
     );
     if let (Some(paid_at), Some(payment)) = (o.paid_at, &o.payment_id) {
         println!("  paid {} (payment {payment})", paid_at.to_rfc3339());
+    }
+    print_extras(o);
+}
+
+/// The tip and the convenience fee on top of the amount, when there are any.
+fn print_extras(o: &Order) {
+    if let Some(tip) = o.tip.filter(|t| !t.is_zero()) {
+        println!("  tip {tip} {}", o.currency);
+    }
+    if let Some(fee) = o.convenience_fee {
+        println!("  convenience fee {fee} {}", o.currency);
     }
 }
 

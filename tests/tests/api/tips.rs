@@ -446,3 +446,107 @@ async fn a_herd_paying_one_tipped_order_settles_it_once_with_its_tip() {
         "40.00 − 0.15 fee + the one tip"
     );
 }
+
+#[tokio::test]
+async fn the_sdk_and_the_cashier_cli_set_and_show_tips() {
+    use merchant_sdk::{Client, FeePercent, NewOrder};
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let cny: qrgate_domain::Currency = "CNY".parse().unwrap();
+    let manager = Client::builder(&app.address, &merchant.manager_key)
+        .build()
+        .unwrap();
+
+    let settings = manager
+        .set_tip_policy(TipPolicy::Prompt, Some(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        (settings.policy, settings.tip_max_percent),
+        (TipPolicy::Prompt, 20)
+    );
+    let order = manager
+        .create_order(&NewOrder::new(
+            rust_decimal::Decimal::new(1000, 2),
+            cny,
+            "SDK-TIP",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(order.tip_policy, TipPolicy::Prompt);
+    let wire = json!({"qr_payload": order.qr_payload, "amount": "10.00", "currency": "CNY"});
+    json_ok(
+        pay(&wallet, &tipped(&wire, &customer, "2.00")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let paid = manager.get_order(&order.id).await.unwrap();
+    assert_eq!(paid.tip, Some(rust_decimal::Decimal::new(200, 2)));
+    let refunded = manager
+        .refund(&order.id, rust_decimal::Decimal::new(500, 2), "half", None)
+        .await
+        .unwrap();
+    assert_eq!(refunded.tip_refunded, rust_decimal::Decimal::new(100, 2));
+    let fee_order = manager
+        .create_order(&NewOrder {
+            tip_policy: Some(TipPolicy::PercentageFee(FeePercent::parse("2.5").unwrap())),
+            ..NewOrder::new(rust_decimal::Decimal::new(1999, 2), cny, "SDK-FEE")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fee_order.convenience_fee,
+        Some(rust_decimal::Decimal::new(50, 2))
+    );
+    assert_eq!(
+        fee_order.tip_policy,
+        TipPolicy::PercentageFee(FeePercent::parse("2.5").unwrap())
+    );
+
+    // The command line: the shop's policy, then a charge that asks for a tip.
+    let out = tokio::process::Command::new(crate::helpers::workspace_binary("cashier"))
+        .args([
+            "--url",
+            &app.address,
+            "tip-policy",
+            "fee:1.50",
+            "--max-percent",
+            "15",
+        ])
+        .env("QRGATE_API_KEY", &merchant.manager_key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "tip policy convenience fee 1.50; tips up to 15% of an order\n"
+    );
+    let out = tokio::process::Command::new(crate::helpers::workspace_binary("cashier"))
+        .args(["--url", &app.address, "tip-policy", "fee:1.5.0"])
+        .env("QRGATE_API_KEY", &merchant.manager_key)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tip"),
+        "one clear line"
+    );
+    let out = tokio::process::Command::new(crate::helpers::workspace_binary("cashier"))
+        .args(["--url", &app.address, "status", &order.id])
+        .env("QRGATE_API_KEY", &merchant.cashier_key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("  tip 2.00 CNY\n"),
+        "{out:?}"
+    );
+}
