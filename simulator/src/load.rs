@@ -8,7 +8,7 @@ use crate::{
 };
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use merchant_sdk::{ErrorKind, NewOrder, OrderStatus};
+use merchant_sdk::{ErrorKind, NewOrder, OrderStatus, TipPolicy};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -306,6 +306,9 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
     if a.scenario == Scenario::Expire {
         order.expires_in_seconds = Some(30);
     }
+    if a.scenario == Scenario::Tip {
+        order.tip_policy = Some(TipPolicy::Prompt);
+    }
     let order = match merchant.cashier.create_order(&order).await {
         Ok(o) => o,
         Err(e) if ctx.overload && e.kind() == Some(&ErrorKind::Unavailable) => {
@@ -345,6 +348,7 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
         Scenario::DoublePay => double_pay(ctx, a, &order).await,
         Scenario::StaticCode => unreachable!("a static code's payment makes its own order"),
         Scenario::Refund => pay_and_refund(ctx, a, &order).await,
+        Scenario::Tip => pay_with_tip(ctx, a, &order).await,
     };
     observed.create_order = Some(create_order);
     observed
@@ -402,6 +406,52 @@ async fn static_code_payment(ctx: &Ctx, a: &Arrival) -> Observed {
             o.status, o.amount, o.static_code_id
         )),
         Err(e) => Observed::unexpected(format!("static code: read order: {e}")),
+    }
+}
+
+/// The wallet sees the QR ask for a tip and adds about a tenth of the amount (under
+/// the shop's cap); the answer and the shop's order must carry that tip, and the charge
+/// the amount plus it.
+async fn pay_with_tip(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Observed {
+    let merchant = &ctx.world.merchants[a.merchant];
+    let customer = &ctx.world.customers[a.customer];
+    match merchant_sdk::OrderQr::parse(&order.qr_payload) {
+        Ok(qr) if qr.tip == TipPolicy::Prompt => {}
+        other => {
+            return Observed::unexpected(format!("tip: the QR does not ask for a tip: {other:?}"))
+        }
+    }
+    let tip = Decimal::new(a.amount_minor / 10, 2);
+    let mut body = pay_body(order, customer);
+    body["tip"] = json!(tip.to_string());
+    let started = Instant::now();
+    let (status, answer, _) = match send_payment(ctx, customer, &body, false).await {
+        Ok(sent) => sent,
+        Err(e) => return Observed::unexpected(e),
+    };
+    let pay = started.elapsed();
+    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
+        return Observed::shed();
+    }
+    let charged = (order.amount + tip).to_string();
+    if status != StatusCode::OK || answer["tip"] != tip.to_string() || answer["charged"] != charged
+    {
+        return Observed::unexpected(format!(
+            "tip {tip}: expected 200 charging {charged}, got {status}: {answer}"
+        ));
+    }
+    match merchant.cashier.get_order(&order.id).await {
+        Ok(o) if o.status == OrderStatus::Paid && o.tip == Some(tip) => Observed {
+            ok: true,
+            settled_payment_ids: vec![answer["payment_id"].as_str().unwrap_or_default().to_owned()],
+            pay: Some(pay),
+            ..Default::default()
+        },
+        Ok(o) => Observed::unexpected(format!(
+            "tip: order {} reads {} with tip {:?}",
+            o.id, o.status, o.tip
+        )),
+        Err(e) => Observed::unexpected(format!("tip: read order: {e}")),
     }
 }
 

@@ -26,9 +26,12 @@ pub enum Scenario {
     /// A paid order is refunded in part: the refund and the order's refunded total
     /// are what was asked.
     Refund,
+    /// The order asks for a tip (EMV 55=01): the wallet reads that from the QR and adds
+    /// one; the answer, the charge and the shop's order all carry it.
+    Tip,
 }
 
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario::Pay,
     Scenario::Insufficient,
     Scenario::Expire,
@@ -37,6 +40,7 @@ pub const ALL: [Scenario; 8] = [
     Scenario::DoublePay,
     Scenario::StaticCode,
     Scenario::Refund,
+    Scenario::Tip,
 ];
 
 impl Scenario {
@@ -50,6 +54,7 @@ impl Scenario {
             Scenario::DoublePay => "double_pay",
             Scenario::StaticCode => "static_code",
             Scenario::Refund => "refund",
+            Scenario::Tip => "tip",
         }
     }
 }
@@ -67,7 +72,7 @@ pub struct Mix(pub Vec<(Scenario, u32)>);
 impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
-            (Scenario::Pay, 82),
+            (Scenario::Pay, 79),
             (Scenario::Insufficient, 2),
             (Scenario::Expire, 1),
             (Scenario::Replay, 3),
@@ -75,6 +80,7 @@ impl Default for Mix {
             (Scenario::DoublePay, 2),
             (Scenario::StaticCode, 5),
             (Scenario::Refund, 3),
+            (Scenario::Tip, 3),
         ])
     }
 }
@@ -90,7 +96,7 @@ impl std::str::FromStr for Mix {
             let scenario = ALL
                 .into_iter()
                 .find(|sc| sc.name() == name.trim())
-                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code, refund"))?;
+                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code, refund, tip"))?;
             let weight: u32 = weight
                 .trim()
                 .parse()

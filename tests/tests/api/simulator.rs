@@ -16,9 +16,10 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
         seed: 7,
         hot_merchant: false,
         // Expiry takes 30 s at the least; the CLI tests cover it with a clock shift.
-        mix: "pay=50,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10,refund=10"
-            .parse::<Mix>()
-            .unwrap(),
+        mix:
+            "pay=40,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10,refund=10,tip=10"
+                .parse::<Mix>()
+                .unwrap(),
         overload: false,
         show_progress: false,
     };
@@ -34,6 +35,7 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
     for scenario in [
         simulator::scenario::Scenario::StaticCode,
         simulator::scenario::Scenario::Refund,
+        simulator::scenario::Scenario::Tip,
     ] {
         assert!(report.scenarios[&scenario].ok > 0, "{}", report.to_json());
     }
@@ -65,10 +67,15 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
             > 0.0
     );
     assert!(report.plot_svg().starts_with("<svg"));
-    // The same settlements seen from the database.
+    // The same settlements seen from the database, the tips among them.
     assert_eq!(
         app.count("SELECT count(*) FROM payments").await as u64,
         report.settled
+    );
+    assert!(
+        app.count("SELECT count(*) FROM payments WHERE tip_minor > 0")
+            .await
+            > 0
     );
 }
 

@@ -550,3 +550,39 @@ async fn the_sdk_and_the_cashier_cli_set_and_show_tips() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn across_currencies_the_tip_is_converted_with_the_amount_and_refunded_at_the_payments_rate()
+{
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app
+        .create_merchant_with(json!({"currency": "HKD", "country": "HK", "city": "Hong Kong"}))
+        .await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer_in(&wallet, "CNY", "500.00").await;
+    app.set_fx_rate("HKD", "CNY", "0.92", 50).await;
+    let mut body = json!({"amount": "100.00", "currency": "HKD", "merchant_reference": "FX-TIP", "tip_policy": "prompt"});
+    let order = json_ok(
+        app.create_order_raw(&merchant.cashier_key, &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    body = tipped(&order, &customer, "10.00");
+    let paid = json_ok(pay(&wallet, &body).await, StatusCode::OK).await;
+    // 110.00 HKD × 0.92 × 1.005 = 101.706 → 101.71 CNY, rounded once.
+    assert_eq!(
+        (paid["charged"].as_str(), paid["charged_currency"].as_str()),
+        (Some("101.71"), Some("CNY"))
+    );
+    assert_eq!(app.merchant_balance(&merchant).await, "109.62");
+    let half = refund(&app, &merchant, &order, "50.00", "half").await;
+    assert_eq!(half["tip_refunded"], "5.00");
+    assert_eq!(
+        app.customer_balance(&wallet, &customer).await,
+        "449.15",
+        "500 − 101.71 + 50.86"
+    );
+    refund(&app, &merchant, &order, "50.00", "rest").await;
+    assert_eq!(app.customer_balance(&wallet, &customer).await, "500.00");
+    assert_eq!(app.merchant_balance(&merchant).await, "0.00");
+}
