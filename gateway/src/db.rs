@@ -45,6 +45,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0024_static_codes",
     "0025_managing_what_exists",
     "0026_tips",
+    "0027_wallet_events",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

@@ -26,6 +26,7 @@ pub mod state;
 pub mod streams;
 pub mod sweeper;
 pub mod waiters;
+pub mod wallet_events;
 pub mod webhooks;
 
 pub use config::Settings;

@@ -98,6 +98,8 @@ const SECOND_FACTOR_CHANGES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/wallets/{id}/secrets"),
     ("DELETE", "/v1/admin/wallets/{id}/secrets/{secret_id}"),
     ("POST", "/v1/admin/merchants/{id}/webhook-secret"),
+    ("PUT", "/v1/admin/wallets/{id}/webhook"),
+    ("DELETE", "/v1/admin/wallets/{id}/webhook"),
     ("POST", "/v1/admin/tokens"),
     ("DELETE", "/v1/admin/tokens/{id}"),
     ("DELETE", "/v1/admin/tokens/{id}/second-factor"),

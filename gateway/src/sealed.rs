@@ -1,4 +1,4 @@
-//! Secrets at rest. The wallets' signing secrets and the merchants' webhook secrets are
+//! Secrets at rest. The wallets' signing secrets and the merchants' and wallets' webhook secrets are
 //! kept in PostgreSQL sealed with AES-256-GCM under a key-encryption key the database
 //! never sees (`QRGATE_SECRETS_KEY` or `QRGATE_SECRETS_KEY_FILE`: 32 random bytes,
 //! standard base64). A sealed value names its key and is bound to its row: the
@@ -40,6 +40,8 @@ pub enum SecretKind {
     MerchantWebhook,
     /// `second_factors.secret` (a TOTP secret), bound to the factor's id.
     SecondFactor,
+    /// `wallets.webhook_secret` (signs the wallet's events), bound to the wallet's id.
+    WalletWebhook,
 }
 
 impl SecretKind {
@@ -48,6 +50,7 @@ impl SecretKind {
             SecretKind::WalletSigning => "wallet_secrets.secret",
             SecretKind::MerchantWebhook => "merchants.webhook_secret",
             SecretKind::SecondFactor => "second_factors.secret",
+            SecretKind::WalletWebhook => "wallets.webhook_secret",
         }
     }
 }
@@ -236,7 +239,7 @@ pub fn is_sealed(stored: &str) -> bool {
 }
 
 /// Where sealed values live: (table, its id column, the value's column, what it is).
-const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 4] = [
+const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 5] = [
     ("wallet_secrets", "id", "secret", SecretKind::WalletSigning),
     (
         "merchants",
@@ -251,6 +254,7 @@ const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 4] = [
         SecretKind::MerchantWebhook,
     ),
     ("second_factors", "id", "secret", SecretKind::SecondFactor),
+    ("wallets", "id", "webhook_secret", SecretKind::WalletWebhook),
 ];
 /// Rows re-sealed per statement batch.
 const RESEAL_BATCH: i64 = 500;

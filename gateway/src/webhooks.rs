@@ -1,4 +1,5 @@
-//! Delivers merchant webhooks (docs/contract.md §7) from the outbox: at least once, signed with
+//! Delivers webhooks (docs/contract.md §7) from the outbox, to merchants and to wallet
+//! providers (`wallet_events`): at least once, signed with
 //! Standard Webhooks (both secrets while a rotation overlaps), retried with doubling
 //! backoff and jitter for about a day; any 2xx is success, 410 stops. Every replica runs
 //! a worker; an event is leased to one worker at a time (`webhook_lease`), so no lock or
@@ -176,15 +177,16 @@ enum Attempt {
 async fn deliver(state: &AppState, http: &reqwest::Client, event: &Row) -> anyhow::Result<()> {
     let id: &str = event.get("id");
     let client = state.pool.get().await?;
-    let merchant = client
-        .query_one(
-            "SELECT webhook_url, webhook_secret,
-                    CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
-             FROM merchants WHERE id = $1",
-            &[&event.get::<_, &str>("merchant_id")],
-        )
-        .await?;
-    let data = render(&client, event.get("type"), event.get("object_id")).await?;
+    let recipient = Recipient::of(event);
+    let (url, secrets) = recipient.destination(state, &client).await?;
+    let data = match recipient {
+        Recipient::Merchant(_) => {
+            render(&client, event.get("type"), event.get("object_id")).await?
+        }
+        Recipient::Wallet(_) => {
+            crate::wallet_events::render(&client, event.get("type"), event.get("object_id")).await?
+        }
+    };
     drop(client);
     let body = serde_json::to_vec(&json!({
         "id": id,
@@ -192,29 +194,86 @@ async fn deliver(state: &AppState, http: &reqwest::Client, event: &Row) -> anyho
         "created_at": crate::http::timestamp(event.get("created_at")),
         "data": data,
     }))?;
-    let merchant_id: &str = event.get("merchant_id");
-    let secrets: Vec<SigningSecret> = [merchant.get::<_, Option<String>>(1), merchant.get(2)]
-        .into_iter()
-        .flatten()
-        .filter_map(|stored| {
-            (state.settings.secrets)
-                .open_signing_secret(SecretKind::MerchantWebhook, merchant_id, &stored)
-                .inspect_err(
-                    |e| tracing::error!(%merchant_id, error = %e, "a webhook secret does not open"),
-                )
-                .ok()
-        })
-        .collect();
-    let attempt = match merchant.get::<_, Option<String>>(0) {
-        None => Attempt::Failed(None, "the merchant has no webhook URL".into()),
-        // Never an unsigned delivery: the merchant could not tell it from a forgery.
+    let attempt = match url {
+        None => Attempt::Failed(None, format!("the {} has no webhook URL", recipient.noun())),
+        // Never an unsigned delivery: the recipient could not tell it from a forgery.
         Some(_) if secrets.is_empty() => Attempt::Failed(
             None,
-            "the merchant's webhook secret could not be opened (see the gateway's log)".into(),
+            format!(
+                "the {}'s webhook secret could not be opened (see the gateway's log)",
+                recipient.noun()
+            ),
         ),
         Some(url) => post(state, http, &url, id, &secrets, body).await,
     };
     record(state, event, attempt).await
+}
+
+/// Who an event is for: a merchant (its orders and refunds) or a wallet (its customers).
+#[derive(Clone, Copy)]
+enum Recipient<'a> {
+    Merchant(&'a str),
+    Wallet(&'a str),
+}
+
+impl<'a> Recipient<'a> {
+    fn of(event: &'a Row) -> Self {
+        match event.get::<_, Option<&str>>("merchant_id") {
+            Some(merchant_id) => Recipient::Merchant(merchant_id),
+            None => Recipient::Wallet(event.get("wallet_id")),
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Recipient::Merchant(_) => "merchant",
+            Recipient::Wallet(_) => "wallet",
+        }
+    }
+
+    /// The URL and the secrets that sign (a merchant's previous secret too while a
+    /// rotation overlaps).
+    async fn destination(
+        self,
+        state: &AppState,
+        client: &deadpool_postgres::Client,
+    ) -> anyhow::Result<(Option<String>, Vec<SigningSecret>)> {
+        let (row, kind, owner) = match self {
+            Recipient::Merchant(id) => (
+                client
+                    .query_one(
+                        "SELECT webhook_url, webhook_secret,
+                                CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
+                         FROM merchants WHERE id = $1",
+                        &[&id],
+                    )
+                    .await?,
+                SecretKind::MerchantWebhook,
+                id,
+            ),
+            Recipient::Wallet(id) => (
+                client
+                    .query_one(
+                        "SELECT webhook_url, webhook_secret, NULL::text FROM wallets WHERE id = $1",
+                        &[&id],
+                    )
+                    .await?,
+                SecretKind::WalletWebhook,
+                id,
+            ),
+        };
+        let secrets = [row.get::<_, Option<String>>(1), row.get(2)]
+            .into_iter()
+            .flatten()
+            .filter_map(|stored| {
+                (state.settings.secrets)
+                    .open_signing_secret(kind, owner, &stored)
+                    .inspect_err(|e| tracing::error!(recipient = owner, error = %e, "a webhook secret does not open"))
+                    .ok()
+            })
+            .collect();
+        Ok((row.get(0), secrets))
+    }
 }
 
 async fn post(

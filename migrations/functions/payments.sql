@@ -196,6 +196,7 @@ BEGIN
         PERFORM ledger_post('points', 'referral:' || p_payment_id,
             ARRAY[platform_account('points_liability', 'PTS'), p_plan.referee_points, p_plan.referrer_points],
             ARRAY[-2 * p_plan.bonus_points, p_plan.bonus_points, p_plan.bonus_points], ARRAY[]::bigint[], p_shard_seed);
+        PERFORM wallet_event(p_wallet_id, 'referral.rewarded', p_payment_id);
     END IF;
 END $$;
 
@@ -561,7 +562,8 @@ BEGIN
 END $$;
 
 -- Records a booked payment: its row, the referral and campaign use it completes, the
--- order paid, the wallet's answer stored for repeats, and the merchant's webhook queued.
+-- order paid, the wallet's answer stored for repeats, the merchant's webhook and the
+-- wallet's points events queued.
 CREATE OR REPLACE FUNCTION payment_record(p payment_request, p_order orders, p_merchant merchants, p_quote_id text,
                                           p_price order_price, p_points payment_points, p_legs ledger_legs)
 RETURNS wallet_outcome LANGUAGE plpgsql AS $$
@@ -584,6 +586,9 @@ BEGIN
     END IF;
     IF v_offer.campaign_id IS NOT NULL THEN
         PERFORM campaign_record_use(v_offer, p.wallet_id, p.customer_account_id, p.payment_id);
+    END IF;
+    IF v_earned > 0 OR (p_price.redeem).points > 0 THEN
+        PERFORM wallet_payment_events(p.wallet_id, p.payment_id, v_earned, (p_price.redeem).points);
     END IF;
     UPDATE orders SET status = 'paid', paid_at = now(), payment_id = p.payment_id, updated_at = now(),
                       discount_minor = v_discount, charged_minor = p_price.charged_minor,

@@ -181,6 +181,8 @@ BEGIN
         PERFORM ledger_post('points', 'clawback:' || p_refund_id,
             ARRAY[p_points_account, platform_account('points_liability', 'PTS')],
             ARRAY[-v_back, v_back], ARRAY[]::bigint[], p_shard_seed);
+        PERFORM wallet_event((SELECT wallet_id FROM accounts WHERE id = p_points_account), 'points.clawed_back',
+                             p_refund_id);
     END IF;
 END $$;
 

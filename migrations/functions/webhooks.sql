@@ -1,5 +1,5 @@
--- The webhook outbox: events queued in the same commit as the change, leased by
--- the delivery workers of every replica.
+-- The webhook outbox: events queued in the same commit as the change, for a merchant
+-- or a wallet, leased by the delivery workers of every replica.
 --
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
@@ -11,6 +11,28 @@ RETURNS void LANGUAGE sql AS $$
     FROM merchants m WHERE m.id = p_merchant_id AND m.webhook_url IS NOT NULL;
 $$;
 
+-- Queues an event for a wallet that has a webhook URL (nothing otherwise).
+CREATE OR REPLACE FUNCTION wallet_event(p_wallet_id text, p_type text, p_object_id text)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO webhook_events (id, wallet_id, type, object_id)
+    SELECT 'evt_' || substr(md5(gen_random_uuid()::text), 1, 20), w.id, p_type, p_object_id
+    FROM wallets w WHERE w.id = p_wallet_id AND w.webhook_url IS NOT NULL;
+$$;
+
+-- What a payment tells its wallet about the customer's points: earned and redeemed
+-- (each event renders the payment; referral_reward queues referral.rewarded).
+CREATE OR REPLACE FUNCTION wallet_payment_events(p_wallet_id text, p_payment_id text, p_earned bigint,
+                                                 p_redeemed bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_earned > 0 THEN
+        PERFORM wallet_event(p_wallet_id, 'points.earned', p_payment_id);
+    END IF;
+    IF p_redeemed > 0 THEN
+        PERFORM wallet_event(p_wallet_id, 'points.redeemed', p_payment_id);
+    END IF;
+END $$;
+
 -- order.expired and order.closed with the status change, whoever makes it.
 CREATE OR REPLACE FUNCTION order_status_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -20,12 +42,21 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- refund.succeeded with the refund.
+-- refund.succeeded with the refund: to the merchant, and to the wallet whose customer
+-- is refunded.
 CREATE OR REPLACE FUNCTION refund_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.outcome = 'succeeded' THEN
         PERFORM webhook_enqueue(o.merchant_id, 'refund.succeeded', NEW.id) FROM orders o WHERE o.id = NEW.order_id;
+        PERFORM wallet_event(p.wallet_id, 'refund.succeeded', NEW.id) FROM payments p WHERE p.order_id = NEW.order_id;
     END IF;
+    RETURN NULL;
+END $$;
+
+-- payout.received to the wallet of the customer account a payout credits.
+CREATE OR REPLACE FUNCTION payout_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM wallet_event(a.wallet_id, 'payout.received', NEW.id) FROM accounts a WHERE a.id = NEW.to_account_id;
     RETURN NULL;
 END $$;
 
@@ -48,3 +79,6 @@ CREATE TRIGGER orders_webhook AFTER UPDATE OF status ON orders FOR EACH ROW
 
 CREATE TRIGGER refunds_webhook AFTER INSERT ON refunds FOR EACH ROW
     WHEN (NEW.outcome = 'succeeded') EXECUTE FUNCTION refund_event();
+
+CREATE TRIGGER payouts_webhook AFTER INSERT ON payouts FOR EACH ROW
+    WHEN (NEW.outcome = 'succeeded') EXECUTE FUNCTION payout_event();

@@ -173,7 +173,7 @@ impl NewMerchant {
         };
         let webhook_url = r
             .webhook_url
-            .map(|u| check_webhook_url(&u, allow_http_webhooks).map(|_| u))
+            .map(|u| check_webhook_url("webhook_url", &u, allow_http_webhooks).map(|_| u))
             .transpose()?;
         Ok(NewMerchant {
             name,
@@ -207,16 +207,16 @@ impl NewMerchant {
 /// A webhook URL as given: https (http too with QRGATE_ALLOW_PRIVATE_WEBHOOKS=1), no
 /// credentials, not an IP literal in private space. Where a name resolves is checked
 /// again at every delivery.
-fn check_webhook_url(url: &str, allow_private: bool) -> ApiResult<()> {
+pub(crate) fn check_webhook_url(field: &str, url: &str, allow_private: bool) -> ApiResult<()> {
     if url.len() > WEBHOOK_URL_CHARS_MAX || url.contains('@') {
         return Err(ApiError::invalid(
-            "webhook_url",
+            field,
             "must be at most 2048 characters, without credentials",
         ));
     }
     crate::webhooks::check_destination(url, allow_private)
         .map(|_| ())
-        .map_err(|why| ApiError::invalid("webhook_url", why))
+        .map_err(|why| ApiError::invalid(field, why))
 }
 
 /// A known IANA zone name (`domain::time_zone`, which the document lists), that the

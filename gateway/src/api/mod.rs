@@ -19,6 +19,7 @@ pub mod statements;
 pub mod static_codes;
 pub mod tips;
 pub mod wallet;
+pub mod wallet_webhooks;
 pub mod webhooks;
 
 use actix_web::web;
@@ -30,6 +31,7 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(orders::routes)
         .configure(wallet::routes)
+        .configure(wallet_webhooks::routes)
         .configure(checkout::routes)
         .configure(static_codes::routes)
         .configure(pages::routes)

@@ -59,13 +59,13 @@ const REFERRAL_CODE_CHARS: usize = 10;
 
 /// A signed POST: its raw body, its caller, and the digest that identifies the
 /// message (method, path and body) for webhook-id replay detection.
-struct SignedPost {
-    call: WalletCall,
-    body: web::Bytes,
-    message_sha256: Vec<u8>,
+pub(crate) struct SignedPost {
+    pub(crate) call: WalletCall,
+    pub(crate) body: web::Bytes,
+    pub(crate) message_sha256: Vec<u8>,
 }
 
-async fn signed_post(
+pub(crate) async fn signed_post(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
@@ -85,7 +85,7 @@ async fn signed_post(
 /// Claims the webhook-id of a message answered outside the money functions, with the one
 /// SQL claim they use too (`wallet_message_claim`). Returns the stored answer when the
 /// very same message was answered before.
-async fn claim_message(
+pub(crate) async fn claim_message(
     client: &impl GenericClient,
     call: &WalletCall,
     sha: &[u8],
@@ -676,7 +676,7 @@ fn payment_json(row: &Row) -> Value {
 }
 
 /// A signed GET: the signature covers the request target exactly as sent.
-async fn signed_get(
+pub(crate) async fn signed_get(
     state: &AppState,
     req: &HttpRequest,
     wallet_id: &str,

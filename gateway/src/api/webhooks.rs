@@ -27,19 +27,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// How long the previous secret keeps signing after a rotation.
 const ROTATION_OVERLAP_HOURS: i32 = 24;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeliveriesQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 async fn deliveries(
     merchant: Merchant,
     state: web::Data<AppState>,
     query: web::Query<DeliveriesQuery>,
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Reports)?;
+    let client = state.pool.get().await?;
+    let page = deliveries_page(
+        &state,
+        &client,
+        EventsOf::Merchant(&merchant.merchant_id),
+        &query,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Whose events: a merchant's (its orders and refunds) or a wallet's (its customers').
+#[derive(Clone, Copy)]
+pub(crate) enum EventsOf<'a> {
+    Merchant(&'a str),
+    Wallet(&'a str),
+}
+
+impl EventsOf<'_> {
+    fn column_and_id(&self) -> (&'static str, &str) {
+        match self {
+            EventsOf::Merchant(id) => ("merchant_id", id),
+            EventsOf::Wallet(id) => ("wallet_id", id),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeliveriesQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// One page of a recipient's events and their delivery state, newest first.
+pub(crate) async fn deliveries_page(
+    state: &AppState,
+    client: &impl deadpool_postgres::GenericClient,
+    of: EventsOf<'_>,
+    query: &DeliveriesQuery,
+) -> ApiResult<serde_json::Value> {
     let limits = &state.settings.limits;
     let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
     let (at, id) = query
@@ -48,15 +82,17 @@ async fn deliveries(
         .map(decode_cursor)
         .transpose()?
         .unzip();
-    let client = state.pool.get().await?;
+    let (column, owner) = of.column_and_id();
     let rows = client
         .query(
-            "SELECT id, type, object_id, status, attempts, last_http_status, last_error, next_attempt_at,
-                    last_attempt_at, delivered_at, created_at
-             FROM webhook_events WHERE merchant_id = $1
-               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-            &[&merchant.merchant_id, &at, &id, &(limit + 1)],
+            &format!(
+                "SELECT id, type, object_id, status, attempts, last_http_status, last_error, next_attempt_at,
+                        last_attempt_at, delivered_at, created_at
+                 FROM webhook_events WHERE {column} = $1
+                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            ),
+            &[&owner, &at, &id, &(limit + 1)],
         )
         .await?;
     let item = |r: &tokio_postgres::Row| {
@@ -75,11 +111,9 @@ async fn deliveries(
             "created_at": timestamp(r.get(10)),
         })
     };
-    Ok(
-        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
-            encode_cursor(last.get(10), last.get(0))
-        })),
-    )
+    Ok(page_json(&rows, limit, item, |last| {
+        encode_cursor(last.get(10), last.get(0))
+    }))
 }
 
 /// Puts an event back in the queue now (delivered ones too: the merchant asked).
@@ -92,21 +126,33 @@ async fn retry(
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Reports)?;
     empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    let event_id = path.into_inner();
-    if !ids::is_gateway_id(&event_id) {
+    let client = state.pool.get().await?;
+    let requeued = requeue(&client, EventsOf::Merchant(&merchant.merchant_id), &path).await?;
+    Ok(HttpResponse::Ok().json(requeued))
+}
+
+/// Queues one of the recipient's events for delivery again now (delivered ones too:
+/// the recipient asked); another's event is 404 like a missing one.
+pub(crate) async fn requeue(
+    client: &impl deadpool_postgres::GenericClient,
+    of: EventsOf<'_>,
+    event_id: &str,
+) -> ApiResult<serde_json::Value> {
+    if !ids::is_gateway_id(event_id) {
         return Err(ApiError::not_found("webhook event"));
     }
-    let client = state.pool.get().await?;
+    let (column, owner) = of.column_and_id();
     let row = client
         .query_opt(
-            "UPDATE webhook_events SET status = 'pending', next_attempt_at = now(), attempts = 0
-             WHERE id = $1 AND merchant_id = $2 RETURNING id, status",
-            &[&event_id, &merchant.merchant_id],
+            &format!(
+                "UPDATE webhook_events SET status = 'pending', next_attempt_at = now(), attempts = 0
+                 WHERE id = $1 AND {column} = $2 RETURNING id, status"
+            ),
+            &[&event_id, &owner],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("webhook event"))?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"id": row.get::<_, &str>(0), "status": row.get::<_, &str>(1)})))
+    Ok(json!({"id": row.get::<_, &str>(0), "status": row.get::<_, &str>(1)}))
 }
 
 async fn rotate_own_secret(

@@ -188,6 +188,8 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/campaigns/{id}/end", "End a campaign early, for good", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
         ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404, 422]),
+        ("put", "/v1/admin/wallets/{id}/webhook", "Point a wallet's events (its customers' refunds, points, referrals, payouts) at a URL; the first time, its signing secret is made and shown once", Admin, &[], Some("WalletWebhookSet"), Json(200, "WalletWebhook"), &[404]),
+        ("delete", "/v1/admin/wallets/{id}/webhook", "Stop a wallet's events and forget their secret", Admin, &[], None, Json(200, "WalletWebhook"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
         ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
         ("get", "/v1/admin/wallets/{id}/funding-limits", "A wallet's funding limits", Admin, &[], None, Json(200, "FundingLimitList"), &[404]),
@@ -259,6 +261,8 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/wallets/{wallet_id}/quotes", "What paying a scanned QR would charge", Wallet, &[], Some("QuoteRequest"), Json(200, "Quote"), &[404, 409, 422]),
         ("post", "/v1/wallets/{wallet_id}/payments", "Pay a scanned order", Wallet, &[], Some("PaymentRequest"), Json(200, "Payment"), &[404, 422]),
         ("get", "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}", "The stored answer to a payment", Wallet, &[], None, Json(200, "Payment"), &[404, 409, 422]),
+        ("get", "/v1/wallets/{wallet_id}/webhooks/deliveries", "The wallet's events and their delivery state, newest first", Wallet, PAGE, None, Json(200, "WalletWebhookDeliveryPage"), &[]),
+        ("post", "/v1/wallets/{wallet_id}/webhooks/deliveries/{id}/retry", "Deliver one of the wallet's events again", Wallet, &[], Some("Empty"), Json(200, "WebhookRetry"), &[404]),
         ("get", "/v1/wallets/{wallet_id}/accounts/{id}", "A customer account's balance", Wallet, &[], None, Json(200, "CustomerAccount"), &[404]),
         ("get", "/v1/wallets/{wallet_id}/accounts/{id}/statement", "A customer account's statement", Wallet, STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
     ]

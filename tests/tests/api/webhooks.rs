@@ -456,3 +456,276 @@ async fn a_backlog_is_delivered_in_one_wakeup_not_a_batch_per_poll() {
     let seen = hook.wait_for(20).await;
     assert_eq!(seen.len(), 20, "{seen:?}");
 }
+
+/// Points a wallet's events at `url`; returns the signing secret shown the first time.
+async fn wallet_hook(app: &TestApp, wallet_id: &str, url: &str) -> Option<String> {
+    let set = json_ok(
+        app.admin_put(
+            &format!("/v1/admin/wallets/{wallet_id}/webhook"),
+            &json!({"url": url}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(set["webhook_url"], url);
+    set["webhook_secret"].as_str().map(str::to_owned)
+}
+
+async fn open_customer(
+    wallet: &simulator::wallet::WalletClient,
+    reference: &str,
+    code: Option<&str>,
+) -> Value {
+    let body = json!({"customer_reference": reference, "currency": "CNY", "referral_code": code});
+    json_ok(
+        wallet.post("customers", &body).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![503], Duration::ZERO).await;
+    let wallet = app.create_wallet().await;
+    let secret = wallet_hook(&app, &wallet.wallet_id, "http://127.0.0.1:9/elsewhere")
+        .await
+        .expect("a new secret");
+    assert_eq!(
+        wallet_hook(&app, &wallet.wallet_id, &hook.url).await,
+        None,
+        "moving the URL keeps the secret"
+    );
+    let merchant = app.create_merchant().await;
+    let alice = open_customer(&wallet, "alice", None).await;
+    let bob = open_customer(&wallet, "bob", alice["referral_code"].as_str()).await;
+    let bob_account = bob["account_id"].as_str().unwrap();
+    let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": bob_account, "amount": "100.00", "currency": "CNY"});
+    json_ok(
+        wallet.post("top-ups", &top_up).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+
+    // Bob's first payment earns points and completes Alice's referral; his second
+    // redeems points; the first is refunded (its points clawed back); Alice gets a payout.
+    let first = app.create_order(&merchant.cashier_key, "20.00").await;
+    let paid = json_ok(app.pay(&wallet, &first, bob_account).await, StatusCode::OK).await;
+    let second = app.create_order(&merchant.cashier_key, "10.00").await;
+    let mut body = TestApp::pay_body(&second, bob_account);
+    body["use_points"] = json!(100);
+    let redeemed = json_ok(
+        wallet.post("payments", &body).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(redeemed["points_used"], "100");
+    let refund = json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/orders/{}/refunds", first["id"].as_str().unwrap()),
+            &json!({"amount": "20.00", "refund_reference": "all"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let alice_account = alice["account_id"].as_str().unwrap();
+    app.allow_payout_account(&merchant.id, alice_account).await;
+    let payout = json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            "/v1/payouts",
+            &json!({"to_account_id": alice_account, "amount": "5.00", "currency": "CNY", "payout_reference": "p1"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Seven events, the first refused once and delivered again; every one signed with
+    // the wallet's secret.
+    let seen = hook.wait_for(8).await;
+    assert_eq!(seen.len(), 8);
+    let now = chrono::Utc::now().timestamp();
+    for d in &seen {
+        verify(&secret, &d.headers, &d.body, now).expect("signed with the wallet's secret");
+    }
+    let mut events: Vec<Value> = seen[1..].iter().map(Delivery::json).collect();
+    events.sort_by_key(|e| e["type"].as_str().unwrap().to_owned());
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| e["data"].clone())
+            .collect::<Vec<_>>()
+    };
+    let earned = of("points.earned");
+    assert_eq!(earned.len(), 2);
+    assert!(
+        earned
+            .iter()
+            .any(|d| d["payment_id"] == paid["payment_id"] && d["points"] == "20"),
+        "{earned:?}"
+    );
+    assert_eq!(earned[0]["customer_account_id"], bob_account);
+    assert_eq!(earned[0]["points_account_id"], bob["points_account_id"]);
+    let spent = &of("points.redeemed")[0];
+    assert_eq!(
+        (spent["points"].as_str(), spent["value"].as_str()),
+        (Some("100"), Some("1.00"))
+    );
+    let referral = &of("referral.rewarded")[0];
+    assert_eq!(
+        (
+            referral["referee_reference"].as_str(),
+            referral["referrer_reference"].as_str()
+        ),
+        (Some("bob"), Some("alice"))
+    );
+    assert_eq!(referral["points_each"], "500");
+    let refunded = &of("refund.succeeded")[0];
+    assert_eq!(refunded["refund_id"], refund["id"]);
+    assert_eq!(
+        (refunded["amount"].as_str(), refunded["currency"].as_str()),
+        (Some("20.00"), Some("CNY"))
+    );
+    assert_eq!(refunded["customer_account_id"], bob_account);
+    let clawed = &of("points.clawed_back")[0];
+    assert_eq!(
+        (clawed["refund_id"].as_str(), clawed["points"].as_str()),
+        (refund["id"].as_str(), Some("20"))
+    );
+    let received = &of("payout.received")[0];
+    assert_eq!(received["payout_id"], payout["id"]);
+    assert_eq!(
+        (received["account_id"].as_str(), received["amount"].as_str()),
+        (Some(alice_account), Some("5.00"))
+    );
+    assert_eq!(received["merchant_id"], merchant.id);
+
+    // The wallet's own list, signed like every wallet call; and a retry.
+    let listed = json_ok(
+        wallet.get("webhooks/deliveries?limit=50").await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 7);
+    assert!(
+        items.iter().all(|i| i["status"] == "delivered"),
+        "{items:?}"
+    );
+    let again = items[0]["id"].as_str().unwrap();
+    let retried = json_ok(
+        wallet
+            .post(&format!("webhooks/deliveries/{again}/retry"), &json!({}))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(retried["status"], "pending");
+    let seen = hook.wait_for(9).await;
+    assert_eq!(seen[8].id(), again);
+    assert_error(
+        wallet
+            .post(
+                &format!("webhooks/deliveries/{again}/retry"),
+                &json!({"now": true}),
+            )
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+
+    // Another wallet sees none of them and cannot retry them; a merchant's list has none.
+    let other = app.create_wallet().await;
+    let theirs = json_ok(
+        other.get("webhooks/deliveries").await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(theirs["items"], json!([]));
+    assert_error(
+        other
+            .post(&format!("webhooks/deliveries/{again}/retry"), &json!({}))
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(deliveries(&app, &merchant).await, Vec::<Value>::new());
+
+    // Removed: no more events are queued for the wallet.
+    json_ok(
+        app.admin_delete(&format!("/v1/admin/wallets/{}/webhook", wallet.wallet_id))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let third = app.create_order(&merchant.cashier_key, "10.00").await;
+    json_ok(app.pay(&wallet, &third, bob_account).await, StatusCode::OK).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM webhook_events WHERE wallet_id = '{}'",
+            wallet.wallet_id
+        ))
+        .await,
+        7
+    );
+}
+
+#[tokio::test]
+async fn a_wallet_webhook_is_an_operators_change_and_must_go_somewhere_public() {
+    let app = spawn_app_with(&[("QRGATE_ALLOW_PRIVATE_WEBHOOKS", "0")]).await;
+    let wallet = app.create_wallet().await;
+    let path = format!("/v1/admin/wallets/{}/webhook", wallet.wallet_id);
+    for url in [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://user:pw@example.com/",
+        "not a url",
+    ] {
+        assert_error(
+            app.admin_put(&path, &json!({"url": url})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    assert_error(
+        app.admin_put(
+            "/v1/admin/wallets/wal_nosuchwallet/webhook",
+            &json!({"url": "https://example.com/h"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM wallets WHERE webhook_url IS NOT NULL")
+            .await,
+        0
+    );
+    let secret = wallet_hook(&app, &wallet.wallet_id, "https://example.com/wallet-hook").await;
+    assert!(secret.unwrap().starts_with("whsec_"));
+    // The secret is sealed at rest, like every other.
+    let stored: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT webhook_secret FROM wallets WHERE id = $1",
+            &[&wallet.wallet_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("sealed:v1:"), "{stored}");
+}
