@@ -13,7 +13,8 @@
 //! (no final answer within its 30 s: it may or may not have happened, as with any
 //! timeout), each double pay both of whose requests were answered paid once, each
 //! refund race within the payment, the campaign within its budget and equal to its
-//! discounts, every `order.paid` in the outbox and every event delivered (signed) or
+//! discounts, every `order.paid` in the outbox (and the wallet's events of points
+//! earned, refunds and payouts), every event delivered (signed) or
 //! still queued, no request left without a final answer unless its 30 s spanned an
 //! outage (2 s or more with no payment acknowledged), and the time from each fault to
 //! the next successful payment. A violation exits non-zero and names the seed that
@@ -292,6 +293,20 @@ async fn world(fleet: Fleet, http: reqwest::Client, replicas: usize) -> anyhow::
             &json!({"currency": "CNY", "limit": "9999999999.99"}),
         )
         .await?;
+    // The wallet hears of its customers (refunds, points, referrals, payouts) at the
+    // simulator's endpoint too, each event checked against the wallet's own secret.
+    let hook = admin
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/admin/wallets/{wallet_id}/webhook"),
+            Some(&json!({"url": hooks.url("wallet")})),
+        )
+        .await?;
+    hooks.expect_secret(
+        "wallet",
+        SigningSecret::parse(&text(&hook, "webhook_secret")?)
+            .map_err(|e| anyhow::anyhow!("wallet webhook secret: {e}"))?,
+    );
     let secret = text(&wallet, "secret")?;
     let wallets: Vec<Vec<WalletClient>> = (0..replicas)
         .map(|r| {
@@ -1152,6 +1167,25 @@ async fn check_outbox(
     if unannounced > 0 {
         violations.push(format!(
             "{unannounced} paid orders have no order.paid event"
+        ));
+    }
+    // The wallet's side: every payment that earned points, refund and payout told it.
+    let wallet_unannounced: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM payments p WHERE p.points_earned > 0 AND NOT EXISTS
+                        (SELECT 1 FROM webhook_events e WHERE e.type = 'points.earned' AND e.object_id = p.id))
+                  + (SELECT count(*) FROM refunds r WHERE r.outcome = 'succeeded' AND NOT EXISTS
+                        (SELECT 1 FROM webhook_events e WHERE e.wallet_id IS NOT NULL
+                           AND e.type = 'refund.succeeded' AND e.object_id = r.id))
+                  + (SELECT count(*) FROM payouts po WHERE po.outcome = 'succeeded' AND NOT EXISTS
+                        (SELECT 1 FROM webhook_events e WHERE e.type = 'payout.received' AND e.object_id = po.id))",
+            &[],
+        )
+        .await?
+        .get(0);
+    if wallet_unannounced > 0 {
+        violations.push(format!(
+            "{wallet_unannounced} points earned, refunds or payouts have no event for the wallet"
         ));
     }
     let settled = client
