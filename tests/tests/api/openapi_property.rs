@@ -230,6 +230,10 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
         }
         // Where a webhook URL may point is decided by DNS and the operator's settings.
         "/v1/admin/merchants" => body["webhook_url"].is_null(),
+        "/v1/admin/wallets/{id}/webhook" => body["url"].as_str().is_some_and(|u| {
+            reqwest::Url::parse(u)
+                .is_ok_and(|url| url.domain().is_some() && url.username().is_empty())
+        }),
         "/v1/wallets/{wallet_id}/transfers" => body["from_account_id"] != body["to_account_id"],
         // http:// returns are a deployment's choice; line items add up to the amount.
         "/v1/checkout-sessions" => {
