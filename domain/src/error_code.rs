@@ -31,6 +31,11 @@ pub enum ErrorCode {
     StaticCodeRevoked,
     TipNotAllowed,
     TipExceedsCap,
+    RewardOutOfStock,
+    RewardUnavailable,
+    VoucherInvalid,
+    VoucherUsed,
+    VoucherExpired,
     TransferNotAllowed,
     InsufficientFunds,
     AmountMismatch,
@@ -51,7 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::InvalidRequest,
         Self::Unauthenticated,
         Self::InvalidSignature,
@@ -77,6 +82,11 @@ impl ErrorCode {
         Self::StaticCodeRevoked,
         Self::TipNotAllowed,
         Self::TipExceedsCap,
+        Self::RewardOutOfStock,
+        Self::RewardUnavailable,
+        Self::VoucherInvalid,
+        Self::VoucherUsed,
+        Self::VoucherExpired,
         Self::TransferNotAllowed,
         Self::InsufficientFunds,
         Self::AmountMismatch,
@@ -123,6 +133,11 @@ impl ErrorCode {
             Self::StaticCodeRevoked => "static_code_revoked",
             Self::TipNotAllowed => "tip_not_allowed",
             Self::TipExceedsCap => "tip_exceeds_cap",
+            Self::RewardOutOfStock => "reward_out_of_stock",
+            Self::RewardUnavailable => "reward_unavailable",
+            Self::VoucherInvalid => "voucher_invalid",
+            Self::VoucherUsed => "voucher_used",
+            Self::VoucherExpired => "voucher_expired",
             Self::TransferNotAllowed => "transfer_not_allowed",
             Self::InsufficientFunds => "insufficient_funds",
             Self::AmountMismatch => "amount_mismatch",
@@ -171,6 +186,11 @@ impl ErrorCode {
             | Self::StaticCodeRevoked
             | Self::TipNotAllowed
             | Self::TipExceedsCap
+            | Self::RewardOutOfStock
+            | Self::RewardUnavailable
+            | Self::VoucherInvalid
+            | Self::VoucherUsed
+            | Self::VoucherExpired
             | Self::TransferNotAllowed
             | Self::InsufficientFunds
             | Self::AmountMismatch

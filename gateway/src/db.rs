@@ -46,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0025_managing_what_exists",
     "0026_tips",
     "0027_wallet_events",
+    "0028_rewards",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -59,6 +60,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "risk",
     "payments",
     "refunds",
+    "rewards",
     "transfers",
     "webhooks",
     "request_rates",

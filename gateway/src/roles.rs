@@ -7,7 +7,7 @@
 //! | `admin` | everything |
 //! | `support` | nothing (the customer-service desk, when it comes, is read-only) |
 //! | `risk` | blocks, risk limits, SCA rules, wallets' funding limits and transfers across providers |
-//! | `finance` | FX rates, campaigns |
+//! | `finance` | FX rates, campaigns, platform rewards |
 //!
 //! One table decides, by the route's pattern as registered (never the raw path).
 
@@ -68,6 +68,8 @@ const CHANGES: &[(Role, &str, &str)] = &[
     (Role::Finance, "POST", "/v1/admin/campaigns/{id}/pause"),
     (Role::Finance, "POST", "/v1/admin/campaigns/{id}/resume"),
     (Role::Finance, "POST", "/v1/admin/campaigns/{id}/end"),
+    (Role::Finance, "POST", "/v1/admin/rewards"),
+    (Role::Finance, "POST", "/v1/admin/rewards/{id}/end"),
 ];
 
 /// Changes every role may make: its own second factor.

@@ -1,5 +1,6 @@
 //! Background upkeep, safe to run on every replica at once: expires due orders (so
-//! nothing reads `pending` past `expires_at` for long), and prunes webhook-ids and
+//! nothing reads `pending` past `expires_at` for long) and unused vouchers past theirs
+//! (a payment judges a voucher's expiry itself), and prunes webhook-ids and
 //! Idempotency-Key answers past their retention.
 
 use crate::state::AppState;
@@ -30,6 +31,13 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     if expired > 0 {
         state.metrics.orders_expired(expired as u64);
         tracing::info!(expired, "orders expired");
+    }
+    let vouchers: i32 = client
+        .query_one("SELECT expire_due_vouchers($1)", &[&limits.sweeper_batch_max])
+        .await?
+        .get(0);
+    if vouchers > 0 {
+        tracing::info!(vouchers, "unused vouchers expired");
     }
     prune(
         &client,

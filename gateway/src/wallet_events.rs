@@ -9,7 +9,8 @@ use qrgate_domain::{money::format_minor, Currency};
 use serde_json::{json, Value};
 
 /// The event's object as it is now. `kind` names it: a refund (`refund.succeeded`,
-/// `points.clawed_back`), a payment (`points.earned`, `points.redeemed`, and
+/// `points.clawed_back`), a payment (`points.earned`, `points.redeemed`, and a reward
+/// redemption for `points.redeemed` too,
 /// `referral.rewarded` for the payment that completed the referral), or a payout
 /// (`payout.received`).
 pub async fn render(
@@ -19,6 +20,7 @@ pub async fn render(
 ) -> anyhow::Result<Value> {
     match kind {
         "refund.succeeded" => refund(client, object_id).await,
+        "points.redeemed" if object_id.starts_with("rdm_") => reward(client, object_id).await,
         "points.earned" | "points.redeemed" => points_of_payment(client, kind, object_id).await,
         "points.clawed_back" => clawback(client, object_id).await,
         "referral.rewarded" => referral(client, object_id).await,
@@ -88,6 +90,29 @@ async fn points_of_payment(
         data["currency"] = json!(p.get::<_, &str>(7));
     }
     Ok(data)
+}
+
+/// Points redeemed for a reward (its object is the redemption).
+async fn reward(client: &deadpool_postgres::Client, redemption_id: &str) -> anyhow::Result<Value> {
+    let d = client
+        .query_one(
+            "SELECT d.id, d.reward_id, d.customer_account_id, p.account_id, d.points, d.voucher_code, d.created_at
+             FROM reward_redemptions d
+             JOIN postings p ON p.ledger_transaction_id = d.ledger_transaction_id AND p.amount_minor < 0
+             WHERE d.id = $1",
+            &[&redemption_id],
+        )
+        .await
+        .context("rendering points.redeemed for a reward")?;
+    Ok(json!({
+        "redemption_id": d.get::<_, &str>(0),
+        "reward_id": d.get::<_, &str>(1),
+        "customer_account_id": d.get::<_, &str>(2),
+        "points_account_id": d.get::<_, &str>(3),
+        "points": d.get::<_, i64>(4).to_string(),
+        "voucher_code": d.get::<_, Option<&str>>(5),
+        "created_at": crate::http::timestamp(d.get(6)),
+    }))
 }
 
 /// The points a refund took back (never below zero: what was spent stays spent).

@@ -58,6 +58,16 @@ pub enum ErrorKind {
     TipNotAllowed,
     /// `tip_exceeds_cap` (422): the tip is above the shop's cap (`tip_max_percent`).
     TipExceedsCap,
+    /// `reward_out_of_stock` (422): the reward has no stock left.
+    RewardOutOfStock,
+    /// `reward_unavailable` (422): the reward was ended by whoever listed it.
+    RewardUnavailable,
+    /// `voucher_invalid` (422): no such voucher for this customer, or it is for another shop or currency.
+    VoucherInvalid,
+    /// `voucher_used` (422): the voucher was already used by a payment.
+    VoucherUsed,
+    /// `voucher_expired` (422): the voucher is past its expiry.
+    VoucherExpired,
     /// `transfer_not_allowed` (422): a transfer between customers of two wallets that do not both take part.
     TransferNotAllowed,
     /// `insufficient_funds` (422): the customer cannot pay.
@@ -126,6 +136,11 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::StaticCodeRevoked => ErrorKind::StaticCodeRevoked,
             ErrorCode::TipNotAllowed => ErrorKind::TipNotAllowed,
             ErrorCode::TipExceedsCap => ErrorKind::TipExceedsCap,
+            ErrorCode::RewardOutOfStock => ErrorKind::RewardOutOfStock,
+            ErrorCode::RewardUnavailable => ErrorKind::RewardUnavailable,
+            ErrorCode::VoucherInvalid => ErrorKind::VoucherInvalid,
+            ErrorCode::VoucherUsed => ErrorKind::VoucherUsed,
+            ErrorCode::VoucherExpired => ErrorKind::VoucherExpired,
             ErrorCode::TransferNotAllowed => ErrorKind::TransferNotAllowed,
             ErrorCode::InsufficientFunds => ErrorKind::InsufficientFunds,
             ErrorCode::MerchantInsufficientFunds => ErrorKind::MerchantInsufficientFunds,
@@ -181,6 +196,11 @@ impl ErrorKind {
             ErrorKind::StaticCodeRevoked => Some(ErrorCode::StaticCodeRevoked),
             ErrorKind::TipNotAllowed => Some(ErrorCode::TipNotAllowed),
             ErrorKind::TipExceedsCap => Some(ErrorCode::TipExceedsCap),
+            ErrorKind::RewardOutOfStock => Some(ErrorCode::RewardOutOfStock),
+            ErrorKind::RewardUnavailable => Some(ErrorCode::RewardUnavailable),
+            ErrorKind::VoucherInvalid => Some(ErrorCode::VoucherInvalid),
+            ErrorKind::VoucherUsed => Some(ErrorCode::VoucherUsed),
+            ErrorKind::VoucherExpired => Some(ErrorCode::VoucherExpired),
             ErrorKind::TransferNotAllowed => Some(ErrorCode::TransferNotAllowed),
             ErrorKind::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
             ErrorKind::MerchantInsufficientFunds => Some(ErrorCode::MerchantInsufficientFunds),
@@ -225,6 +245,11 @@ impl ErrorKind {
             ErrorKind::StaticCodeRevoked => "this printed code was revoked; take it down and print the shop's current one",
             ErrorKind::TipNotAllowed => "this order takes no tip; pay it without one",
             ErrorKind::TipExceedsCap => "the tip is above what the shop accepts; offer a smaller one",
+            ErrorKind::RewardOutOfStock => "this reward has none left; choose another",
+            ErrorKind::RewardUnavailable => "this reward is no longer offered",
+            ErrorKind::VoucherInvalid => "this voucher is not this customer's or not for this shop",
+            ErrorKind::VoucherUsed => "this voucher was already used",
+            ErrorKind::VoucherExpired => "this voucher has expired",
             ErrorKind::DuplicateReference => "that reference belongs to another order: use a new one (a pending order holding it can be closed first)",
             ErrorKind::IdempotencyConflict => "this Idempotency-Key was used for a different request; use a new key",
             ErrorKind::IdempotencyInProgress => "the same request is still being processed; retry shortly",

@@ -201,7 +201,7 @@ BEGIN
 END $$;
 
 -- The one pricing chain of quotes and payments: what paying p_order from an account in
--- p_account_currency costs. The best campaign (its rows locked with p_lock), the points
+-- p_account_currency costs. The best campaign (its rows locked with p_lock), a voucher, the points
 -- redeemed (1/100 of a unit each, at most what is due; the platform funds them), what
 -- is due in the order's currency (with the tip and the order's convenience fee), and
 -- what the account is charged: across currencies,
@@ -210,7 +210,7 @@ END $$;
 -- left in the order's currency: the caller answers currency_mismatch.
 CREATE OR REPLACE FUNCTION price_order(
     p_order orders, p_wallet_id text, p_account_id text, p_account_currency text,
-    p_use_points bigint, p_tip_minor bigint, p_rate_id text, p_lock boolean
+    p_use_points bigint, p_tip_minor bigint, p_voucher_code text, p_rate_id text, p_lock boolean
 ) RETURNS order_price LANGUAGE plpgsql AS $$
 DECLARE
     v_price order_price;
@@ -218,6 +218,10 @@ DECLARE
 BEGIN
     v_price.offer := campaign_take(p_order, p_wallet_id, p_account_id, p_lock);
     v_price.due_minor := p_order.amount_minor - coalesce((v_price.offer).discount_minor, 0);
+    IF p_voucher_code IS NOT NULL THEN  -- (its row locked: once per voucher)
+        v_price.voucher := voucher_take(p_order, p_wallet_id, p_account_id, p_voucher_code, v_price.due_minor);
+        v_price.due_minor := v_price.due_minor - (v_price.voucher).value_minor;
+    END IF;
     v_price.redeem := CASE WHEN p_use_points > 0 THEN points_redemption(p_use_points, p_order.currency, v_price.due_minor)
                            ELSE ROW(0, 0)::points_redemption END;
     -- The tip and the convenience fee come on top, after discounts and points (which
@@ -276,7 +280,7 @@ BEGIN
                    'order ' || v_order.id || ' cannot be paid', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
     END IF;
     v_price := price_order(v_order, p_wallet_id, p_customer_account_id, v_account_currency, p_use_points, NULL, NULL,
-                           false);
+                           NULL, false);
     IF v_account_currency <> v_order.currency AND (v_price.rate).id IS NULL THEN
         RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || v_order.currency || ' to ' || v_account_currency,
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::quote_outcome;
@@ -327,7 +331,7 @@ BEGIN
         -- Campaign rows locked: a concurrent payment cannot overspend a budget or a
         -- customer's uses. At the quote's rate when there is a quote.
         v_price := price_order(v_order, p.wallet_id, p.customer_account_id, v_begin.account_currency,
-                               p.use_points, p.tip_minor, v_quote.fx_rate_id, true);
+                               p.use_points, p.tip_minor, p.voucher_code, v_quote.fx_rate_id, true);
         v_refused := payment_price_refusal(p, v_order, v_begin.account_currency, v_price);
     END IF;
     IF v_refused.code IS NULL THEN
@@ -473,13 +477,15 @@ RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT floor(p_amount_minor::numeric * p_max_percent / 100)::bigint;
 $$;
 
--- Why the price cannot be charged, or NULL: no exchange rate into the paying account's
--- currency, or a charge above the wallet's max_charged.
+-- Why the price cannot be charged, or NULL: the voucher cannot be used, no exchange
+-- rate into the paying account's currency, or a charge above the wallet's max_charged.
 CREATE OR REPLACE FUNCTION payment_price_refusal(p payment_request, p_order orders, p_account_currency text,
                                                  p_price order_price)
 RETURNS refusal LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    IF p_account_currency <> p_order.currency AND (p_price.rate).id IS NULL THEN
+    IF ((p_price.voucher).refused).code IS NOT NULL THEN
+        RETURN (p_price.voucher).refused;
+    ELSIF p_account_currency <> p_order.currency AND (p_price.rate).id IS NULL THEN
         RETURN ROW('currency_mismatch', 422, 'no exchange rate from ' || p_order.currency || ' to '
                    || p_account_currency || ' (the paying account''s currency)', NULL)::refusal;
     ELSIF p.max_charged IS NOT NULL AND p_price.charged_minor > minor_units_of(p.max_charged, p_price.charged_currency) THEN
@@ -514,7 +520,7 @@ END $$;
 
 -- A payment's legs, in the one lock order: customer, merchant, fee, FX positions (the
 -- payer's side first), promotions, points. The merchant is credited the amount less a
--- discount it funds, less the fee on that (fee_for), and then the tip and the
+-- discount or voucher it funds, less the fee on that (fee_for), and then the tip and the
 -- convenience fee whole. The platform funds its own
 -- discounts and the points redeemed (promotions); points earned are a liability.
 CREATE OR REPLACE FUNCTION payment_legs(p payment_request, p_order orders, p_merchant merchants,
@@ -522,10 +528,13 @@ CREATE OR REPLACE FUNCTION payment_legs(p payment_request, p_order orders, p_mer
 RETURNS ledger_legs LANGUAGE plpgsql AS $$
 DECLARE
     v_offer campaign_offer := p_price.offer;
+    v_voucher voucher_offer := p_price.voucher;
     v_redeem points_redemption := p_price.redeem;
-    v_platform_discount bigint := CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END;
+    v_platform_discount bigint := CASE WHEN v_offer.funded_by = 'platform' THEN v_offer.discount_minor ELSE 0 END
+                                  + CASE WHEN v_voucher.funded_by = 'platform' THEN v_voucher.value_minor ELSE 0 END;
     v_credited bigint := p_order.amount_minor
-                         - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END;
+                         - CASE WHEN v_offer.funded_by = 'merchant' THEN v_offer.discount_minor ELSE 0 END
+                         - CASE WHEN v_voucher.funded_by = 'merchant' THEN v_voucher.value_minor ELSE 0 END;
     v_liability text;
     v_legs ledger_legs;
 BEGIN
@@ -571,16 +580,23 @@ DECLARE
     v_offer campaign_offer := p_price.offer;
     v_discount bigint := coalesce((p_price.offer).discount_minor, 0);
     v_earned bigint := coalesce(p_points.earned, 0);
+    v_voucher bigint := coalesce((p_price.voucher).value_minor, 0);
 BEGIN
     INSERT INTO payments (id, order_id, wallet_id, wallet_txn_id, customer_account_id, amount_minor, currency,
                           charged_minor, charged_currency, fee_minor, ledger_transaction_id, paid_at,
                           fx_rate_id, fx_rate, fx_spread_bps, quote_id, discount_minor, campaign_id, discount_funded_by,
-                          points_used, points_value_minor, points_earned, tip_minor, convenience_fee_minor)
+                          points_used, points_value_minor, points_earned, tip_minor, convenience_fee_minor,
+                          voucher_redemption_id, voucher_minor, voucher_funded_by)
     VALUES (p.payment_id, p_order.id, p.wallet_id, p.txn_id, p.customer_account_id, p_order.amount_minor,
             p_order.currency, p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor,
             p_legs.ledger_transaction_id, now(), (p_price.rate).id, (p_price.rate).rate, (p_price.rate).spread_bps,
             p_quote_id, v_discount, v_offer.campaign_id, v_offer.funded_by, (p_price.redeem).points,
-            (p_price.redeem).value_minor, v_earned, p_price.tip_minor, p_price.convenience_fee_minor);
+            (p_price.redeem).value_minor, v_earned, p_price.tip_minor, p_price.convenience_fee_minor,
+            (p_price.voucher).redemption_id, v_voucher, (p_price.voucher).funded_by);
+    IF (p_price.voucher).redemption_id IS NOT NULL THEN
+        UPDATE reward_redemptions SET status = 'used', used_payment_id = p.payment_id
+        WHERE id = (p_price.voucher).redemption_id;
+    END IF;
     IF (p_points.referral).bonus_points IS NOT NULL THEN
         PERFORM referral_reward(p.wallet_id, p_points.referral, p.payment_id, p.shard_seed);
     END IF;
@@ -591,7 +607,7 @@ BEGIN
         PERFORM wallet_payment_events(p.wallet_id, p.payment_id, v_earned, (p_price.redeem).points);
     END IF;
     UPDATE orders SET status = 'paid', paid_at = now(), payment_id = p.payment_id, updated_at = now(),
-                      discount_minor = v_discount, charged_minor = p_price.charged_minor,
+                      discount_minor = v_discount + v_voucher, charged_minor = p_price.charged_minor,
                       charged_currency = p_price.charged_currency, tip_minor = p_price.tip_minor
     WHERE id = p_order.id;
     INSERT INTO wallet_txns (wallet_id, wallet_txn_id, kind, request_sha256, http_status, outcome, payment_id, order_id)
@@ -601,7 +617,7 @@ BEGIN
     END IF;
     RETURN ROW('succeeded', 200, NULL, p.payment_id, p_order.id, p_order.amount_minor, p_order.currency, v_discount,
                p_price.charged_minor, p_price.charged_currency, p_legs.fee_minor, (p_price.redeem).points, v_earned,
-               now(), NULL, p_price.tip_minor, p_price.convenience_fee_minor)::wallet_outcome;
+               now(), NULL, p_price.tip_minor, p_price.convenience_fee_minor, v_voucher)::wallet_outcome;
 END $$;
 
 -- Moves due pending orders to expired, at most p_batch at a time; safe to run on

@@ -105,7 +105,7 @@ $$;
 -- each leg of the payment. Each leg is returned cumulatively: after it, leg L has
 -- returned round_half_up(L_total × refunded / amount), so the last refund returns the
 -- rest. The merchant gives back its share of what it was credited (the amount less a
--- discount it funded), of the tip and of the convenience fee; the customer gets their
+-- discount or voucher it funded), of the tip and of the convenience fee; the customer gets their
 -- share of what they were charged (in that currency, at the payment's rate; in the
 -- order's, exactly the shares of what was due, the tip and the fee); due is that sum in
 -- the order's currency (what was due after all discounts and points, tip and fee).
@@ -113,8 +113,9 @@ CREATE OR REPLACE FUNCTION refund_shares(p_payment payments, p_before bigint, p_
 RETURNS refund_shares LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     a bigint := p_payment.amount_minor;
-    v_credited bigint := a - CASE WHEN p_payment.discount_funded_by = 'merchant' THEN p_payment.discount_minor ELSE 0 END;
-    v_goods_due bigint := a - p_payment.discount_minor - p_payment.points_value_minor;
+    v_credited bigint := a - CASE WHEN p_payment.discount_funded_by = 'merchant' THEN p_payment.discount_minor ELSE 0 END
+                           - CASE WHEN p_payment.voucher_funded_by = 'merchant' THEN p_payment.voucher_minor ELSE 0 END;
+    v_goods_due bigint := a - p_payment.discount_minor - p_payment.voucher_minor - p_payment.points_value_minor;
     v refund_shares;
 BEGIN
     v.gross_minor := refund_leg(v_credited, p_before, p_after, a);

@@ -5,7 +5,7 @@
 
 CREATE OR REPLACE FUNCTION wallet_answer(p_code text, p_http_status integer, p_message text, p_rule text DEFAULT NULL)
 RETURNS wallet_outcome LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(p_code, p_http_status, p_message, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p_rule, NULL, NULL)::wallet_outcome;
+    SELECT ROW(p_code, p_http_status, p_message, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p_rule, NULL, NULL, NULL)::wallet_outcome;
 $$;
 
 -- The stored answer to (wallet, wallet_txn_id), or NULL when there is none.
@@ -14,7 +14,7 @@ RETURNS wallet_outcome LANGUAGE sql STABLE AS $$
     SELECT ROW(t.outcome, t.http_status, t.outcome_message, p.id, coalesce(p.order_id, t.order_id),
                p.amount_minor, p.currency, p.discount_minor, p.charged_minor, p.charged_currency,
                p.fee_minor, p.points_used, p.points_earned, p.paid_at, t.outcome_rule, p.tip_minor,
-               p.convenience_fee_minor)::wallet_outcome
+               p.convenience_fee_minor, p.voucher_minor)::wallet_outcome
     FROM wallet_txns t LEFT JOIN payments p ON p.id = t.payment_id
     WHERE t.wallet_id = p_wallet_id AND t.wallet_txn_id = p_txn_id;
 $$;

@@ -13,6 +13,7 @@ pub mod payouts;
 pub mod reconciliation;
 pub mod refunds;
 pub mod reports;
+pub mod rewards;
 pub mod risk;
 pub mod second_factors;
 pub mod statements;
@@ -49,5 +50,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(refunds::routes)
         .configure(payouts::routes)
         .configure(reports::routes)
+        .configure(rewards::routes)
         .configure(webhooks::routes);
 }

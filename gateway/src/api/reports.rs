@@ -53,7 +53,9 @@ const REPORT_SQL: &str = "
     FROM day,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(p.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(p.fee_minor), 0)::bigint AS fees,
-                    coalesce(sum(p.discount_minor) FILTER (WHERE p.discount_funded_by = 'merchant'), 0)::bigint AS discounts,
+                    (coalesce(sum(p.discount_minor) FILTER (WHERE p.discount_funded_by = 'merchant'), 0)
+                     + coalesce(sum(p.voucher_minor) FILTER (WHERE p.voucher_funded_by = 'merchant'), 0))::bigint
+                        AS discounts,
                     coalesce(sum(p.tip_minor), 0)::bigint AS tips,
                     coalesce(sum(p.convenience_fee_minor), 0)::bigint AS convenience_fees
              FROM payments p JOIN orders o ON o.id = p.order_id

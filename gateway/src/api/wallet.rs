@@ -55,6 +55,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 const CUSTOMER_REFERENCE_CHARS_MAX: usize = 64;
+/// The longest voucher code a payment may carry (the gateway issues 19 characters).
+const VOUCHER_CODE_CHARS_MAX: usize = 32;
 const REFERRAL_CODE_CHARS: usize = 10;
 
 /// A signed POST: its raw body, its caller, and the digest that identifies the
@@ -150,14 +152,14 @@ pub fn parse_wallet_post(kind: WalletPost, body: &[u8]) -> ApiResult<()> {
 
 /// The canonical digest of a parsed request: equal for equal requests however the
 /// JSON was formatted.
-fn request_sha256<T: Serialize>(kind: &str, request: &T) -> Vec<u8> {
+pub(crate) fn request_sha256<T: Serialize>(kind: &str, request: &T) -> Vec<u8> {
     let canonical =
         serde_json::to_vec(&serde_json::to_value(request).expect("a request serializes"))
             .expect("a value serializes");
     sha256(&[kind.as_bytes(), &canonical])
 }
 
-fn wallet_txn_id(s: &str) -> ApiResult<ClientId> {
+pub(crate) fn wallet_txn_id(s: &str) -> ApiResult<ClientId> {
     ClientId::parse(s).map_err(|e| ApiError::invalid("wallet_txn_id", e))
 }
 
@@ -444,6 +446,9 @@ struct PayRequest {
     /// sent across an upgrade still matches its stored answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     tip: Option<String>,
+    /// A voucher the customer redeemed points for, taken off like a discount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voucher_code: Option<String>,
 }
 
 /// How the wallet verified its customer for this payment or transfer, asserted inside
@@ -476,6 +481,7 @@ struct Payment {
     /// In the order's currency; zero or more (whether the order takes it is the
     /// ledger's call: the order's tip policy and the shop's cap).
     tip_minor: Option<i64>,
+    voucher_code: Option<String>,
 }
 
 impl Payment {
@@ -516,6 +522,14 @@ impl Payment {
             .map(|t| qrgate_domain::money::parse_minor(t, currency))
             .transpose()
             .map_err(|e| ApiError::invalid("tip", e))?;
+        if r.voucher_code.as_deref().is_some_and(|c| {
+            c.is_empty() || c.len() > VOUCHER_CODE_CHARS_MAX || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }) {
+            return Err(ApiError::invalid(
+                "voucher_code",
+                format!("must be 1 to {VOUCHER_CODE_CHARS_MAX} letters, digits or hyphens"),
+            ));
+        }
         Ok(Payment {
             txn,
             qr_payload: r.qr_payload.clone(),
@@ -525,6 +539,7 @@ impl Payment {
             quote_id,
             mfa: CustomerAuthentication::is_mfa(r.customer_authentication),
             tip_minor,
+            voucher_code: r.voucher_code.clone(),
         })
     }
 }
@@ -562,7 +577,7 @@ async fn pay(
     let settling = std::time::Instant::now();
     let row = call_with_retry(
         &state,
-        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17, $18, $19)::payment_request)",
+        "SELECT * FROM pay_order(ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::numeric, $13, $14, $15, $16, $17, $18, $19, $20)::payment_request)",
         &[
             &post.call.wallet_id,
             &post.call.message_id,
@@ -583,6 +598,7 @@ async fn pay(
             &state.settings.limits.timeline_entries_per_order_max,
             &static_code_id,
             &payment.tip_minor,
+            &payment.voucher_code,
         ],
     )
     .await?;
@@ -646,7 +662,11 @@ fn order_settled_fields(row: &Row) -> Value {
         "updated_at": paid_at,
         "paid_at": paid_at,
         "payment_id": row.get::<_, &str>("payment_id"),
-        "discount": format_minor(row.get("discount_minor"), currency),
+        // The order's discount is everything taken off: the campaign's and a voucher's.
+        "discount": format_minor(
+            row.get::<_, i64>("discount_minor") + row.get::<_, Option<i64>>("voucher_minor").unwrap_or(0),
+            currency
+        ),
         "charged": format_minor(row.get("charged_minor"), charged_currency),
         "charged_currency": charged_currency,
         "tip": format_minor(row.get("tip_minor"), currency),
@@ -670,6 +690,7 @@ fn payment_json(row: &Row) -> Value {
         "fee": format_minor(row.get("fee_minor"), currency),
         "tip": format_minor(row.get("tip_minor"), currency),
         "convenience_fee": format_minor(row.get("convenience_fee_minor"), currency),
+        "voucher": format_minor(row.get::<_, Option<i64>>("voucher_minor").unwrap_or(0), currency),
         "points_earned": row.get::<_, i64>("points_earned").to_string(),
         "paid_at": timestamp(row.get("paid_at")),
     })

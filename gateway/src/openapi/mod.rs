@@ -188,6 +188,9 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/campaigns/{id}/end", "End a campaign early, for good", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
         ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404, 422]),
+        ("post", "/v1/admin/rewards", "List a platform reward: a gift, or a voucher the platform funds at one shop", Admin, &[], Some("PlatformRewardCreate"), Json(201, "Reward"), &[]),
+        ("get", "/v1/admin/rewards", "Every reward, newest first", Admin, PAGE, None, Json(200, "RewardPage"), &[]),
+        ("post", "/v1/admin/rewards/{id}/end", "End any reward", Admin, &[], Some("Empty"), Json(200, "Reward"), &[404]),
         ("put", "/v1/admin/wallets/{id}/webhook", "Point a wallet's events (its customers' refunds, points, referrals, payouts) at a URL; the first time, its signing secret is made and shown once", Admin, &[], Some("WalletWebhookSet"), Json(200, "WalletWebhook"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/webhook", "Stop a wallet's events and forget their secret", Admin, &[], None, Json(200, "WalletWebhook"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
@@ -252,6 +255,10 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/accounts/{id}", "An account's balance", Merchant("reports"), &[], None, Json(200, "Account"), &[404]),
         ("get", "/v1/accounts/{id}/statement", "An account's statement", Merchant("reports"), STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
         ("get", "/v1/reports/settlement", "The daily settlement report", Merchant("reports"), &["date", "format"], None, JsonOrCsv(200, "SettlementReport"), &[]),
+        ("post", "/v1/rewards", "List a reward for points: a voucher worth an amount off at this shop, or a gift (a manager key)", Merchant("keys"), &[], Some("RewardCreate"), Json(201, "Reward"), &[]),
+        ("get", "/v1/rewards", "The shop's rewards, newest first", Merchant("orders"), PAGE, None, Json(200, "RewardPage"), &[]),
+        ("get", "/v1/rewards/{id}", "A reward, with how many were redeemed, used and expired unused", Merchant("orders"), &[], None, Json(200, "Reward"), &[404]),
+        ("post", "/v1/rewards/{id}/end", "End a reward: no more redemptions (issued vouchers stay good until they expire)", Merchant("keys"), &[], Some("Empty"), Json(200, "Reward"), &[404]),
         ("get", "/v1/webhooks/deliveries", "Webhook deliveries, newest first", Merchant("reports"), PAGE, None, Json(200, "WebhookDeliveryPage"), &[]),
         ("post", "/v1/webhooks/deliveries/{id}/retry", "Deliver an event again", Merchant("reports"), &[], Some("Empty"), Json(200, "WebhookRetry"), &[404]),
         ("post", "/v1/webhooks/secret", "Rotate the webhook secret", Merchant("reports"), &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[]),
@@ -261,6 +268,9 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/wallets/{wallet_id}/quotes", "What paying a scanned QR would charge", Wallet, &[], Some("QuoteRequest"), Json(200, "Quote"), &[404, 409, 422]),
         ("post", "/v1/wallets/{wallet_id}/payments", "Pay a scanned order", Wallet, &[], Some("PaymentRequest"), Json(200, "Payment"), &[404, 422]),
         ("get", "/v1/wallets/{wallet_id}/payments/{wallet_txn_id}", "The stored answer to a payment", Wallet, &[], None, Json(200, "Payment"), &[404, 409, 422]),
+        ("get", "/v1/wallets/{wallet_id}/rewards", "The live rewards catalogue to show customers, newest first", Wallet, PAGE, None, Json(200, "RewardCatalogue"), &[]),
+        ("post", "/v1/wallets/{wallet_id}/rewards/redemptions", "Redeem a customer's points for a reward", Wallet, &[], Some("RedemptionCreate"), Json(201, "Redemption"), &[404, 409, 422]),
+        ("get", "/v1/wallets/{wallet_id}/rewards/redemptions", "A customer's redemptions (vouchers and gifts), newest first", Wallet, &["customer_account_id!", "cursor", "limit"], None, Json(200, "RedemptionPage"), &[404]),
         ("get", "/v1/wallets/{wallet_id}/webhooks/deliveries", "The wallet's events and their delivery state, newest first", Wallet, PAGE, None, Json(200, "WalletWebhookDeliveryPage"), &[]),
         ("post", "/v1/wallets/{wallet_id}/webhooks/deliveries/{id}/retry", "Deliver one of the wallet's events again", Wallet, &[], Some("Empty"), Json(200, "WebhookRetry"), &[404]),
         ("get", "/v1/wallets/{wallet_id}/accounts/{id}", "A customer account's balance", Wallet, &[], None, Json(200, "CustomerAccount"), &[404]),
@@ -523,6 +533,7 @@ fn query_parameter(name: &str) -> Value {
             json!({"type": "string", "pattern": "^(0|[1-9][0-9]*)(\\.[0-9]+)?$", "maxLength": 13, "description": "Only orders of this amount (a decimal string, as amounts are written), in each order's currency."})
         }
         "max_results" => json!({"type": "integer", "minimum": 1, "maximum": 20, "default": 10}),
+        "customer_account_id" => schema_ref("Id"),
         _ => json!({"type": "string"}),
     };
     json!({"name": name, "in": "query", "required": required, "schema": schema})
@@ -570,6 +581,8 @@ const PLAIN_TEXT_FIELDS: &[(&str, &str)] = &[
     ("MerchantCreate", "local_name"),
     ("MerchantCreate", "local_city"),
     ("AdminTokenCreate", "name"),
+    ("RewardCreate", "name"),
+    ("PlatformRewardCreate", "name"),
 ];
 
 /// `schemas.json`, and the schemas the code itself defines: the error catalogue, the

@@ -34,6 +34,8 @@ fn may(role: &str, method: &str, path: &str) -> bool {
         ("post", "/v1/admin/campaigns/{id}/pause"),
         ("post", "/v1/admin/campaigns/{id}/resume"),
         ("post", "/v1/admin/campaigns/{id}/end"),
+        ("post", "/v1/admin/rewards"),
+        ("post", "/v1/admin/rewards/{id}/end"),
     ];
     let own = ["/v1/admin/second-factor", "/v1/admin/second-factor/confirm"];
     match role {
