@@ -33,7 +33,10 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
         tracing::info!(expired, "orders expired");
     }
     let vouchers: i32 = client
-        .query_one("SELECT expire_due_vouchers($1)", &[&limits.sweeper_batch_max])
+        .query_one(
+            "SELECT expire_due_vouchers($1)",
+            &[&limits.sweeper_batch_max],
+        )
         .await?
         .get(0);
     if vouchers > 0 {

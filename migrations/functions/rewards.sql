@@ -102,18 +102,18 @@ BEGIN
     SELECT * INTO v FROM reward_redemptions WHERE voucher_code = p_code FOR UPDATE;
     IF v.id IS NULL OR v.wallet_id <> p_wallet_id
        OR v.customer_reference <> (SELECT customer_reference FROM accounts WHERE id = p_account_id) THEN
-        RETURN ROW(NULL, 0, NULL, ROW('voucher_invalid', 422, 'no such voucher for this customer', NULL)::refusal);
+        RETURN ROW(NULL, 0, NULL, ROW('voucher_invalid', 422, 'no such voucher for this customer', NULL)::refusal)::voucher_offer;
     ELSIF v.merchant_id <> p_order.merchant_id OR v.currency <> p_order.currency THEN
         RETURN ROW(NULL, 0, NULL, ROW('voucher_invalid', 422, 'the voucher is for another shop or currency',
-                                      NULL)::refusal);
+                                      NULL)::refusal)::voucher_offer;
     ELSIF v.status = 'used' THEN
         RETURN ROW(NULL, 0, NULL, ROW('voucher_used', 422, 'the voucher was used by payment ' || v.used_payment_id,
-                                      NULL)::refusal);
+                                      NULL)::refusal)::voucher_offer;
     ELSIF v.status = 'expired' OR v.expires_at <= now() THEN
         RETURN ROW(NULL, 0, NULL, ROW('voucher_expired', 422, 'the voucher expired at ' || v.expires_at,
-                                      NULL)::refusal);
+                                      NULL)::refusal)::voucher_offer;
     END IF;
-    RETURN ROW(v.id, greatest(0, least(v.value_minor, p_due_minor - 1)), v.funded_by, NULL);
+    RETURN ROW(v.id, greatest(0, least(v.value_minor, p_due_minor - 1)), v.funded_by, NULL::refusal)::voucher_offer;
 END $$;
 
 -- Moves unused vouchers past their expiry to expired, at most p_batch at a time (they

@@ -349,6 +349,7 @@ async fn run_flow(ctx: &Ctx, a: &Arrival, intended: Instant) -> Observed {
         Scenario::StaticCode => unreachable!("a static code's payment makes its own order"),
         Scenario::Refund => pay_and_refund(ctx, a, &order).await,
         Scenario::Tip => pay_with_tip(ctx, a, &order).await,
+        Scenario::Voucher => pay_with_voucher(ctx, a, &order).await,
     };
     observed.create_order = Some(create_order);
     observed
@@ -452,6 +453,86 @@ async fn pay_with_tip(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Ob
             o.id, o.status, o.tip
         )),
         Err(e) => Observed::unexpected(format!("tip: read order: {e}")),
+    }
+}
+
+/// The customer pays `order` (earning at least a point: every amount is 1.00 or more),
+/// redeems a point for the shop's voucher, and pays a second order with it: the answer
+/// shows the voucher taken off and the charge the amount less it; the shop's order reads
+/// it as its discount.
+async fn pay_with_voucher(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Observed {
+    let merchant = &ctx.world.merchants[a.merchant];
+    let customer = &ctx.world.customers[a.customer];
+    let wallet = &ctx.world.wallets[customer.wallet];
+    let mut settled = Vec::new();
+    let started = Instant::now();
+    match send_payment(ctx, customer, &pay_body(order, customer), false).await {
+        Ok((StatusCode::OK, answer, _)) => {
+            settled.push(answer["payment_id"].as_str().unwrap_or_default().to_owned())
+        }
+        Ok((StatusCode::SERVICE_UNAVAILABLE, _, _)) if ctx.overload => return Observed::shed(),
+        Ok((status, answer, _)) => {
+            return Observed::unexpected(format!("voucher: first pay answered {status}: {answer}"))
+        }
+        Err(e) => return Observed::unexpected(e),
+    }
+    let redeem = json!({"wallet_txn_id": qrgate_domain::ids::mint("stx"), "customer_account_id": customer.account_id,
+                        "reward_id": merchant.voucher_reward_id});
+    let redeemed = match wallet.post("rewards/redemptions", &redeem).await {
+        Ok(r) if r.status() == StatusCode::CREATED => {
+            r.json::<Value>().await.unwrap_or(Value::Null)
+        }
+        Ok(r) if ctx.overload && r.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            return Observed::shed()
+        }
+        Ok(r) => {
+            return Observed::unexpected(format!(
+                "voucher: redeem answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))
+        }
+        Err(e) => return Observed::unexpected(format!("voucher: redeem: {e}")),
+    };
+    let second = NewOrder::new(
+        Decimal::new(a.amount_minor, 2),
+        "CNY".parse().expect("CNY"),
+        reference(),
+    );
+    let second = match merchant.cashier.create_order(&second).await {
+        Ok(o) => o,
+        Err(e) => return Observed::unexpected(format!("voucher: create the second order: {e}")),
+    };
+    let mut body = pay_body(&second, customer);
+    body["voucher_code"] = redeemed["voucher_code"].clone();
+    let value: Decimal = crate::setup::VOUCHER_VALUE.parse().expect("a decimal");
+    let charged = (second.amount - value).to_string();
+    match send_payment(ctx, customer, &body, false).await {
+        Ok((StatusCode::OK, answer, _))
+            if answer["voucher"] == value.to_string() && answer["charged"] == charged =>
+        {
+            settled.push(answer["payment_id"].as_str().unwrap_or_default().to_owned())
+        }
+        Ok((status, answer, _)) => {
+            return Observed::unexpected(format!(
+                "voucher: expected 200 charging {charged}, got {status}: {answer}"
+            ))
+        }
+        Err(e) => return Observed::unexpected(e),
+    }
+    let pay = started.elapsed();
+    match merchant.cashier.get_order(&second.id).await {
+        Ok(o) if o.status == OrderStatus::Paid && o.discount == Some(value) => Observed {
+            ok: true,
+            settled_payment_ids: settled,
+            pay: Some(pay),
+            ..Default::default()
+        },
+        Ok(o) => Observed::unexpected(format!(
+            "voucher: order {} reads {} with discount {:?}",
+            o.id, o.status, o.discount
+        )),
+        Err(e) => Observed::unexpected(format!("voucher: read order: {e}")),
     }
 }
 

@@ -29,9 +29,12 @@ pub enum Scenario {
     /// The order asks for a tip (EMV 55=01): the wallet reads that from the QR and adds
     /// one; the answer, the charge and the shop's order all carry it.
     Tip,
+    /// The customer pays (earning points), redeems a point for a voucher, and pays a
+    /// second order with it: the voucher's value comes off, once.
+    Voucher,
 }
 
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     Scenario::Pay,
     Scenario::Insufficient,
     Scenario::Expire,
@@ -41,6 +44,7 @@ pub const ALL: [Scenario; 9] = [
     Scenario::StaticCode,
     Scenario::Refund,
     Scenario::Tip,
+    Scenario::Voucher,
 ];
 
 impl Scenario {
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::StaticCode => "static_code",
             Scenario::Refund => "refund",
             Scenario::Tip => "tip",
+            Scenario::Voucher => "voucher",
         }
     }
 }
@@ -72,7 +77,7 @@ pub struct Mix(pub Vec<(Scenario, u32)>);
 impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
-            (Scenario::Pay, 79),
+            (Scenario::Pay, 77),
             (Scenario::Insufficient, 2),
             (Scenario::Expire, 1),
             (Scenario::Replay, 3),
@@ -81,6 +86,7 @@ impl Default for Mix {
             (Scenario::StaticCode, 5),
             (Scenario::Refund, 3),
             (Scenario::Tip, 3),
+            (Scenario::Voucher, 2),
         ])
     }
 }
@@ -96,7 +102,7 @@ impl std::str::FromStr for Mix {
             let scenario = ALL
                 .into_iter()
                 .find(|sc| sc.name() == name.trim())
-                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code, refund, tip"))?;
+                .ok_or_else(|| format!("unknown scenario `{name}`; known: pay, insufficient, expire, replay, tamper, double_pay, static_code, refund, tip, voucher"))?;
             let weight: u32 = weight
                 .trim()
                 .parse()

@@ -114,7 +114,13 @@ pub struct Merchant {
     pub cashier: Client,
     /// The shop's printed code, for the static-code scenario.
     pub static_code: merchant_sdk::StaticCode,
+    /// A platform voucher at this shop (one point for `VOUCHER_VALUE`), for the voucher
+    /// scenario.
+    pub voucher_reward_id: String,
 }
+
+/// What the voucher scenario's reward takes off a payment.
+pub const VOUCHER_VALUE: &str = "0.50";
 
 /// A customer account and the wallet it belongs to.
 #[derive(Clone, Debug)]
@@ -195,7 +201,15 @@ async fn create_merchant(admin: &Admin, i: usize) -> anyhow::Result<Merchant> {
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
     let static_code = cashier.create_static_code("Counter", None).await?;
+    let reward = admin
+        .post(
+            "/v1/admin/rewards",
+            &json!({"kind": "voucher", "name": "Sim voucher", "points_cost": 1, "value": VOUCHER_VALUE,
+                    "merchant_id": id}),
+        )
+        .await?;
     Ok(Merchant {
+        voucher_reward_id: text(&reward, "id")?,
         account_id: text(&merchant, "account_id")?,
         id,
         cashier,

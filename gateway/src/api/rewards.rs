@@ -95,7 +95,10 @@ impl NewReward {
         }
         let voucher = match (r.kind.as_str(), voucher_currency) {
             ("gift", _) => {
-                for (field, given) in [("value", r.value.is_some()), ("valid_days", r.valid_days.is_some())] {
+                for (field, given) in [
+                    ("value", r.value.is_some()),
+                    ("valid_days", r.valid_days.is_some()),
+                ] {
                     if given {
                         return Err(ApiError::invalid(field, "is only for a voucher"));
                     }
@@ -217,15 +220,28 @@ async fn create_own(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Keys)?;
-    let body: NewRewardRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let body: NewRewardRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     if body.merchant_id.is_some() {
-        return Err(ApiError::invalid("merchant_id", "a shop's voucher is taken at the shop itself"));
+        return Err(ApiError::invalid(
+            "merchant_id",
+            "a shop's voucher is taken at the shop itself",
+        ));
     }
     let currency = Currency::parse(&merchant.profile.currency).map_err(ApiError::internal_from)?;
     let reward = NewReward::parse(&body, Some(currency))?;
-    let voucher_merchant = reward.voucher.map(|_| (merchant.merchant_id.as_str(), currency));
+    let voucher_merchant = reward
+        .voucher
+        .map(|_| (merchant.merchant_id.as_str(), currency));
     let client = state.pool.get().await?;
-    let json = insert_reward(&client, Some(&merchant.merchant_id), voucher_merchant, &reward, &body.kind).await?;
+    let json = insert_reward(
+        &client,
+        Some(&merchant.merchant_id),
+        voucher_merchant,
+        &reward,
+        &body.kind,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(json))
 }
 
@@ -235,7 +251,8 @@ async fn create_platform(
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: NewRewardRequest = json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let body: NewRewardRequest =
+        json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let merchant_id = id_filter("merchant_id", body.merchant_id.as_deref())?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -246,7 +263,7 @@ async fn create_platform(
                 .map(|r| Currency::parse(r.get(0)))
                 .transpose()
                 .map_err(ApiError::internal_from)?
-                .ok_or_else(|| ApiError::invalid("merchant_id", "no such merchant"))?,
+                .ok_or_else(|| ApiError::not_found("merchant"))?,
         ),
         None => None,
     };
@@ -268,10 +285,19 @@ struct PageQuery {
 }
 
 /// One page of rewards, newest first, of one lister (None: all).
-async fn rewards_page(state: &AppState, lister: Option<&str>, query: &PageQuery) -> ApiResult<Value> {
+async fn rewards_page(
+    state: &AppState,
+    lister: Option<&str>,
+    query: &PageQuery,
+) -> ApiResult<Value> {
     let limits = &state.settings.limits;
     let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query.cursor.as_deref().map(decode_cursor).transpose()?.unzip();
+    let (at, id) = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unzip();
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -307,7 +333,11 @@ async fn list_all(
 }
 
 /// A reward by id; `lister` Some: only that merchant's.
-async fn fetch_reward(client: &impl GenericClient, id: &str, lister: Option<&str>) -> ApiResult<Row> {
+async fn fetch_reward(
+    client: &impl GenericClient,
+    id: &str,
+    lister: Option<&str>,
+) -> ApiResult<Row> {
     if !ids::is_gateway_id(id) {
         return Err(ApiError::not_found("reward"));
     }
@@ -335,7 +365,11 @@ async fn get_own(
 
 /// Ends a reward: no more redemptions; vouchers already issued stay good until they
 /// expire. Ending an ended reward changes nothing.
-async fn end_reward(client: &impl GenericClient, id: &str, lister: Option<&str>) -> ApiResult<Value> {
+async fn end_reward(
+    client: &impl GenericClient,
+    id: &str,
+    lister: Option<&str>,
+) -> ApiResult<Value> {
     fetch_reward(client, id, lister).await?;
     client
         .execute(
@@ -386,7 +420,12 @@ async fn catalogue(
     let (_call, client) = signed_get(&state, &req, &path).await?;
     let limits = &state.settings.limits;
     let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query.cursor.as_deref().map(decode_cursor).transpose()?.unzip();
+    let (at, id) = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unzip();
     let rows = client
         .query(
             "SELECT r.id, r.kind, r.name, r.points_cost, r.voucher_merchant_id, m.name, r.value_minor, r.currency,
@@ -399,15 +438,18 @@ async fn catalogue(
         )
         .await?;
     let item = |r: &Row| {
-        let voucher = r.get::<_, Option<&str>>(7).and_then(|c| Currency::parse(c).ok()).map(|currency| {
-            json!({
-                "merchant_id": r.get::<_, &str>(4),
-                "merchant_name": r.get::<_, &str>(5),
-                "value": format_minor(r.get(6), currency),
-                "currency": currency,
-                "valid_days": r.get::<_, i32>(8),
-            })
-        });
+        let voucher = r
+            .get::<_, Option<&str>>(7)
+            .and_then(|c| Currency::parse(c).ok())
+            .map(|currency| {
+                json!({
+                    "merchant_id": r.get::<_, &str>(4),
+                    "merchant_name": r.get::<_, &str>(5),
+                    "value": format_minor(r.get(6), currency),
+                    "currency": currency,
+                    "valid_days": r.get::<_, i32>(8),
+                })
+            });
         json!({
             "id": r.get::<_, &str>(0),
             "kind": r.get::<_, &str>(1),
@@ -417,9 +459,11 @@ async fn catalogue(
             "stock_left": r.get::<_, Option<i32>>(9),
         })
     };
-    Ok(HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
-        encode_cursor(last.get(10), last.get(0))
-    })))
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, item, |last| {
+            encode_cursor(last.get(10), last.get(0))
+        })),
+    )
 }
 
 #[derive(Deserialize, Serialize)]
@@ -433,7 +477,10 @@ struct RedeemRequest {
 fn parse_redeem(body: &[u8]) -> ApiResult<RedeemRequest> {
     let r: RedeemRequest = parse_json(body)?;
     wallet_txn_id(&r.wallet_txn_id)?;
-    for (field, id) in [("customer_account_id", &r.customer_account_id), ("reward_id", &r.reward_id)] {
+    for (field, id) in [
+        ("customer_account_id", &r.customer_account_id),
+        ("reward_id", &r.reward_id),
+    ] {
         if !ids::is_gateway_id(id) {
             return Err(ApiError::invalid(field, "is not an id"));
         }
@@ -442,13 +489,16 @@ fn parse_redeem(body: &[u8]) -> ApiResult<RedeemRequest> {
 }
 
 /// The columns `redemption_json` reads.
-const REDEMPTION_COLUMNS: &str = "d.id, d.reward_id, r.name, r.kind, d.customer_account_id, d.points, d.voucher_code,
+const REDEMPTION_COLUMNS: &str =
+    "d.id, d.reward_id, r.name, r.kind, d.customer_account_id, d.points, d.voucher_code,
     d.merchant_id, d.value_minor, d.currency, d.expires_at,
     CASE WHEN d.status = 'issued' AND d.expires_at <= now() THEN 'expired' ELSE d.status END,
     d.used_payment_id, d.created_at";
 
 fn redemption_json(d: &Row) -> Value {
-    let currency = d.get::<_, Option<&str>>(9).and_then(|c| Currency::parse(c).ok());
+    let currency = d
+        .get::<_, Option<&str>>(9)
+        .and_then(|c| Currency::parse(c).ok());
     json!({
         "id": d.get::<_, &str>(0),
         "reward_id": d.get::<_, &str>(1),
@@ -548,7 +598,12 @@ async fn redemptions(
     let account = id_filter("customer_account_id", Some(&query.customer_account_id))?;
     let limits = &state.settings.limits;
     let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query.cursor.as_deref().map(decode_cursor).transpose()?.unzip();
+    let (at, id) = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unzip();
     let reference: String = client
         .query_opt(
             "SELECT customer_reference FROM accounts WHERE id = $1 AND wallet_id = $2 AND kind = 'customer'",
@@ -568,7 +623,9 @@ async fn redemptions(
             &[&call.wallet_id, &reference, &at, &id, &(limit + 1)],
         )
         .await?;
-    Ok(HttpResponse::Ok().json(page_json(&rows, limit, redemption_json, |last| {
-        encode_cursor(last.get(13), last.get(0))
-    })))
+    Ok(
+        HttpResponse::Ok().json(page_json(&rows, limit, redemption_json, |last| {
+            encode_cursor(last.get(13), last.get(0))
+        })),
+    )
 }

@@ -523,7 +523,9 @@ impl Payment {
             .transpose()
             .map_err(|e| ApiError::invalid("tip", e))?;
         if r.voucher_code.as_deref().is_some_and(|c| {
-            c.is_empty() || c.len() > VOUCHER_CODE_CHARS_MAX || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            c.is_empty()
+                || c.len() > VOUCHER_CODE_CHARS_MAX
+                || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         }) {
             return Err(ApiError::invalid(
                 "voucher_code",

@@ -188,7 +188,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/campaigns/{id}/end", "End a campaign early, for good", Admin, &[], Some("Empty"), Json(200, "Campaign"), &[404]),
         ("post", "/v1/admin/wallets", "Register a wallet provider", Admin, &[], Some("WalletCreate"), Json(201, "WalletCreated"), &[]),
         ("post", "/v1/admin/wallets/{id}/secrets", "Add a wallet signing secret", Admin, &[], Some("Empty"), Json(201, "WalletSecret"), &[404, 422]),
-        ("post", "/v1/admin/rewards", "List a platform reward: a gift, or a voucher the platform funds at one shop", Admin, &[], Some("PlatformRewardCreate"), Json(201, "Reward"), &[]),
+        ("post", "/v1/admin/rewards", "List a platform reward: a gift, or a voucher the platform funds at one shop", Admin, &[], Some("PlatformRewardCreate"), Json(201, "Reward"), &[404]),
         ("get", "/v1/admin/rewards", "Every reward, newest first", Admin, PAGE, None, Json(200, "RewardPage"), &[]),
         ("post", "/v1/admin/rewards/{id}/end", "End any reward", Admin, &[], Some("Empty"), Json(200, "Reward"), &[404]),
         ("put", "/v1/admin/wallets/{id}/webhook", "Point a wallet's events (its customers' refunds, points, referrals, payouts) at a URL; the first time, its signing secret is made and shown once", Admin, &[], Some("WalletWebhookSet"), Json(200, "WalletWebhook"), &[404]),
@@ -557,7 +557,7 @@ fn schema_ref(name: &str) -> Value {
 
 /// Request bodies that carry a `currency` and amounts in it.
 const AMOUNTS_WITH_CURRENCY: &[(&str, &[&str])] = &[
-    ("OrderCreate", &["amount"]),
+    ("OrderCreate", &["amount", "convenience_fee"]),
     ("PayoutCreate", &["amount"]),
     (
         "CampaignCreate",
@@ -565,7 +565,7 @@ const AMOUNTS_WITH_CURRENCY: &[(&str, &[&str])] = &[
     ),
     ("TopUp", &["amount"]),
     ("Transfer", &["amount"]),
-    ("PaymentRequest", &["amount"]),
+    ("PaymentRequest", &["amount", "tip"]),
     ("FundingLimitSet", &["limit"]),
     ("CheckoutSessionCreate", &["amount"]),
 ];

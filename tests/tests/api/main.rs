@@ -35,6 +35,7 @@ mod promotions;
 mod rate_limits;
 mod refunds;
 mod reports;
+mod rewards;
 mod risk;
 mod sdk;
 mod second_factor;

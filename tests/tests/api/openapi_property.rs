@@ -214,6 +214,7 @@ fn beyond_the_schema(template: &str, body: &Value) -> bool {
         "/v1/orders/{id}/refunds" => cny(&["amount"]),
         "/v1/me/refund-second-factor" => cny(&["above"]),
         "/v1/me/tip-policy" | "/v1/orders" => cny(&["convenience_fee"]),
+        "/v1/rewards" | "/v1/admin/rewards" => cny(&["value"]),
         "/v1/wallets/{wallet_id}/payments" => cny(&["max_charged", "tip"]),
         "/v1/admin/fx-rates" => body["base"] != body["quote"],
         "/v1/admin/campaigns" => {

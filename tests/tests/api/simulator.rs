@@ -17,7 +17,7 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
         hot_merchant: false,
         // Expiry takes 30 s at the least; the CLI tests cover it with a clock shift.
         mix:
-            "pay=40,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10,refund=10,tip=10"
+            "pay=30,insufficient=5,replay=10,tamper=5,double_pay=10,static_code=10,refund=10,tip=10,voucher=10"
                 .parse::<Mix>()
                 .unwrap(),
         overload: false,
@@ -36,8 +36,10 @@ async fn a_short_load_run_settles_everything_and_reconciles() {
         simulator::scenario::Scenario::StaticCode,
         simulator::scenario::Scenario::Refund,
         simulator::scenario::Scenario::Tip,
+        simulator::scenario::Scenario::Voucher,
     ] {
-        assert!(report.scenarios[&scenario].ok > 0, "{}", report.to_json());
+        let seen = report.scenarios.get(&scenario).map_or(0, |c| c.ok);
+        assert!(seen > 0, "{scenario}: {}", report.to_json());
     }
     assert_eq!(
         report.latency_ms["pay"].count,

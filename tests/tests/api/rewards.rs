@@ -1,0 +1,537 @@
+//! Rewards for points: a listed voucher or gift, redeemed through the wallet (points
+//! debited in the ledger, stock held exactly under a herd), a voucher taken at payment
+//! like a discount once within its validity, and expiry that returns nothing.
+
+use crate::helpers::{assert_error, json_ok, TestApp, TestMerchant};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use simulator::wallet::WalletClient;
+
+/// A customer of `wallet` with money, and points earned by paying `spend` at `merchant`
+/// (one point per unit, the default).
+async fn customer_with_points(
+    app: &TestApp,
+    wallet: &WalletClient,
+    merchant: &TestMerchant,
+    spend: &str,
+) -> Value {
+    let reference = format!("c-{}", qrgate_domain::ids::random_base32(8));
+    let customer = json_ok(
+        wallet
+            .post(
+                "customers",
+                &json!({"customer_reference": reference, "currency": "CNY"}),
+            )
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let account = customer["account_id"].as_str().unwrap();
+    let top_up = json!({"wallet_txn_id": qrgate_domain::ids::mint("tu"), "account_id": account, "amount": "1000.00", "currency": "CNY"});
+    json_ok(
+        wallet.post("top-ups", &top_up).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let order = app.create_order(&merchant.cashier_key, spend).await;
+    json_ok(app.pay(wallet, &order, account).await, StatusCode::OK).await;
+    customer
+}
+
+async fn points(wallet: &WalletClient, customer: &Value) -> String {
+    let account = json_ok(
+        wallet
+            .get(&format!(
+                "accounts/{}",
+                customer["points_account_id"].as_str().unwrap()
+            ))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    account["balance"].as_str().unwrap().to_owned()
+}
+
+async fn list_reward(app: &TestApp, merchant: &TestMerchant, body: Value) -> Value {
+    json_ok(
+        app.merchant_post(&merchant.manager_key, "/v1/rewards", &body)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+fn redemption(customer: &Value, reward: &Value) -> Value {
+    json!({
+        "wallet_txn_id": qrgate_domain::ids::mint("rtx"),
+        "customer_account_id": customer["account_id"],
+        "reward_id": reward["id"],
+    })
+}
+
+async fn redeem(wallet: &WalletClient, body: &Value) -> reqwest::Response {
+    wallet.post("rewards/redemptions", body).await.unwrap()
+}
+
+fn with_voucher(order: &Value, customer: &Value, code: &Value) -> Value {
+    let mut body = TestApp::pay_body(order, customer["account_id"].as_str().unwrap());
+    body["voucher_code"] = code.clone();
+    body
+}
+
+#[tokio::test]
+async fn points_buy_a_voucher_that_takes_money_off_once_at_its_shop() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let bob = customer_with_points(&app, &wallet, &merchant, "300.00").await;
+    assert_eq!(points(&wallet, &bob).await, "300");
+    let reward = list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "voucher", "name": "¥10 off", "points_cost": 200, "value": "10.00", "valid_days": 30, "stock": 5}),
+    )
+    .await;
+    assert_eq!(reward["listed_by"], "merchant");
+    assert_eq!(
+        reward["voucher"],
+        json!({"merchant_id": merchant.id, "value": "10.00", "currency": "CNY", "valid_days": 30})
+    );
+    assert_eq!(
+        (reward["stock"].as_i64(), reward["stock_left"].as_i64()),
+        (Some(5), Some(5))
+    );
+
+    let catalogue = json_ok(wallet.get("rewards").await.unwrap(), StatusCode::OK).await;
+    assert_eq!(catalogue["items"][0]["id"], reward["id"]);
+    assert_eq!(
+        catalogue["items"][0]["voucher"]["merchant_name"],
+        "Lucky Noodle Bar"
+    );
+
+    // Redeemed once per wallet_txn_id: the same request again is the same redemption.
+    let body = redemption(&bob, &reward);
+    let voucher = json_ok(redeem(&wallet, &body).await, StatusCode::CREATED).await;
+    let again = json_ok(redeem(&wallet, &body).await, StatusCode::CREATED).await;
+    assert_eq!(again, voucher);
+    assert_eq!(
+        (voucher["points"].as_str(), voucher["status"].as_str()),
+        (Some("200"), Some("issued"))
+    );
+    assert_eq!(voucher["value"], "10.00");
+    let code = voucher["voucher_code"].clone();
+    assert_eq!(code.as_str().unwrap().len(), 19);
+    assert_eq!(points(&wallet, &bob).await, "100");
+    // Too few points left: refused, stored, nothing moves.
+    let short = redemption(&bob, &reward);
+    assert_error(
+        redeem(&wallet, &short).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    assert_error(
+        redeem(&wallet, &short).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    assert_eq!(points(&wallet, &bob).await, "100");
+
+    // The voucher takes 10.00 off a payment at its shop; the shop funds it.
+    let alice = customer_with_points(&app, &wallet, &merchant, "1.00").await;
+    let before = app.merchant_balance(&merchant).await;
+    let order = app.create_order(&merchant.cashier_key, "50.00").await;
+    let paid = json_ok(
+        wallet
+            .post("payments", &with_voucher(&order, &bob, &code))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (paid["voucher"].as_str(), paid["discount"].as_str()),
+        (Some("10.00"), Some("0.00"))
+    );
+    assert_eq!(paid["charged"], "40.00");
+    assert_eq!(
+        paid["fee"], "0.15",
+        "the fee is on what the shop is credited"
+    );
+    let credited: rust_decimal::Decimal = app
+        .merchant_balance(&merchant)
+        .await
+        .parse::<rust_decimal::Decimal>()
+        .unwrap()
+        - before.parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(credited.to_string(), "39.85");
+    assert_eq!(
+        app.order(&merchant.cashier_key, order["id"].as_str().unwrap())
+            .await["discount"],
+        "10.00"
+    );
+
+    // Once: a second payment with it is refused and moves nothing; another customer's
+    // wallet cannot use it at all.
+    let second = app.create_order(&merchant.cashier_key, "20.00").await;
+    assert_error(
+        wallet
+            .post("payments", &with_voucher(&second, &bob, &code))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "voucher_used",
+    )
+    .await;
+    assert_error(
+        wallet
+            .post("payments", &with_voucher(&second, &alice, &code))
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "voucher_invalid",
+    )
+    .await;
+    assert_eq!(
+        app.order(&merchant.cashier_key, second["id"].as_str().unwrap())
+            .await["status"],
+        "pending"
+    );
+
+    let listed = json_ok(
+        wallet
+            .get(&format!(
+                "rewards/redemptions?customer_account_id={}",
+                bob["account_id"].as_str().unwrap()
+            ))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["status"], "used");
+    assert_eq!(listed["items"][0]["used_payment_id"], paid["payment_id"]);
+    let read = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/rewards/{}", reward["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (read["redeemed_count"].as_i64(), read["used_count"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(read["stock_left"], 4);
+
+    // A refund returns what the customer paid; the voucher stays used. The day's report
+    // counts the voucher among the shop's discounts and still reconciles.
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/orders/{}/refunds", order["id"].as_str().unwrap()),
+            &json!({"amount": "50.00", "refund_reference": "all"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(app.merchant_balance(&merchant).await, before);
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
+    assert_eq!(report["discounts_amount"], "10.00");
+    assert_eq!(report["refunded_discounts_amount"], "10.00");
+}
+
+#[tokio::test]
+async fn a_herd_redeeming_more_than_the_stock_gets_exactly_the_stock() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let mut customers = Vec::new();
+    for _ in 0..10 {
+        customers.push(customer_with_points(&app, &wallet, &merchant, "20.00").await);
+    }
+    let gift = list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "gift", "name": "Tote bag", "points_cost": 15, "stock": 3}),
+    )
+    .await;
+    let sends = customers.iter().map(|c| {
+        let body = redemption(c, &gift);
+        let wallet = &wallet;
+        async move { redeem(wallet, &body).await.status() }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
+            .count(),
+        7
+    );
+    let mut spent = 0;
+    for c in &customers {
+        spent += 20 - points(&wallet, c).await.parse::<i64>().unwrap();
+    }
+    assert_eq!(spent, 3 * 15, "points taken only for the three redeemed");
+    let read = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/rewards/{}", gift["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (read["stock_left"].as_i64(), read["redeemed_count"].as_i64()),
+        (Some(0), Some(3))
+    );
+    let catalogue = json_ok(wallet.get("rewards").await.unwrap(), StatusCode::OK).await;
+    assert_eq!(
+        catalogue["items"],
+        json!([]),
+        "an exhausted reward leaves the catalogue"
+    );
+    let mut still_rich = Vec::new();
+    for c in &customers {
+        if points(&wallet, c).await == "20" {
+            still_rich.push(c);
+        }
+    }
+    assert_error(
+        redeem(&wallet, &redemption(still_rich[0], &gift)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reward_out_of_stock",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_voucher_is_refused_returns_nothing_and_is_reported() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let bob = customer_with_points(&app, &wallet, &merchant, "100.00").await;
+    let reward = list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "voucher", "name": "5 off", "points_cost": 50, "value": "5.00", "valid_days": 1}),
+    )
+    .await;
+    let voucher = json_ok(
+        redeem(&wallet, &redemption(&bob, &reward)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // A day later (the clock moved by hand): refused at payment, expired by the sweeper.
+    app.db()
+        .await
+        .execute(
+            "UPDATE reward_redemptions SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let order = app.create_order(&merchant.cashier_key, "30.00").await;
+    assert_error(
+        wallet
+            .post(
+                "payments",
+                &with_voucher(&order, &bob, &voucher["voucher_code"]),
+            )
+            .await
+            .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "voucher_expired",
+    )
+    .await;
+    let swept: i32 = app
+        .db()
+        .await
+        .query_one("SELECT expire_due_vouchers(100)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(swept, 1);
+    let read = json_ok(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/rewards/{}", reward["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (read["expired_count"].as_i64(), read["used_count"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        points(&wallet, &bob).await,
+        "50",
+        "expiry returns no points"
+    );
+    let listed = json_ok(
+        wallet
+            .get(&format!(
+                "rewards/redemptions?customer_account_id={}",
+                bob["account_id"].as_str().unwrap()
+            ))
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["status"], "expired");
+}
+
+#[tokio::test]
+async fn a_platform_voucher_is_the_platforms_to_fund_and_bad_rewards_change_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let bob = customer_with_points(&app, &wallet, &merchant, "100.00").await;
+    let reward = json_ok(
+        app.admin_post(
+            "/v1/admin/rewards",
+            &json!({"kind": "voucher", "name": "Welcome", "points_cost": 10, "value": "5.00", "merchant_id": merchant.id}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (reward["listed_by"].as_str(), reward["merchant_id"].as_str()),
+        (Some("platform"), None)
+    );
+    let voucher = json_ok(
+        redeem(&wallet, &redemption(&bob, &reward)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let before: rust_decimal::Decimal = app.merchant_balance(&merchant).await.parse().unwrap();
+    let order = app.create_order(&merchant.cashier_key, "20.00").await;
+    let paid = json_ok(
+        wallet
+            .post(
+                "payments",
+                &with_voucher(&order, &bob, &voucher["voucher_code"]),
+            )
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (paid["charged"].as_str(), paid["fee"].as_str()),
+        (Some("15.00"), Some("0.08"))
+    );
+    let after: rust_decimal::Decimal = app.merchant_balance(&merchant).await.parse().unwrap();
+    assert_eq!(
+        (after - before).to_string(),
+        "19.92",
+        "the shop is credited the whole amount less its fee"
+    );
+
+    // Ended: no more redemptions.
+    json_ok(
+        app.admin_post(
+            &format!("/v1/admin/rewards/{}/end", reward["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_error(
+        redeem(&wallet, &redemption(&bob, &reward)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reward_unavailable",
+    )
+    .await;
+    let unknown = json!({"wallet_txn_id": "rtx-unknown", "customer_account_id": bob["account_id"], "reward_id": "rwd_nosuchreward"});
+    assert_error(
+        redeem(&wallet, &unknown).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let count = app.count("SELECT count(*) FROM rewards").await;
+    for bad in [
+        json!({"kind": "voucher", "name": "x", "points_cost": 10}),
+        json!({"kind": "gift", "name": "x", "points_cost": 10, "value": "1.00"}),
+        json!({"kind": "gift", "name": "x", "points_cost": 0}),
+        json!({"kind": "gift", "name": "x", "points_cost": 10, "stock": 0}),
+        json!({"kind": "gift", "name": "", "points_cost": 10}),
+        json!({"kind": "gift", "name": "a\u{202e}b", "points_cost": 10}),
+        json!({"kind": "voucher", "name": "x", "points_cost": 10, "value": "1.001"}),
+        json!({"kind": "voucher", "name": "x", "points_cost": 10, "value": "1.00", "valid_days": 0}),
+        json!({"kind": "coupon", "name": "x", "points_cost": 10}),
+    ] {
+        assert_error(
+            app.merchant_post(&merchant.manager_key, "/v1/rewards", &bad)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    assert_error(
+        app.merchant_post(
+            &merchant.cashier_key,
+            "/v1/rewards",
+            &json!({"kind": "gift", "name": "x", "points_cost": 1}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        app.admin_post(
+            "/v1/admin/rewards",
+            &json!({"kind": "voucher", "name": "x", "points_cost": 1, "value": "1.00"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, count);
+    // Another shop's reward is not there for this one.
+    let other = app.create_merchant().await;
+    let theirs = list_reward(
+        &app,
+        &other,
+        json!({"kind": "gift", "name": "Pen", "points_cost": 5}),
+    )
+    .await;
+    assert_error(
+        app.merchant_get(
+            &merchant.cashier_key,
+            &format!("/v1/rewards/{}", theirs["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
