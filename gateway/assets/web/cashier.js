@@ -280,6 +280,8 @@
     if (paid) {
       lines.push(["paid.amount", money(order.amount, order.currency)]);
       if (order.discount && Number(order.discount) > 0) lines.push(["paid.discount", money(order.discount, order.currency)]);
+      if (order.tip && Number(order.tip) > 0) lines.push(["paid.tip", money(order.tip, order.currency)]);
+      if (order.convenience_fee) lines.push(["paid.convenience_fee", money(order.convenience_fee, order.currency)]);
       if (order.charged && (order.charged !== order.amount || order.charged_currency !== order.currency)) {
         lines.push(["paid.charged", money(order.charged, order.charged_currency)]);
       }
@@ -513,7 +515,8 @@
       return;
     }
     const lines = [["report.opening", report.opening_balance], ["report.payments", report.payments_amount],
-      ["report.discounts", report.discounts_amount], ["report.fees", report.fees],
+      ["report.discounts", report.discounts_amount], ["report.tips", report.tips_amount],
+      ["report.convenience_fees", report.convenience_fees_amount], ["report.fees", report.fees],
       ["report.refunds", report.refunds_amount], ["report.payouts", report.payouts_amount],
       ["report.closing", report.closing_balance]];
     const dl = $("report");

@@ -495,3 +495,64 @@ async fn a_payment_through_the_shops_printed_code_shows_on_the_till_without_a_re
         browser.page_errors()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_till_shows_the_tip_a_customer_added() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await;
+    let manager = merchant_sdk::Client::builder(&app.address, &shop.manager_key)
+        .build()
+        .unwrap();
+    manager
+        .set_tip_policy(merchant_sdk::TipPolicy::Prompt, None)
+        .await
+        .unwrap();
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+
+    let browser = Browser::launch();
+    let page = browser.page(800, 1000, false);
+    page.goto(&app.url("/cashier"));
+    page.eval("localStorage.setItem('qrgate.lang', 'en')");
+    page.eval(&format!(
+        "document.getElementById('key').value = {:?}",
+        shop.cashier_key
+    ));
+    page.click("#signin-form button[type=submit]");
+    page.wait_for("!document.getElementById('app').classList.contains('hidden')");
+    page.eval("document.getElementById('amount').focus()");
+    page.type_keys("20");
+    page.click("#charge");
+    page.wait_for("!document.getElementById('qr-view').classList.contains('hidden') && document.getElementById('qr-img').naturalWidth > 0");
+    let order_id = page.eval("sessionStorage.getItem('qrgate.openOrder')");
+    let order = app
+        .order(&shop.cashier_key, order_id.as_str().unwrap())
+        .await;
+    assert_eq!(order["tip_policy"], "prompt", "the shop's default");
+
+    // The wallet sees 55=01 in the code and the customer adds 3.00.
+    let mut body = TestApp::pay_body(&order, &customer);
+    body["tip"] = json!("3.00");
+    json_ok(
+        wallet.post("payments", &body).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    page.wait_for("document.getElementById('result-status').textContent === 'Paid'");
+    page.wait_for("document.getElementById('receipt').textContent.includes('Tip')");
+    let receipt = page.text("receipt");
+    assert!(
+        receipt.contains("Tip") && receipt.contains("3.00"),
+        "{receipt}"
+    );
+    assert!(
+        receipt.contains("23.00"),
+        "the charge, amount and tip: {receipt}"
+    );
+    page.screenshot("cashier-tip");
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
+}
