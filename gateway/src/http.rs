@@ -469,6 +469,28 @@ pub fn page_limit(asked: Option<i64>, default: i64, max: i64) -> ApiResult<i64> 
     }
 }
 
+/// What a list request asks for: how many items, after which (time, id) position.
+pub struct PageAsk {
+    pub limit: i64,
+    pub after_at: Option<DateTime<Utc>>,
+    pub after_id: Option<String>,
+}
+
+/// `cursor` and `limit` of a list request, checked against the configured bounds.
+pub fn page_ask(
+    limits: &crate::config::Limits,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> ApiResult<PageAsk> {
+    let limit = page_limit(limit, limits.page_size_default, limits.page_size_max)?;
+    let (after_at, after_id) = cursor.map(decode_cursor).transpose()?.unzip();
+    Ok(PageAsk {
+        limit,
+        after_at,
+        after_id,
+    })
+}
+
 /// A list page from rows fetched with `LIMIT limit + 1`: `{"items", "next_cursor"}`,
 /// the cursor made from the page's last row when more rows follow.
 pub fn page_json<R>(

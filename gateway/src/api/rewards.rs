@@ -12,8 +12,7 @@ use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
     http::{
-        decode_cursor, empty_body, encode_cursor, id_filter, json_body, page_json, page_limit,
-        parse_json, timestamp,
+        empty_body, encode_cursor, id_filter, json_body, page_ask, page_json, parse_json, timestamp,
     },
     state::AppState,
 };
@@ -290,14 +289,8 @@ async fn rewards_page(
     lister: Option<&str>,
     query: &PageQuery,
 ) -> ApiResult<Value> {
-    let limits = &state.settings.limits;
-    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unzip();
+    let page = page_ask(&state.settings.limits, query.cursor.as_deref(), query.limit)?;
+    let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let client = state.pool.get().await?;
     let rows = client
         .query(
@@ -418,14 +411,8 @@ async fn catalogue(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let (_call, client) = signed_get(&state, &req, &path).await?;
-    let limits = &state.settings.limits;
-    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unzip();
+    let page = page_ask(&state.settings.limits, query.cursor.as_deref(), query.limit)?;
+    let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let rows = client
         .query(
             "SELECT r.id, r.kind, r.name, r.points_cost, r.voucher_merchant_id, m.name, r.value_minor, r.currency,
@@ -596,14 +583,8 @@ async fn redemptions(
 ) -> ApiResult<HttpResponse> {
     let (call, client) = signed_get(&state, &req, &path).await?;
     let account = id_filter("customer_account_id", Some(&query.customer_account_id))?;
-    let limits = &state.settings.limits;
-    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unzip();
+    let page = page_ask(&state.settings.limits, query.cursor.as_deref(), query.limit)?;
+    let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let reference: String = client
         .query_opt(
             "SELECT customer_reference FROM accounts WHERE id = $1 AND wallet_id = $2 AND kind = 'customer'",

@@ -4,7 +4,7 @@
 use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{decode_cursor, empty_body, encode_cursor, page_json, page_limit, timestamp},
+    http::{empty_body, encode_cursor, page_ask, page_json, timestamp},
     sealed::SecretKind,
     state::AppState,
 };
@@ -74,14 +74,8 @@ pub(crate) async fn deliveries_page(
     of: EventsOf<'_>,
     query: &DeliveriesQuery,
 ) -> ApiResult<serde_json::Value> {
-    let limits = &state.settings.limits;
-    let limit = page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unzip();
+    let page = page_ask(&state.settings.limits, query.cursor.as_deref(), query.limit)?;
+    let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let (column, owner) = of.column_and_id();
     let rows = client
         .query(
