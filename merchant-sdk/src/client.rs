@@ -6,8 +6,8 @@ use crate::{
         StatementWire,
     },
     Account, CheckoutSession, Currency, Error, ErrorKind, ListOrders, NewCheckoutSession, NewOrder,
-    Order, OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, SettlementReport,
-    StatementLine, StaticCode, TipPolicy, TipSettings, WebhookDelivery,
+    NewReward, Order, OrderEvent, OrderStatus, Page, Payout, Refund, RetryPolicy, Reward,
+    SettlementReport, StatementLine, StaticCode, TipPolicy, TipSettings, WebhookDelivery,
 };
 use reqwest::{header::RETRY_AFTER, Method, Response, StatusCode};
 use rust_decimal::Decimal;
@@ -153,6 +153,41 @@ impl Client {
         let body = serde_json::json!({"name": name, "currency": currency.map(|c| c.code())});
         self.call(Method::POST, "/v1/static-codes", Some(body), self.timeout)
             .await
+    }
+
+    /// Lists a reward customers can redeem points for (a manager key: `keys`).
+    pub async fn create_reward(&self, reward: &NewReward) -> Result<Reward, Error> {
+        self.call(
+            Method::POST,
+            "/v1/rewards",
+            Some(reward.body()),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// The shop's rewards, newest first (the first page).
+    pub async fn rewards(&self) -> Result<Vec<Reward>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            items: Vec<Reward>,
+        }
+        let wire: Wire = self
+            .call(Method::GET, "/v1/rewards", None, self.timeout)
+            .await?;
+        Ok(wire.items)
+    }
+
+    /// Ends a reward: no more redemptions (vouchers issued stay good until they expire).
+    pub async fn end_reward(&self, reward_id: &str) -> Result<Reward, Error> {
+        let path = format!("/v1/rewards/{}/end", encode_segment(reward_id));
+        self.call(
+            Method::POST,
+            &path,
+            Some(Value::Object(Default::default())),
+            self.timeout,
+        )
+        .await
     }
 
     /// The shop's static codes, newest first (the first page; revoked ones on request).

@@ -42,6 +42,6 @@ pub use qrgate_domain::{Currency, Money};
 pub use retry::RetryPolicy;
 pub use types::{
     Account, CheckoutSession, CheckoutStatus, LineItem, ListOrders, NewCheckoutSession, NewOrder,
-    Order, OrderEvent, OrderStatus, Page, Payout, Refund, SettlementReport, StatementLine,
-    StaticCode, TipSettings, WebhookDelivery,
+    NewReward, Order, OrderEvent, OrderStatus, Page, Payout, Refund, Reward, SettlementReport,
+    StatementLine, StaticCode, TipSettings, WebhookDelivery,
 };

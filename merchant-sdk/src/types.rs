@@ -768,3 +768,80 @@ pub struct StaticCode {
     /// Once revoked, payments through it are refused (`static_code_revoked`).
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// What a shop offers for points (see [`crate::Client::create_reward`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewReward {
+    /// `value` off a payment at this shop, good for `valid_days` after it is redeemed
+    /// (the gateway's default is 30); the shop funds it.
+    Voucher {
+        /// For people (1–100 characters): "¥5 off".
+        name: String,
+        /// What it costs in whole points.
+        points_cost: u64,
+        /// What it takes off, in the shop's currency.
+        value: Decimal,
+        /// How long it is good after it is redeemed (1–366 days).
+        valid_days: Option<u16>,
+        /// How many may be redeemed (None: no limit).
+        stock: Option<u32>,
+    },
+    /// Something the shop hands over.
+    Gift {
+        /// For people (1–100 characters): "Tote bag".
+        name: String,
+        /// What it costs in whole points.
+        points_cost: u64,
+        /// How many may be redeemed (None: no limit).
+        stock: Option<u32>,
+    },
+}
+
+impl NewReward {
+    pub(crate) fn body(&self) -> serde_json::Value {
+        match self {
+            NewReward::Voucher {
+                name,
+                points_cost,
+                value,
+                valid_days,
+                stock,
+            } => serde_json::json!({
+                "kind": "voucher", "name": name, "points_cost": points_cost,
+                "value": value.normalize().to_string(), "valid_days": valid_days, "stock": stock,
+            }),
+            NewReward::Gift {
+                name,
+                points_cost,
+                stock,
+            } => serde_json::json!({
+                "kind": "gift", "name": name, "points_cost": points_cost, "stock": stock,
+            }),
+        }
+    }
+}
+
+/// A listed reward, with how it has gone.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Reward {
+    /// `rwd_…`.
+    pub id: String,
+    /// `voucher` or `gift`.
+    pub kind: String,
+    /// For people.
+    pub name: String,
+    /// Whole points, as the API writes them.
+    pub points_cost: String,
+    /// `active` or `ended`.
+    pub status: String,
+    /// How many are left (None: no limit).
+    pub stock_left: Option<u32>,
+    /// How many were redeemed.
+    pub redeemed_count: u64,
+    /// Vouchers a payment took.
+    pub used_count: u64,
+    /// Vouchers that expired unused (they return nothing).
+    pub expired_count: u64,
+    /// When it was listed.
+    pub created_at: DateTime<Utc>,
+}

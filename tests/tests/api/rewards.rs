@@ -535,3 +535,56 @@ async fn a_platform_voucher_is_the_platforms_to_fund_and_bad_rewards_change_noth
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_shop_lists_and_ends_its_rewards_through_the_sdk() {
+    use merchant_sdk::{Client, NewReward};
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let manager = Client::builder(&app.address, &merchant.manager_key)
+        .build()
+        .unwrap();
+    let voucher = manager
+        .create_reward(&NewReward::Voucher {
+            name: "¥5 off".into(),
+            points_cost: 100,
+            value: rust_decimal::Decimal::new(500, 2),
+            valid_days: Some(7),
+            stock: Some(10),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            voucher.kind.as_str(),
+            voucher.status.as_str(),
+            voucher.stock_left
+        ),
+        ("voucher", "active", Some(10))
+    );
+    manager
+        .create_reward(&NewReward::Gift {
+            name: "Sticker".into(),
+            points_cost: 5,
+            stock: None,
+        })
+        .await
+        .unwrap();
+    let listed = manager.rewards().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].name, "Sticker");
+    let ended = manager.end_reward(&voucher.id).await.unwrap();
+    assert_eq!(ended.status, "ended");
+    let cashier = Client::builder(&app.address, &merchant.cashier_key)
+        .build()
+        .unwrap();
+    let refused = cashier
+        .create_reward(&NewReward::Gift {
+            name: "x".into(),
+            points_cost: 1,
+            stock: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), Some(&merchant_sdk::ErrorKind::Forbidden));
+}
