@@ -545,10 +545,32 @@ async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() 
     )
     .await;
 
-    // Seven events, the first refused once and delivered again; every one signed with
+    // And Bob spends points on a reward.
+    let gift = json_ok(
+        app.admin_post(
+            "/v1/admin/rewards",
+            &json!({"kind": "gift", "name": "Mug", "points_cost": 50}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let redeemed = json_ok(
+        wallet
+            .post(
+                "rewards/redemptions",
+                &json!({"wallet_txn_id": "redeem-1", "customer_account_id": bob_account, "reward_id": gift["id"]}),
+            )
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Eight events, the first refused once and delivered again; every one signed with
     // the wallet's secret.
-    let seen = hook.wait_for(8).await;
-    assert_eq!(seen.len(), 8);
+    let seen = hook.wait_for(9).await;
+    assert_eq!(seen.len(), 9);
     let now = chrono::Utc::now().timestamp();
     for d in &seen {
         verify(&secret, &d.headers, &d.body, now).expect("signed with the wallet's secret");
@@ -572,11 +594,29 @@ async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() 
     );
     assert_eq!(earned[0]["customer_account_id"], bob_account);
     assert_eq!(earned[0]["points_account_id"], bob["points_account_id"]);
-    let spent = &of("points.redeemed")[0];
+    let redeemed_events = of("points.redeemed");
+    assert_eq!(redeemed_events.len(), 2);
+    let spent = redeemed_events
+        .iter()
+        .find(|d| d["payment_id"].is_string())
+        .unwrap();
     assert_eq!(
         (spent["points"].as_str(), spent["value"].as_str()),
         (Some("100"), Some("1.00"))
     );
+    let for_reward = redeemed_events
+        .iter()
+        .find(|d| d["redemption_id"].is_string())
+        .unwrap();
+    assert_eq!(for_reward["redemption_id"], redeemed["id"]);
+    assert_eq!(
+        (
+            for_reward["reward_id"].as_str(),
+            for_reward["points"].as_str()
+        ),
+        (gift["id"].as_str(), Some("50"))
+    );
+    assert_eq!(for_reward["points_account_id"], bob["points_account_id"]);
     let referral = &of("referral.rewarded")[0];
     assert_eq!(
         (
@@ -613,7 +653,7 @@ async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() 
     )
     .await;
     let items = listed["items"].as_array().unwrap();
-    assert_eq!(items.len(), 7);
+    assert_eq!(items.len(), 8);
     assert!(
         items.iter().all(|i| i["status"] == "delivered"),
         "{items:?}"
@@ -628,8 +668,8 @@ async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() 
     )
     .await;
     assert_eq!(retried["status"], "pending");
-    let seen = hook.wait_for(9).await;
-    assert_eq!(seen[8].id(), again);
+    let seen = hook.wait_for(10).await;
+    assert_eq!(seen[9].id(), again);
     assert_error(
         wallet
             .post(
@@ -677,7 +717,7 @@ async fn a_wallet_hears_of_its_customers_points_refunds_referrals_and_payouts() 
             wallet.wallet_id
         ))
         .await,
-        7
+        8
     );
 }
 
