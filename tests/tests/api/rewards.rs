@@ -588,3 +588,118 @@ async fn a_shop_lists_and_ends_its_rewards_through_the_sdk() {
         .unwrap_err();
     assert_eq!(refused.kind(), Some(&merchant_sdk::ErrorKind::Forbidden));
 }
+
+#[tokio::test]
+async fn one_voucher_sent_with_a_herd_of_payments_comes_off_once() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let bob = customer_with_points(&app, &wallet, &merchant, "100.00").await;
+    let reward = list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "voucher", "name": "3 off", "points_cost": 10, "value": "3.00"}),
+    )
+    .await;
+    let voucher = json_ok(
+        redeem(&wallet, &redemption(&bob, &reward)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let mut orders = Vec::new();
+    for _ in 0..8 {
+        orders.push(app.create_order(&merchant.cashier_key, "10.00").await);
+    }
+    let sends = orders.iter().map(|order| {
+        let body = with_voucher(order, &bob, &voucher["voucher_code"]);
+        let wallet = &wallet;
+        async move {
+            let response = wallet.post("payments", &body).await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let taken: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .collect();
+    assert_eq!(taken.len(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::OK)
+        .all(
+            |(s, b)| *s == StatusCode::UNPROCESSABLE_ENTITY && b["error"]["code"] == "voucher_used"
+        ));
+    assert_eq!(taken[0].1["voucher"], "3.00");
+    assert_eq!(
+        app.count("SELECT count(*) FROM payments WHERE voucher_minor > 0")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn redemptions_and_payments_spending_one_customers_points_at_once_never_deadlock_nor_overspend(
+) {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let bob = customer_with_points(&app, &wallet, &merchant, "100.00").await; // 100 points
+    let gift = list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "gift", "name": "Pin", "points_cost": 15, "stock": 4}),
+    )
+    .await;
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        orders.push(app.create_order(&merchant.cashier_key, "10.00").await);
+    }
+    // Five redemptions of 15 and five payments redeeming 20 each: 175 asked of 100 (less
+    // what the payments earn meanwhile), a stock of 4.
+    let redeems = (0..5).map(|_| {
+        let body = redemption(&bob, &gift);
+        let wallet = &wallet;
+        async move { redeem(wallet, &body).await.status() }
+    });
+    let pays = orders.iter().map(|order| {
+        let mut body = TestApp::pay_body(order, bob["account_id"].as_str().unwrap());
+        body["use_points"] = json!(20);
+        let wallet = &wallet;
+        async move { wallet.post("payments", &body).await.unwrap().status() }
+    });
+    let (redeemed, paid) = tokio::join!(
+        futures_util::future::join_all(redeems),
+        futures_util::future::join_all(pays)
+    );
+    for status in redeemed.iter().chain(&paid) {
+        assert!(
+            [
+                StatusCode::OK,
+                StatusCode::CREATED,
+                StatusCode::UNPROCESSABLE_ENTITY
+            ]
+            .contains(status),
+            "no deadlock or failure reaches a caller: {redeemed:?} {paid:?}"
+        );
+    }
+    let balance: i64 = points(&wallet, &bob).await.parse().unwrap();
+    assert!(balance >= 0);
+    let spent_on_rewards = 15
+        * redeemed
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count() as i64;
+    assert!(spent_on_rewards <= 60, "at most the stock of 4");
+    let ledger: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT coalesce(sum(amount_minor), 0)::bigint FROM postings WHERE account_id = $1",
+            &[&bob["points_account_id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ledger, balance, "the balance is its postings");
+}
