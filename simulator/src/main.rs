@@ -100,11 +100,9 @@ enum Command {
         /// Send every order to one merchant.
         #[arg(long)]
         hot_merchant: bool,
-        /// Scenario weights, e.g. pay=82,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5,refund=3.
-        #[arg(
-            long,
-            default_value = "pay=82,insufficient=2,expire=1,replay=3,tamper=2,double_pay=2,static_code=5,refund=3"
-        )]
+        /// Scenario weights (pay, insufficient, expire, replay, tamper, double_pay,
+        /// static_code, refund, tip, voucher), e.g. pay=90,refund=10.
+        #[arg(long, default_value_t = Mix::default())]
         mix: Mix,
         /// Offer more than the gateway sustains: `503 unavailable` then counts as shed
         /// work (reported as `shed`), not as an unexpected answer.

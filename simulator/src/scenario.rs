@@ -91,6 +91,14 @@ impl Default for Mix {
     }
 }
 
+/// As `--mix` takes it: `pay=77,insufficient=2,…`.
+impl fmt::Display for Mix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(s, w)| format!("{s}={w}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 impl std::str::FromStr for Mix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -221,6 +229,16 @@ impl Iterator for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mix_reads_back_as_it_is_written() {
+        let written = Mix::default().to_string();
+        assert!(
+            written.contains("tip=") && written.contains("voucher="),
+            "{written}"
+        );
+        assert_eq!(written.parse::<Mix>().unwrap(), Mix::default());
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_sequence() {
