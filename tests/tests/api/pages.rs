@@ -556,3 +556,49 @@ async fn the_till_shows_the_tip_a_customer_added() {
         browser.page_errors()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_interactive_api_page_renders_every_operation_without_a_schema_error() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    let browser = Browser::launch();
+    let page = browser.page(1200, 1000, false);
+    page.goto(&app.url("/docs/"));
+    page.wait_for(&format!(
+        "document.querySelectorAll('.opblock').length === {operations}"
+    ));
+    // swagger-ui lists what it could not resolve or parse in an errors box.
+    let errors = page.eval("Array.from(document.querySelectorAll('.errors-wrapper')).map(e => e.textContent).join(' | ')");
+    assert_eq!(errors, "", "the document renders without errors");
+    let summaries = page.eval("Array.from(document.querySelectorAll('.opblock-summary-path')).map(e => e.textContent).join(' ')");
+    for path in [
+        "/v1/rewards",
+        "/v1/me/tip-policy",
+        "/v1/wallets/{wallet_id}/webhooks/deliveries",
+    ] {
+        assert!(
+            summaries.as_str().unwrap().contains(path),
+            "{path} is on the page"
+        );
+    }
+    page.screenshot("api-docs");
+    assert!(
+        browser.page_errors().is_empty(),
+        "{:?}",
+        browser.page_errors()
+    );
+}
