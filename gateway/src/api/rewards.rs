@@ -10,7 +10,7 @@
 use crate::{
     api::wallet::{claim_message, request_sha256, signed_get, signed_post, wallet_txn_id},
     auth::{Admin, Merchant, Scope},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorCode},
     http::{
         empty_body, encode_cursor, id_filter, json_body, page_ask, page_json, parse_json, timestamp,
     },
@@ -51,6 +51,9 @@ const VALID_DAYS_DEFAULT: i32 = 30;
 const VALID_DAYS_MAX: i32 = 366;
 const STOCK_MAX: i32 = 1_000_000;
 const POINTS_COST_MAX: i64 = 1_000_000_000;
+/// Rewards a shop may have live (not ended) at once, and the platform.
+const LIVE_REWARDS_PER_MERCHANT_MAX: i64 = 100;
+const LIVE_PLATFORM_REWARDS_MAX: i64 = 1_000;
 
 pub type RewardName = PlainText<100>;
 
@@ -212,6 +215,47 @@ async fn insert_reward(
     Ok(reward_json(&fetch_reward(client, &id, lister).await?))
 }
 
+/// Refuses a new reward past the lister's cap of live ones. The lister's listings are
+/// serialized first (a shop's row, NO KEY UPDATE so its sales go on; the platform's by
+/// an advisory lock), so the count holds under a herd until `tx` ends.
+async fn within_live_cap(
+    tx: &deadpool_postgres::Transaction<'_>,
+    lister: Option<&str>,
+) -> ApiResult<()> {
+    let max = match lister {
+        Some(merchant_id) => {
+            tx.execute(
+                "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
+                &[&merchant_id],
+            )
+            .await?;
+            LIVE_REWARDS_PER_MERCHANT_MAX
+        }
+        None => {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('qrgate.platform_rewards'))",
+                &[],
+            )
+            .await?;
+            LIVE_PLATFORM_REWARDS_MAX
+        }
+    };
+    let live: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM rewards WHERE merchant_id IS NOT DISTINCT FROM $1 AND ended_at IS NULL",
+            &[&lister],
+        )
+        .await?
+        .get(0);
+    if live >= max {
+        return Err(ApiError::new(
+            ErrorCode::LimitExceeded,
+            format!("at most {max} live rewards; end one first"),
+        ));
+    }
+    Ok(())
+}
+
 async fn create_own(
     merchant: Merchant,
     state: web::Data<AppState>,
@@ -232,15 +276,18 @@ async fn create_own(
     let voucher_merchant = reward
         .voucher
         .map(|_| (merchant.merchant_id.as_str(), currency));
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    within_live_cap(&tx, Some(&merchant.merchant_id)).await?;
     let json = insert_reward(
-        &client,
+        &tx,
         Some(&merchant.merchant_id),
         voucher_merchant,
         &reward,
         &body.kind,
     )
     .await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(json))
 }
 
@@ -271,6 +318,7 @@ async fn create_platform(
     }
     let reward = NewReward::parse(&body, currency)?;
     let voucher_merchant = merchant_id.zip(currency);
+    within_live_cap(&tx, None).await?;
     let json = insert_reward(&tx, None, voucher_merchant, &reward, &body.kind).await?;
     admin.commit(tx, StatusCode::CREATED).await?;
     Ok(HttpResponse::Created().json(json))

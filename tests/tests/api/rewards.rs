@@ -703,3 +703,65 @@ async fn redemptions_and_payments_spending_one_customers_points_at_once_never_de
         .get(0);
     assert_eq!(ledger, balance, "the balance is its postings");
 }
+
+#[tokio::test]
+async fn a_herd_listing_rewards_stops_at_the_shops_cap() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let sends = (0..110).map(|i| {
+        let body = json!({"kind": "gift", "name": format!("Gift {i}"), "points_cost": 1});
+        let (app, key) = (&app, &merchant.manager_key);
+        async move { app.merchant_post(key, "/v1/rewards", &body).await.status() }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        100
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
+            .count(),
+        10
+    );
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, 100);
+    // Ending one makes room for one.
+    let first = json_ok(
+        app.merchant_get(&merchant.cashier_key, "/v1/rewards?limit=1")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let id = first["items"][0]["id"].as_str().unwrap().to_owned();
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/rewards/{id}/end"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    list_reward(
+        &app,
+        &merchant,
+        json!({"kind": "gift", "name": "One more", "points_cost": 1}),
+    )
+    .await;
+    assert_error(
+        app.merchant_post(
+            &merchant.manager_key,
+            "/v1/rewards",
+            &json!({"kind": "gift", "name": "Too many", "points_cost": 1}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_exceeded",
+    )
+    .await;
+}
