@@ -97,7 +97,11 @@ fn tally(responses: &[reqwest::Response]) -> (usize, usize) {
         .filter(|r| !r.status().is_success() && r.status() != StatusCode::TOO_MANY_REQUESTS)
         .map(|r| r.status().to_string())
         .collect();
-    assert_eq!(ok + limited, responses.len(), "only 2xx and 429 expected, also got {others:?}");
+    assert_eq!(
+        ok + limited,
+        responses.len(),
+        "only 2xx and 429 expected, also got {others:?}"
+    );
     for r in responses.iter().filter(|r| !r.status().is_success()) {
         assert_eq!(r.headers()["retry-after"], "1");
     }
