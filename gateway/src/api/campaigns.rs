@@ -9,8 +9,8 @@ use crate::{
     auth::{Admin, Merchant, Scope},
     error::{ApiError, ApiResult},
     http::{
-        currency_field, decode_cursor, empty_body, encode_cursor, id_filter, json_body, page_json,
-        page_limit, parse_timestamp, timestamp,
+        currency_field, empty_body, encode_cursor, id_filter, json_body, page_ask, page_json,
+        parse_timestamp, timestamp,
     },
     state::AppState,
 };
@@ -296,9 +296,8 @@ async fn list_campaigns(
         .map(|c| currency_field("currency", c).map(|c| c.code()))
         .transpose()?;
     let merchant_id = id_filter("merchant_id", q.merchant_id.as_deref())?;
-    let limits = &state.settings.limits;
-    let limit = page_limit(q.limit, limits.page_size_default, limits.page_size_max)?;
-    let (after_at, after_id) = q.cursor.as_deref().map(decode_cursor).transpose()?.unzip();
+    let page = page_ask(&state.settings.limits, q.cursor.as_deref(), q.limit)?;
+    let (limit, after_at, after_id) = (page.limit, page.after_at, page.after_id);
     let sql = format!(
         "SELECT * FROM (SELECT {COLUMNS} AS status FROM campaigns
                         WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR currency = $2)

@@ -6,7 +6,7 @@
 use crate::{
     auth::{sha256_32, Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{decode_cursor, encode_cursor, json_body, page_json, page_limit, timestamp},
+    http::{encode_cursor, json_body, page_ask, page_json, timestamp},
     state::AppState,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -150,9 +150,8 @@ pub async fn page(
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> ApiResult<Value> {
-    let limits = &state.settings.limits;
-    let limit = page_limit(limit, limits.page_size_default, limits.page_size_max)?;
-    let (at, id) = cursor.map(decode_cursor).transpose()?.unzip();
+    let page = page_ask(&state.settings.limits, cursor, limit)?;
+    let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let client = state.pool.get().await?;
     let rows = client
         .query(

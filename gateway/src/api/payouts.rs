@@ -101,15 +101,8 @@ async fn list_payouts(
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
     merchant.require(Scope::Refunds)?;
-    let limits = &state.settings.limits;
-    let limit =
-        crate::http::page_limit(query.limit, limits.page_size_default, limits.page_size_max)?;
-    let (after_at, after_id) = query
-        .cursor
-        .as_deref()
-        .map(crate::http::decode_cursor)
-        .transpose()?
-        .unzip();
+    let page = crate::http::page_ask(&state.settings.limits, query.cursor.as_deref(), query.limit)?;
+    let (limit, after_at, after_id) = (page.limit, page.after_at, page.after_id);
     let client = state.pool.get().await?;
     let rows = client
         .query(
