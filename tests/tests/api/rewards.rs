@@ -75,6 +75,25 @@ async fn redeem(wallet: &WalletClient, body: &Value) -> reqwest::Response {
     wallet.post("rewards/redemptions", body).await.unwrap()
 }
 
+/// A customer's redemptions, as their wallet lists them.
+async fn redemptions_of(wallet: &WalletClient, customer: &Value) -> Value {
+    let path = format!(
+        "rewards/redemptions?customer_account_id={}",
+        customer["account_id"].as_str().unwrap()
+    );
+    json_ok(wallet.get(&path).await.unwrap(), StatusCode::OK).await
+}
+
+/// A reward as its shop reads it.
+async fn reward_read(app: &TestApp, merchant: &TestMerchant, reward: &Value) -> Value {
+    let path = format!("/v1/rewards/{}", reward["id"].as_str().unwrap());
+    json_ok(
+        app.merchant_get(&merchant.cashier_key, &path).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
 fn with_voucher(order: &Value, customer: &Value, code: &Value) -> Value {
     let mut body = TestApp::pay_body(order, customer["account_id"].as_str().unwrap());
     body["voucher_code"] = code.clone();
@@ -201,28 +220,10 @@ async fn points_buy_a_voucher_that_takes_money_off_once_at_its_shop() {
         "pending"
     );
 
-    let listed = json_ok(
-        wallet
-            .get(&format!(
-                "rewards/redemptions?customer_account_id={}",
-                bob["account_id"].as_str().unwrap()
-            ))
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let listed = redemptions_of(&wallet, &bob).await;
     assert_eq!(listed["items"][0]["status"], "used");
     assert_eq!(listed["items"][0]["used_payment_id"], paid["payment_id"]);
-    let read = json_ok(
-        app.merchant_get(
-            &merchant.cashier_key,
-            &format!("/v1/rewards/{}", reward["id"].as_str().unwrap()),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let read = reward_read(&app, &merchant, &reward).await;
     assert_eq!(
         (read["redeemed_count"].as_i64(), read["used_count"].as_i64()),
         (Some(1), Some(1))
@@ -290,15 +291,7 @@ async fn a_herd_redeeming_more_than_the_stock_gets_exactly_the_stock() {
         spent += 20 - points(&wallet, c).await.parse::<i64>().unwrap();
     }
     assert_eq!(spent, 3 * 15, "points taken only for the three redeemed");
-    let read = json_ok(
-        app.merchant_get(
-            &merchant.cashier_key,
-            &format!("/v1/rewards/{}", gift["id"].as_str().unwrap()),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let read = reward_read(&app, &merchant, &gift).await;
     assert_eq!(
         (read["stock_left"].as_i64(), read["redeemed_count"].as_i64()),
         (Some(0), Some(3))
@@ -370,15 +363,7 @@ async fn an_expired_voucher_is_refused_returns_nothing_and_is_reported() {
         .unwrap()
         .get(0);
     assert_eq!(swept, 1);
-    let read = json_ok(
-        app.merchant_get(
-            &merchant.cashier_key,
-            &format!("/v1/rewards/{}", reward["id"].as_str().unwrap()),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let read = reward_read(&app, &merchant, &reward).await;
     assert_eq!(
         (read["expired_count"].as_i64(), read["used_count"].as_i64()),
         (Some(1), Some(0))
@@ -388,17 +373,7 @@ async fn an_expired_voucher_is_refused_returns_nothing_and_is_reported() {
         "50",
         "expiry returns no points"
     );
-    let listed = json_ok(
-        wallet
-            .get(&format!(
-                "rewards/redemptions?customer_account_id={}",
-                bob["account_id"].as_str().unwrap()
-            ))
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let listed = redemptions_of(&wallet, &bob).await;
     assert_eq!(listed["items"][0]["status"], "expired");
 }
 
