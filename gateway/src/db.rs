@@ -47,6 +47,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0026_tips",
     "0027_wallet_events",
     "0028_rewards",
+    "0029_wallet_webhook_rotation",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

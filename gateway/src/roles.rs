@@ -102,6 +102,7 @@ const SECOND_FACTOR_CHANGES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/merchants/{id}/webhook-secret"),
     ("PUT", "/v1/admin/wallets/{id}/webhook"),
     ("DELETE", "/v1/admin/wallets/{id}/webhook"),
+    ("POST", "/v1/admin/wallets/{id}/webhook/secret"),
     ("POST", "/v1/admin/tokens"),
     ("DELETE", "/v1/admin/tokens/{id}"),
     ("DELETE", "/v1/admin/tokens/{id}/second-factor"),

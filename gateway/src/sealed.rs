@@ -239,7 +239,7 @@ pub fn is_sealed(stored: &str) -> bool {
 }
 
 /// Where sealed values live: (table, its id column, the value's column, what it is).
-const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 5] = [
+const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 6] = [
     ("wallet_secrets", "id", "secret", SecretKind::WalletSigning),
     (
         "merchants",
@@ -255,6 +255,12 @@ const SEALED_COLUMNS: [(&str, &str, &str, SecretKind); 5] = [
     ),
     ("second_factors", "id", "secret", SecretKind::SecondFactor),
     ("wallets", "id", "webhook_secret", SecretKind::WalletWebhook),
+    (
+        "wallets",
+        "id",
+        "webhook_secret_previous",
+        SecretKind::WalletWebhook,
+    ),
 ];
 /// Rows re-sealed per statement batch.
 const RESEAL_BATCH: i64 = 500;

@@ -231,8 +231,8 @@ impl<'a> Recipient<'a> {
         }
     }
 
-    /// The URL and the secrets that sign (a merchant's previous secret too while a
-    /// rotation overlaps).
+    /// The URL and the secrets that sign (the previous secret too while a rotation
+    /// overlaps).
     async fn destination(
         self,
         state: &AppState,
@@ -254,7 +254,9 @@ impl<'a> Recipient<'a> {
             Recipient::Wallet(id) => (
                 client
                     .query_one(
-                        "SELECT webhook_url, webhook_secret, NULL::text FROM wallets WHERE id = $1",
+                        "SELECT webhook_url, webhook_secret,
+                                CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
+                         FROM wallets WHERE id = $1",
                         &[&id],
                     )
                     .await?,

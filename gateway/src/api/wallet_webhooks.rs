@@ -32,6 +32,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/v1/admin/wallets/{id}/webhook",
         web::delete().to(remove_webhook),
+    )
+    .route(
+        "/v1/admin/wallets/{id}/webhook/secret",
+        web::post().to(rotate_secret),
     );
 }
 
@@ -42,8 +46,8 @@ struct WebhookRequest {
 }
 
 /// Points a wallet's events at `url`. The first time, a signing secret is made and shown
-/// in this answer only; later calls move the URL and keep the secret (to change it,
-/// remove the webhook and set it again).
+/// in this answer only; later calls move the URL and keep the secret (`rotate_secret`
+/// changes it).
 async fn set_webhook(
     admin: Admin,
     state: web::Data<AppState>,
@@ -94,7 +98,9 @@ async fn remove_webhook(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     tx.query_opt(
-        "UPDATE wallets SET webhook_url = NULL, webhook_secret = NULL WHERE id = $1 RETURNING id",
+        "UPDATE wallets SET webhook_url = NULL, webhook_secret = NULL, webhook_secret_previous = NULL,
+                            webhook_secret_previous_until = NULL
+         WHERE id = $1 RETURNING id",
         &[&wallet_id],
     )
     .await?
@@ -103,6 +109,45 @@ async fn remove_webhook(
     tracing::info!(%wallet_id, "wallet webhook removed");
     Ok(HttpResponse::Ok()
         .json(json!({"wallet_id": wallet_id, "webhook_url": null, "webhook_secret": null})))
+}
+
+/// How long the previous secret keeps signing after a rotation (as for merchants).
+const ROTATION_OVERLAP_HOURS: i32 = 24;
+
+/// A new secret signs the wallet's events from now on, shown in this answer only; the
+/// old one signs beside it for a day. A wallet without a webhook has no secret: 404.
+async fn rotate_secret(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    crate::http::empty_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    let wallet_id = path.into_inner();
+    let secret = SigningSecret::generate();
+    let sealed =
+        state
+            .settings
+            .secrets
+            .seal_signing_secret(SecretKind::WalletWebhook, &wallet_id, &secret);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "UPDATE wallets SET webhook_secret_previous = webhook_secret, webhook_secret = $2,
+                    webhook_secret_previous_until = now() + make_interval(hours => $3)
+             WHERE id = $1 AND webhook_secret IS NOT NULL RETURNING webhook_secret_previous_until",
+            &[&wallet_id, &sealed, &ROTATION_OVERLAP_HOURS],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet webhook"))?;
+    admin.commit(tx, StatusCode::CREATED).await?;
+    tracing::info!(%wallet_id, "wallet webhook secret rotated");
+    Ok(HttpResponse::Created().json(json!({
+        "webhook_secret": secret.expose(),
+        "previous_secret_signs_until": crate::http::timestamp(row.get(0)),
+    })))
 }
 
 async fn deliveries(

@@ -193,6 +193,7 @@ const OPERATIONS: &[Operation] = {
         ("post", "/v1/admin/rewards/{id}/end", "End any reward", Admin, &[], Some("Empty"), Json(200, "Reward"), &[404]),
         ("put", "/v1/admin/wallets/{id}/webhook", "Point a wallet's events (its customers' refunds, points, referrals, payouts) at a URL; the first time, its signing secret is made and shown once", Admin, &[], Some("WalletWebhookSet"), Json(200, "WalletWebhook"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/webhook", "Stop a wallet's events and forget their secret", Admin, &[], None, Json(200, "WalletWebhook"), &[404]),
+        ("post", "/v1/admin/wallets/{id}/webhook/secret", "Rotate a wallet's webhook secret: the new one shown once, the old one signing beside it for a day", Admin, &[], Some("Empty"), Json(201, "WebhookSecretRotated"), &[404]),
         ("delete", "/v1/admin/wallets/{id}/secrets/{secret_id}", "Retire a wallet signing secret (not its last one)", Admin, &[], None, Json(200, "WalletSecretRetired"), &[400, 404]),
         ("post", "/v1/admin/wallets/{id}/funding-limits", "Set a wallet's funding limit", Admin, &[], Some("FundingLimitSet"), Json(201, "FundingLimit"), &[404]),
         ("get", "/v1/admin/wallets/{id}/funding-limits", "A wallet's funding limits", Admin, &[], None, Json(200, "FundingLimitList"), &[404]),

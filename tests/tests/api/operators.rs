@@ -72,6 +72,7 @@ fn needs_code(method: &str, path: &str) -> bool {
         ("post", "/v1/admin/merchants/{id}/webhook-secret"),
         ("put", "/v1/admin/wallets/{id}/webhook"),
         ("delete", "/v1/admin/wallets/{id}/webhook"),
+        ("post", "/v1/admin/wallets/{id}/webhook/secret"),
         ("post", "/v1/admin/tokens"),
         ("delete", "/v1/admin/tokens/{id}"),
         ("delete", "/v1/admin/tokens/{id}/second-factor"),

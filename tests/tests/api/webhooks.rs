@@ -769,3 +769,68 @@ async fn a_wallet_webhook_is_an_operators_change_and_must_go_somewhere_public() 
         .get(0);
     assert!(stored.starts_with("sealed:v1:"), "{stored}");
 }
+
+#[tokio::test]
+async fn a_wallets_webhook_secret_rotates_with_a_days_overlap() {
+    let app = spawn_app_with(FAST).await;
+    let hook = receiver(vec![], Duration::ZERO).await;
+    let wallet = app.create_wallet().await;
+    let path = format!("/v1/admin/wallets/{}/webhook", wallet.wallet_id);
+    // No webhook, no secret to rotate.
+    assert_error(
+        app.admin_post(&format!("{path}/secret"), &json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let old = wallet_hook(&app, &wallet.wallet_id, &hook.url)
+        .await
+        .unwrap();
+    let rotated = json_ok(
+        app.admin_post(&format!("{path}/secret"), &json!({})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let new = rotated["webhook_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let until = chrono::DateTime::parse_from_rfc3339(
+        rotated["previous_secret_signs_until"].as_str().unwrap(),
+    )
+    .unwrap();
+    let hours =
+        (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((23.9..=24.0).contains(&hours), "{hours}");
+
+    // The next event is signed with both: the wallet can switch at its own pace.
+    let merchant = app.create_merchant().await;
+    let customer = app.funded_customer(&wallet, "50.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    let seen = hook.wait_for(1).await;
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(seen[0].json()["type"], "points.earned");
+    assert_eq!(
+        seen[0].headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+    verify(&new, &seen[0].headers, &seen[0].body, now).expect("the new secret verifies");
+    verify(&old, &seen[0].headers, &seen[0].body, now).expect("the old one still does");
+    // Both are sealed at rest.
+    let stored: (String, String) = {
+        let row = app
+            .db()
+            .await
+            .query_one(
+                "SELECT webhook_secret, webhook_secret_previous FROM wallets WHERE id = $1",
+                &[&wallet.wallet_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(stored.0.starts_with("sealed:v1:") && stored.1.starts_with("sealed:v1:"));
+}
