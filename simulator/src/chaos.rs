@@ -1,6 +1,6 @@
 //! `simulator chaos`: the gateway under faults. Two (or more) replicas of a given
 //! gateway binary on one database, started and restarted by the simulator; sales (some
-//! paying with points, some under a campaign with a small budget, some through a shop's
+//! tipped, some paying with points, some under a campaign with a small budget, some through a shop's
 //! printed static code), double pays, refund races, transfers, payouts, replayed
 //! messages, tampered signatures and broke customers spread across them, retried as
 //! wallets and cashiers retry (the same `wallet_txn_id` or `Idempotency-Key`, a new
@@ -624,9 +624,23 @@ impl Run {
     }
 
     async fn create_order(&self, n: u64, replica: usize, amount: &str) -> Option<Value> {
+        self.create_order_with(n, replica, amount, json!({})).await
+    }
+
+    /// An order with more fields (a tip policy).
+    async fn create_order_with(
+        &self,
+        n: u64,
+        replica: usize,
+        amount: &str,
+        more: Value,
+    ) -> Option<Value> {
         let shop = &self.shops[n as usize % self.shops.len()];
-        let body =
+        let mut body =
             json!({"amount": amount, "currency": "CNY", "merchant_reference": format!("C{n}")});
+        for (k, v) in more.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
         let key = format!("chaos-order-{n}");
         let answer = self
             .retried(replica, |r| {
@@ -679,19 +693,33 @@ impl Run {
         ledger.paid_at.push(Instant::now());
     }
 
+    /// A sale; one in ten asks for a tip (EMV 55=01) and the customer adds a tenth of
+    /// the amount (within the shop's cap), which the answer must carry, whatever the
+    /// faults.
     async fn sale(&self, n: u64, replica: usize) {
-        self.count("sale");
-        let Some(order) = self
-            .create_order(n, replica, &format!("{}.{:02}", 1 + n % 50, n % 100))
-            .await
-        else {
+        let tipped = n.is_multiple_of(10);
+        self.count(if tipped { "tipped_sale" } else { "sale" });
+        let more = if tipped {
+            json!({"tip_policy": "prompt"})
+        } else {
+            json!({})
+        };
+        let amount_minor = (1 + n % 50) * 100 + n % 100;
+        let amount = format!("{}.{:02}", amount_minor / 100, amount_minor % 100);
+        let tip = format!("{}.{:02}", amount_minor / 10 / 100, amount_minor / 10 % 100);
+        let Some(order) = self.create_order_with(n, replica, &amount, more).await else {
             return;
         };
         let customer = &self.customers[n as usize % self.customers.len()].1;
-        let body = self.pay_body(&order, n, customer);
+        let mut body = self.pay_body(&order, n, customer);
+        if tipped {
+            body["tip"] = json!(tip);
+        }
         // The wallet retries on the other replica first.
         match self.pay(replica + 1, &body).await {
-            Some((StatusCode::OK, answer)) => self.paid(&answer),
+            Some((StatusCode::OK, answer)) if !tipped || answer["tip"] == tip.as_str() => {
+                self.paid(&answer)
+            }
             Some((status, body)) => self.unexpected(format!("sale {n}: {status} {body}")),
             None => {}
         }
