@@ -300,6 +300,9 @@ async fn create_platform(
     let body: NewRewardRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let merchant_id = id_filter("merchant_id", body.merchant_id.as_deref())?;
+    if body.kind == "gift" && merchant_id.is_some() {
+        return Err(ApiError::invalid("merchant_id", "is only for a voucher"));
+    }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let currency = match merchant_id {
@@ -313,9 +316,6 @@ async fn create_platform(
         ),
         None => None,
     };
-    if body.kind == "gift" && merchant_id.is_some() {
-        return Err(ApiError::invalid("merchant_id", "is only for a voucher"));
-    }
     let reward = NewReward::parse(&body, currency)?;
     let voucher_merchant = merchant_id.zip(currency);
     within_live_cap(&tx, None).await?;

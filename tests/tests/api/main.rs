@@ -27,6 +27,7 @@ mod openapi;
 mod openapi_property;
 mod operators;
 mod orders;
+mod outsider;
 mod pages;
 mod payments;
 mod pg_tls;
