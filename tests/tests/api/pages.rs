@@ -550,6 +550,30 @@ async fn the_till_shows_the_tip_a_customer_added() {
         "the charge, amount and tip: {receipt}"
     );
     page.screenshot("cashier-tip");
+
+    // The manager's day report on the till shows the tips, as the API's report does.
+    let manager_page = browser.page(800, 1000, false);
+    manager_page.goto(&app.url("/cashier"));
+    manager_page.eval("localStorage.setItem('qrgate.lang', 'en')");
+    manager_page.eval(&format!(
+        "document.getElementById('key').value = {:?}",
+        shop.manager_key
+    ));
+    manager_page.click("#signin-form button[type=submit]");
+    manager_page.wait_for("!document.getElementById('app').classList.contains('hidden')");
+    manager_page.click("[data-tab=report]");
+    manager_page.click("#report-show");
+    manager_page.wait_for("document.getElementById('report').textContent.includes('Tips')");
+    let report = manager_page.text("report");
+    let api_report = app
+        .settlement_report_today(&shop.manager_key, "Asia/Shanghai")
+        .await;
+    assert_eq!(api_report["tips_amount"], "3.00");
+    assert!(
+        report.contains("Tips") && report.contains("3.00"),
+        "{report}"
+    );
+    manager_page.screenshot("cashier-report-tips");
     assert!(
         browser.page_errors().is_empty(),
         "{:?}",
