@@ -324,8 +324,8 @@ BEGIN
             SELECT * INTO v_quote FROM quotes WHERE id = p.quote_id AND wallet_id = p.wallet_id
                 AND order_id = v_order.id AND customer_account_id = p.customer_account_id;
         END IF;
-        v_refused := coalesce(payment_order_refusal(p, v_order, v_merchant, v_quote),
-                              payment_tip_refusal(p, v_order, v_merchant));
+        v_refused := coalesce(payment_order_refusal(p, v_order, v_merchant, v_quote),  -- (a tip's only with one)
+                              CASE WHEN p.tip_minor > 0 THEN payment_tip_refusal(p, v_order, v_merchant) END);
     END IF;
     IF v_refused.code IS NULL THEN
         -- Campaign rows locked: a concurrent payment cannot overspend a budget or a
@@ -456,11 +456,13 @@ END $$;
 CREATE OR REPLACE FUNCTION payment_tip_refusal(p payment_request, p_order orders, p_merchant merchants)
 RETURNS refusal LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_cap bigint := tip_cap_for(p_order.amount_minor, p_merchant.tip_max_percent);
+    v_cap bigint;
 BEGIN
     IF coalesce(p.tip_minor, 0) = 0 THEN
         RETURN NULL;
-    ELSIF p_order.tip_policy <> 'prompt' THEN
+    END IF;
+    v_cap := tip_cap_for(p_order.amount_minor, p_merchant.tip_max_percent);
+    IF p_order.tip_policy <> 'prompt' THEN
         RETURN ROW('tip_not_allowed', 422, 'order ' || p_order.id || ' takes no tip (its tip_policy is '
                    || p_order.tip_policy || ')', NULL)::refusal;
     ELSIF p.tip_minor > v_cap THEN

@@ -140,29 +140,34 @@ impl NewReward {
     }
 }
 
-/// The columns `reward_json` reads.
+/// The columns `reward_json` reads, and the rows they come from: a reward with its
+/// redemptions counted in one pass (those past expiry and unused count as expired
+/// before the sweeper marks them).
 const REWARD_COLUMNS: &str = "r.id, r.merchant_id, r.kind, r.name, r.points_cost, r.voucher_merchant_id,
     r.value_minor, r.currency, r.valid_days, r.stock_initial, r.stock_left, r.ended_at, r.created_at,
-    (SELECT count(*) FROM reward_redemptions d WHERE d.reward_id = r.id),
-    (SELECT count(*) FILTER (WHERE d.status = 'used') FROM reward_redemptions d WHERE d.reward_id = r.id),
-    (SELECT count(*) FILTER (WHERE d.status = 'expired' OR (d.status = 'issued' AND d.expires_at <= now()))
-     FROM reward_redemptions d WHERE d.reward_id = r.id)";
+    n.redeemed, n.used, n.expired";
+const REWARD_FROM: &str = "rewards r CROSS JOIN LATERAL (
+    SELECT count(*) AS redeemed, count(*) FILTER (WHERE d.status = 'used') AS used,
+           count(*) FILTER (WHERE d.status = 'expired' OR (d.status = 'issued' AND d.expires_at <= now())) AS expired
+    FROM reward_redemptions d WHERE d.reward_id = r.id) n";
+
+/// A voucher's terms from four columns from `base` on (its shop, value, currency,
+/// valid days); None for a gift.
+fn voucher_json(r: &Row, base: usize) -> Option<Value> {
+    let currency =
+        Currency::parse(r.get::<_, Option<&str>>(base + 2)?).expect("stored currencies are known");
+    Some(json!({
+        "merchant_id": r.get::<_, &str>(base),
+        "value": format_minor(r.get(base + 1), currency),
+        "currency": currency,
+        "valid_days": r.get::<_, i32>(base + 3),
+    }))
+}
 
 /// A reward as its lister sees it: with how many were redeemed, used, and expired
 /// unused (those return nothing: the points stay spent).
 fn reward_json(r: &Row) -> Value {
-    let voucher = match r.get::<_, Option<&str>>(7) {
-        Some(code) => {
-            let currency = Currency::parse(code).expect("stored currencies are known");
-            json!({
-                "merchant_id": r.get::<_, &str>(5),
-                "value": format_minor(r.get(6), currency),
-                "currency": currency,
-                "valid_days": r.get::<_, i32>(8),
-            })
-        }
-        None => Value::Null,
-    };
+    let voucher = voucher_json(r, 5).unwrap_or(Value::Null);
     let ended_at = r.get::<_, Option<DateTime<Utc>>>(11);
     json!({
         "id": r.get::<_, &str>(0),
@@ -343,7 +348,7 @@ async fn rewards_page(
     let rows = client
         .query(
             &format!(
-                "SELECT {REWARD_COLUMNS} FROM rewards r
+                "SELECT {REWARD_COLUMNS} FROM {REWARD_FROM}
                  WHERE ($1::text IS NULL OR r.merchant_id = $1)
                    AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2, $3))
                  ORDER BY r.created_at DESC, r.id DESC LIMIT $4"
@@ -385,7 +390,7 @@ async fn fetch_reward(
     client
         .query_opt(
             &format!(
-                "SELECT {REWARD_COLUMNS} FROM rewards r WHERE r.id = $1 AND ($2::text IS NULL OR r.merchant_id = $2)"
+                "SELECT {REWARD_COLUMNS} FROM {REWARD_FROM} WHERE r.id = $1 AND ($2::text IS NULL OR r.merchant_id = $2)"
             ),
             &[&id, &lister],
         )
@@ -463,8 +468,8 @@ async fn catalogue(
     let (limit, at, id) = (page.limit, page.after_at, page.after_id);
     let rows = client
         .query(
-            "SELECT r.id, r.kind, r.name, r.points_cost, r.voucher_merchant_id, m.name, r.value_minor, r.currency,
-                    r.valid_days, r.stock_left, r.created_at
+            "SELECT r.id, r.kind, r.name, r.points_cost, r.voucher_merchant_id, r.value_minor, r.currency,
+                    r.valid_days, m.name, r.stock_left, r.created_at
              FROM rewards r LEFT JOIN merchants m ON m.id = r.voucher_merchant_id
              WHERE r.ended_at IS NULL AND (r.stock_left IS NULL OR r.stock_left > 0)
                AND ($1::timestamptz IS NULL OR (r.created_at, r.id) < ($1, $2))
@@ -473,18 +478,11 @@ async fn catalogue(
         )
         .await?;
     let item = |r: &Row| {
-        let voucher = r
-            .get::<_, Option<&str>>(7)
-            .and_then(|c| Currency::parse(c).ok())
-            .map(|currency| {
-                json!({
-                    "merchant_id": r.get::<_, &str>(4),
-                    "merchant_name": r.get::<_, &str>(5),
-                    "value": format_minor(r.get(6), currency),
-                    "currency": currency,
-                    "valid_days": r.get::<_, i32>(8),
-                })
-            });
+        // With the shop's name, for the customer.
+        let voucher = voucher_json(r, 4).map(|mut v| {
+            v["merchant_name"] = json!(r.get::<_, &str>(8));
+            v
+        });
         json!({
             "id": r.get::<_, &str>(0),
             "kind": r.get::<_, &str>(1),
