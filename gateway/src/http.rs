@@ -386,7 +386,12 @@ pub async fn empty_body(payload: web::Payload, req: &HttpRequest, limit: usize) 
         return Ok(());
     }
     require_json_content_type(req)?;
-    parse_json::<NoFields>(&body).map(|_| ())
+    no_fields(&body)
+}
+
+/// A JSON body that must be `{}`: no field is known.
+pub fn no_fields(body: &[u8]) -> ApiResult<()> {
+    parse_json::<NoFields>(body).map(|_| ())
 }
 
 #[derive(serde::Deserialize)]

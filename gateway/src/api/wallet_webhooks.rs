@@ -171,17 +171,15 @@ async fn retry(
 ) -> ApiResult<HttpResponse> {
     let (wallet_id, event_id) = path.into_inner();
     let post = signed_post(&state, &req, payload, &wallet_id).await?;
-    let empty = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&post.body)
-        .ok()
-        .filter(|m| m.is_empty());
+    let empty = crate::http::no_fields(&post.body);
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(stored) = claim_message(&tx, &post.call, &post.message_sha256, false).await? {
         return Ok(stored);
     }
-    if empty.is_none() {
+    if let Err(e) = empty {
         tx.commit().await?; // the webhook-id is spent
-        return Err(ApiError::invalid("body", "must be the empty object {}"));
+        return Err(e);
     }
     let body = requeue(&tx, EventsOf::Wallet(&post.call.wallet_id), &event_id).await?;
     tx.execute(
