@@ -4,23 +4,31 @@
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
 -- The current rate from base to quote, or an all-NULL row.
-CREATE OR REPLACE FUNCTION fx_current_rate(p_base text, p_quote text) RETURNS fx_rates LANGUAGE sql STABLE AS $$
-    SELECT * FROM fx_rates WHERE base = p_base AND quote = p_quote ORDER BY created_at DESC, id DESC LIMIT 1;
-$$;
+-- (This file's functions that read a table are PL/pgSQL, which keeps its plans; a SQL
+-- function that reads one is parsed and planned again on every call.)
+CREATE OR REPLACE FUNCTION fx_current_rate(p_base text, p_quote text) RETURNS fx_rates LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_rate fx_rates%ROWTYPE;
+BEGIN
+    SELECT * INTO v_rate FROM fx_rates WHERE base = p_base AND quote = p_quote ORDER BY created_at DESC, id DESC LIMIT 1;
+    RETURN v_rate;
+END $$;
 
 -- due × rate × (1 + spread_bps / 10000), computed exactly and rounded half-up once, in
 -- minor units of p_to. At least one minor unit: nothing is sold for free by rounding.
 CREATE OR REPLACE FUNCTION fx_charge(p_due_minor bigint, p_from text, p_to text, p_rate numeric, p_spread_bps integer)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT greatest(1, round(p_due_minor::numeric * p_rate * (10000 + p_spread_bps) / 10000
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN greatest(1, round(p_due_minor::numeric * p_rate * (10000 + p_spread_bps) / 10000
         * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_to)
                            - (SELECT minor_units FROM currencies WHERE code = p_from))))::bigint;
-$$;
+END $$;
 
 -- A decimal cap in minor units of a currency, rounded down: rounding never lets a charge pass a cap.
-CREATE OR REPLACE FUNCTION minor_units_of(p_amount numeric, p_currency text) RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT floor(p_amount * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_currency)))::bigint;
-$$;
+CREATE OR REPLACE FUNCTION minor_units_of(p_amount numeric, p_currency text) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN floor(p_amount * power(10::numeric, (SELECT minor_units FROM currencies WHERE code = p_currency)))::bigint;
+END $$;
 
 -- A campaign's discount on an order of p_amount_minor (0 when it does not apply).
 CREATE OR REPLACE FUNCTION campaign_discount(p_campaign campaigns, p_amount_minor bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
@@ -80,26 +88,26 @@ END $$;
 
 -- Spends the budget and counts the customer's use (the campaign row is locked already).
 CREATE OR REPLACE FUNCTION campaign_record_use(p_offer campaign_offer, p_wallet_id text, p_customer_account_id text, p_payment_id text)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$  -- (PL/pgSQL: keeps its plans, see webhook_enqueue)
+BEGIN
     UPDATE campaigns SET spent_minor = spent_minor + p_offer.discount_minor WHERE id = p_offer.campaign_id;
     INSERT INTO campaign_uses (campaign_id, payment_id, wallet_id, customer_reference, discount_minor)
     SELECT p_offer.campaign_id, p_payment_id, p_wallet_id, a.customer_reference, p_offer.discount_minor
     FROM accounts a WHERE a.id = p_customer_account_id;
-$$;
+END $$;
 
 -- Up to p_points points (100 per unit of p_currency) against p_due_minor: the value
 -- (rounded down to a minor unit, at most what is due) and the points that buys.
 CREATE OR REPLACE FUNCTION points_redemption(p_points bigint, p_currency text, p_due_minor bigint)
-RETURNS points_redemption LANGUAGE sql STABLE AS $$
-    WITH scale AS (SELECT power(10::numeric, minor_units) AS per_unit FROM currencies WHERE code = p_currency),
-         value AS (SELECT least(floor(p_points * per_unit / 100), p_due_minor)::bigint AS minor, per_unit FROM scale)
-    SELECT ROW(ceil(minor * 100 / per_unit)::bigint, minor)::points_redemption FROM value;
-$$;
+RETURNS points_redemption LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (WITH scale AS (SELECT power(10::numeric, minor_units) AS per_unit FROM currencies WHERE code = p_currency),
+                 value AS (SELECT least(floor(p_points * per_unit / 100), p_due_minor)::bigint AS minor, per_unit FROM scale)
+            SELECT ROW(ceil(minor * 100 / per_unit)::bigint, minor)::points_redemption FROM value);
+END $$;
 
 -- Points earned by charging p_charged_minor of p_currency at p_points_per_unit per whole
 -- unit, rounded down (domain::pricing::points_earned is the same formula in Rust).
--- PL/pgSQL, not SQL: a SQL function that reads a table is parsed and planned on every
--- call, a PL/pgSQL one keeps its plan.
 CREATE OR REPLACE FUNCTION points_earned(p_charged_minor bigint, p_currency text, p_points_per_unit numeric)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $$
 BEGIN

@@ -7,10 +7,11 @@
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
 -- An amount as the wire writes it: 1234 JPY → '1234', 1234 USD → '12.34'.
-CREATE OR REPLACE FUNCTION money_text(p_minor bigint, p_currency text) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT round(p_minor::numeric / 10::numeric ^ c.minor_units, c.minor_units)::text || ' ' || p_currency
-    FROM currencies c WHERE c.code = p_currency;
-$$;
+CREATE OR REPLACE FUNCTION money_text(p_minor bigint, p_currency text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT round(p_minor::numeric / 10::numeric ^ c.minor_units, c.minor_units)::text || ' ' || p_currency
+            FROM currencies c WHERE c.code = p_currency);
+END $$;
 
 -- Judges a movement of p_amount_minor (in the account's currency) out of a customer
 -- account: the currency's limits first (limit_exceeded), then velocity (risk_declined),

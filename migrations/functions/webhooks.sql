@@ -4,20 +4,25 @@
 -- Applied by db::migrate after the versioned migrations, whenever this folder changes.
 
 -- Queues an event for a merchant that has a webhook URL (nothing otherwise).
+-- PL/pgSQL, not SQL, here and in wallet_event: a SQL function that reads a table is
+-- parsed and planned on every call (every points-earning sale called wallet_event:
+-- 0.15 ms a call, bench/ab B/A 1.037 as PL/pgSQL, which keeps its plan).
 CREATE OR REPLACE FUNCTION webhook_enqueue(p_merchant_id text, p_type text, p_object_id text)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO webhook_events (id, merchant_id, type, object_id)
     SELECT 'evt_' || substr(md5(gen_random_uuid()::text), 1, 20), m.id, p_type, p_object_id
     FROM merchants m WHERE m.id = p_merchant_id AND m.webhook_url IS NOT NULL;
-$$;
+END $$;
 
 -- Queues an event for a wallet that has a webhook URL (nothing otherwise).
 CREATE OR REPLACE FUNCTION wallet_event(p_wallet_id text, p_type text, p_object_id text)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO webhook_events (id, wallet_id, type, object_id)
     SELECT 'evt_' || substr(md5(gen_random_uuid()::text), 1, 20), w.id, p_type, p_object_id
     FROM wallets w WHERE w.id = p_wallet_id AND w.webhook_url IS NOT NULL;
-$$;
+END $$;
 
 -- What a payment tells its wallet about the customer's points: earned and redeemed
 -- (each event renders the payment; referral_reward queues referral.rewarded).
