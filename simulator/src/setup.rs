@@ -4,7 +4,7 @@
 use crate::wallet::WalletClient;
 use anyhow::{anyhow, bail};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use merchant_sdk::{Client, RetryPolicy};
+use merchant_sdk::{Client, NewReward, RetryPolicy};
 use qrgate_domain::signing::SigningSecret;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -114,8 +114,10 @@ pub struct Merchant {
     pub cashier: Client,
     /// The shop's printed code, for the static-code scenario.
     pub static_code: merchant_sdk::StaticCode,
-    /// A platform voucher at this shop (one point for `VOUCHER_VALUE`), for the voucher
-    /// scenario.
+    /// The shop's own voucher (one point for `VOUCHER_VALUE`), for the voucher scenario.
+    /// The shop lists it (a manager key), not the platform: every run makes new shops, so
+    /// runs against one gateway never fill the platform's catalogue (1,000 live rewards;
+    /// `bench/run`'s ladder once stopped there after twenty runs).
     pub voucher_reward_id: String,
 }
 
@@ -201,15 +203,26 @@ async fn create_merchant(admin: &Admin, i: usize) -> anyhow::Result<Merchant> {
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
     let static_code = cashier.create_static_code("Counter", None).await?;
-    let reward = admin
+    let manager_key = admin
         .post(
-            "/v1/admin/rewards",
-            &json!({"kind": "voucher", "name": "Sim voucher", "points_cost": 1, "value": VOUCHER_VALUE,
-                    "merchant_id": id}),
+            &format!("/v1/admin/merchants/{id}/api-keys"),
+            &json!({"scopes": ["keys"]}),
         )
         .await?;
+    let manager = Client::builder(&admin.base_url, text(&manager_key, "key")?)
+        .retry_policy(RetryPolicy::none())
+        .build()?;
+    let reward = manager
+        .create_reward(&NewReward::Voucher {
+            name: "Sim voucher".into(),
+            points_cost: 1,
+            value: VOUCHER_VALUE.parse().expect("a decimal"),
+            valid_days: None,
+            stock: None,
+        })
+        .await?;
     Ok(Merchant {
-        voucher_reward_id: text(&reward, "id")?,
+        voucher_reward_id: reward.id,
         account_id: text(&merchant, "account_id")?,
         id,
         cashier,
