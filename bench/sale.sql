@@ -10,13 +10,15 @@
 \set amount random(100, 20000)
 \set n random(1, 1000000000000)
 \set shard random(0, 65535)
--- POST /v1/orders: one transaction. (The API key, the merchant's profile and the
+-- POST /v1/orders: one transaction (the Idempotency-Key's lock and earlier answer, the
+-- order, the key with its answer). (The API key, the merchant's profile and the
 -- wallet's secrets come from the gateway's credential cache: a lookup every few
 -- seconds per key, not a statement per sale.)
 START TRANSACTION;
-INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256) VALUES ('mch_b' || :merchant, 'POST /v1/orders', 'k' || :client_id || '_' || :n, '\x00') ON CONFLICT DO NOTHING;
+SELECT * FROM merchant_idempotency_earlier('mch_b' || :merchant, 'POST /v1/orders', 'k' || :client_id || '_' || :n);
 INSERT INTO orders AS o (id, merchant_id, status, amount_minor, currency, merchant_reference, description, terminal_id, qr_payload, fee_rate_bps, expires_at, created_by_key_id, tip_policy, convenience_fee_minor, convenience_fee_percent_hundredths) VALUES ('ord_' || :client_id || '_' || :n, 'mch_b' || :merchant, 'pending', :amount, 'CNY', 'R' || :n, NULL, NULL, 'P' || :client_id || '_' || :n, 38, now() + make_interval(secs => 300), 'key_b' || :merchant, 'none', 0, NULL) ON CONFLICT (merchant_id, merchant_reference) WHERE status NOT IN ('expired', 'closed') DO NOTHING RETURNING o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor, o.charged_currency, o.created_by_key_id, o.static_code_id, o.refunded_minor, o.tip_policy, o.convenience_fee_minor, o.convenience_fee_percent_hundredths, o.tip_minor;
-UPDATE merchant_idempotency SET http_status = 201, response = '{}' WHERE merchant_id = 'mch_b' || :merchant AND endpoint = 'POST /v1/orders' AND idempotency_key = 'k' || :client_id || '_' || :n;
+-- The key with its answer: the order as the gateway renders it (about 800 bytes).
+INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256, http_status, response) VALUES ('mch_b' || :merchant, 'POST /v1/orders', 'k' || :client_id || '_' || :n, '\x00', 201, jsonb_build_object('id', 'ord_' || :client_id || '_' || :n, 'tip', NULL, 'amount', (:amount / 100.0)::text, 'status', 'pending', 'charged', NULL, 'paid_at', NULL, 'currency', 'CNY', 'discount', NULL, 'refunded', '0.00', 'created_at', now(), 'expires_at', now() + make_interval(secs => 300), 'payment_id', NULL, 'qr_payload', '00020101021226720010com.qrgate0124mch_qfnkzbs7maddsl2igbji0226hr6nxkmxy25hid35xurl6xq5gi5204581253031565406101.465802CN5911Sim Shop 456008Shanghai62480116SIM-72le6nwa4iis0524ord_' || :client_id || '_' || :n || '6304F9A8', 'tip_policy', 'none', 'updated_at', now(), 'description', NULL, 'terminal_id', NULL, 'static_code_id', NULL, 'convenience_fee', NULL, 'charged_currency', NULL, 'created_by_key_id', 'key_b' || :merchant, 'merchant_reference', 'R' || :n, 'convenience_fee_percent', NULL)) ON CONFLICT DO NOTHING;
 COMMIT;
 -- GET /v1/orders/{id}?wait_seconds=…: first look (pending).
 SELECT o.id, order_effective_status(o.status, o.expires_at), o.amount_minor, o.currency, o.merchant_reference, o.description, o.terminal_id, o.qr_payload, o.expires_at, o.created_at, o.updated_at, o.paid_at, o.payment_id, o.discount_minor, o.charged_minor, o.charged_currency, o.created_by_key_id, o.static_code_id, o.refunded_minor, o.tip_policy, o.convenience_fee_minor, o.convenience_fee_percent_hundredths, o.tip_minor FROM orders o WHERE o.id = 'ord_' || :client_id || '_' || :n AND o.merchant_id = 'mch_b' || :merchant;

@@ -58,6 +58,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "orders",
     "ledger",
     "wallet_calls",
+    "merchant_calls",
     "risk",
     "payments",
     "refunds",

@@ -52,59 +52,49 @@ impl Idempotency {
         }))
     }
 
-    /// Claims the key inside `tx`, or returns the stored answer of an earlier request.
-    /// Waits for a concurrent request with the same key at most the connection's
-    /// `lock_timeout` (`QRGATE_LOCK_TIMEOUT_MS`).
-    pub async fn claim(&self, tx: &Transaction<'_>) -> ApiResult<Option<HttpResponse>> {
+    /// The stored answer of an earlier request with this key, if any, read inside `tx`
+    /// after taking the key's lock (`merchant_idempotency_earlier`): a request with the
+    /// same key still at work on another connection is waited for, at most the
+    /// connection's `lock_timeout` (`QRGATE_LOCK_TIMEOUT_MS`), and its answer given. The
+    /// lock is held until `tx` ends; `finish` writes the key with the answer.
+    pub async fn earlier_answer(&self, tx: &Transaction<'_>) -> ApiResult<Option<HttpResponse>> {
         let stmt = tx
-            .prepare_cached(
-                "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
+            .prepare_cached("SELECT * FROM merchant_idempotency_earlier($1, $2, $3)")
             .await?;
-        let claimed = tx
-            .execute(
-                &stmt,
-                &[
-                    &self.merchant_id,
-                    &self.endpoint,
-                    &self.key,
-                    &self.request_sha256,
-                ],
-            )
-            .await
-            .map_err(|e| match e.code() {
-                Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => ApiError::new(
-                    ErrorCode::IdempotencyInProgress,
-                    "a request with this Idempotency-Key is still being processed; retry shortly",
-                ),
-                _ => e.into(),
-            })?;
-        if claimed == 1 {
-            return Ok(None);
-        }
         let row = tx
-            .query_one(
-                "SELECT request_sha256, http_status, response FROM merchant_idempotency
-                 WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
-                &[&self.merchant_id, &self.endpoint, &self.key],
-            )
-            .await?;
-        let stored_sha: Vec<u8> = row.get(0);
+            .query_opt(&stmt, &[&self.merchant_id, &self.endpoint, &self.key])
+            .await
+            .map_err(in_progress_if_held)?;
+        row.map(|row| self.replay_if_same(&row)).transpose()
+    }
+
+    /// The stored answer of `row` if it answered this very request; another request
+    /// under the same key is `idempotency_conflict`.
+    fn replay_if_same(&self, row: &tokio_postgres::Row) -> ApiResult<HttpResponse> {
+        let stored_sha: Vec<u8> = row.get("request_sha256");
         if stored_sha != self.request_sha256 {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyConflict,
                 "this Idempotency-Key was used with a different request",
             ));
         }
-        let status: i16 = row.get(1);
-        let response: Value = row.get(2);
-        Ok(Some(replay(status, response)))
+        Ok(replay(row.get("http_status"), row.get("response")))
+    }
+}
+
+/// A lock wait that ran out (`lock_timeout`) behind a request with the same key.
+fn in_progress_if_held(e: tokio_postgres::Error) -> ApiError {
+    match e.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => ApiError::new(
+            ErrorCode::IdempotencyInProgress,
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        ),
+        _ => e.into(),
     }
 }
 
 /// Stores a definitive answer under the key (if any) in `tx` and commits; anything
-/// else is rolled back, claim included, so a retry runs afresh.
+/// else is rolled back, so a retry runs afresh.
 pub async fn finish(
     idem: Option<Idempotency>,
     tx: Transaction<'_>,
@@ -115,26 +105,43 @@ pub async fn finish(
         Err(e) if is_definitive(actix_web::ResponseError::status_code(&e)) => {
             (actix_web::ResponseError::status_code(&e), error_record(&e))
         }
-        Err(e) => return Err(e), // dropping tx rolls the claim back
+        Err(e) => return Err(e), // dropping tx rolls the work back
     };
     if let Some(this) = idem {
+        // The key and its answer, one row. Under the key's lock (`earlier_answer`) no
+        // other gateway request can have written it since; a row there anyway was
+        // written around that lock, and its answer stands: this work is undone.
         let stmt = tx
             .prepare_cached(
-                "UPDATE merchant_idempotency SET http_status = $4, response = $5
-                 WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
+                "INSERT INTO merchant_idempotency
+                     (merchant_id, endpoint, idempotency_key, request_sha256, http_status, response)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .await?;
-        tx.execute(
-            &stmt,
-            &[
-                &this.merchant_id,
-                &this.endpoint,
-                &this.key,
-                &(status.as_u16() as i16),
-                &body,
-            ],
-        )
-        .await?;
+        let written = tx
+            .execute(
+                &stmt,
+                &[
+                    &this.merchant_id,
+                    &this.endpoint,
+                    &this.key,
+                    &this.request_sha256,
+                    &(status.as_u16() as i16),
+                    &body,
+                ],
+            )
+            .await
+            .map_err(in_progress_if_held)?;
+        if written == 0 {
+            let row = tx
+                .query_one(
+                    "SELECT request_sha256, http_status, response FROM merchant_idempotency
+                     WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
+                    &[&this.merchant_id, &this.endpoint, &this.key],
+                )
+                .await?;
+            return this.replay_if_same(&row); // dropping tx rolls this work back
+        }
     }
     tx.commit().await?;
     Ok(replay(status.as_u16() as i16, body))
@@ -165,7 +172,7 @@ fn replay(status: i16, body: Value) -> HttpResponse {
 }
 
 /// Runs one ledger function (`sql`, returning an `outcome` and a `message` column) for
-/// a merchant POST: in one transaction with the Idempotency-Key claim, again (a bounded
+/// a merchant POST: in one transaction with the Idempotency-Key (its lock and stored answer), again (a bounded
 /// number of times) when it lost a race to a concurrent request, and answers with
 /// `render` on success or the stored error code otherwise.
 pub async fn ledger_call(
@@ -180,7 +187,7 @@ pub async fn ledger_call(
     loop {
         let tx = client.transaction().await?;
         if let Some(idem) = &idem {
-            if let Some(stored) = idem.claim(&tx).await? {
+            if let Some(stored) = idem.earlier_answer(&tx).await? {
                 return Ok(stored);
             }
         }

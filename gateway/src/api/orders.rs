@@ -246,7 +246,7 @@ async fn create_order(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(idem) = &idem {
-        if let Some(stored) = idem.claim(&tx).await? {
+        if let Some(stored) = idem.earlier_answer(&tx).await? {
             return Ok(stored);
         }
     }
@@ -645,7 +645,7 @@ async fn close_order(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(idem) = &idem {
-        if let Some(stored) = idem.claim(&tx).await? {
+        if let Some(stored) = idem.earlier_answer(&tx).await? {
             return Ok(stored);
         }
     }

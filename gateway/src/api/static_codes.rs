@@ -94,7 +94,7 @@ async fn create_static_code(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     if let Some(idem) = &idem {
-        if let Some(stored) = idem.claim(&tx).await? {
+        if let Some(stored) = idem.earlier_answer(&tx).await? {
             return Ok(stored);
         }
     }

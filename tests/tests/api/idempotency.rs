@@ -131,12 +131,12 @@ async fn a_duplicate_blocked_behind_its_twin_is_told_in_progress_after_the_lock_
     .await;
     let merchant = app.create_merchant().await;
     let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-H"});
-    // The twin: a transaction that has claimed the key and not yet committed.
+    // The twin: a request with the key still at work (holding the key's lock, as the
+    // gateway's does from its first statement to its commit).
     let mut twin = app.db().await;
     let tx = twin.transaction().await.unwrap();
-    tx.execute(
-        "INSERT INTO merchant_idempotency (merchant_id, endpoint, idempotency_key, request_sha256)
-         VALUES ($1, 'POST /v1/orders', 'held', '\\x00')",
+    tx.query(
+        "SELECT * FROM merchant_idempotency_earlier($1, 'POST /v1/orders', 'held')",
         &[&merchant.id],
     )
     .await
@@ -158,4 +158,50 @@ async fn a_duplicate_blocked_behind_its_twin_is_told_in_progress_after_the_lock_
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 0);
     tx.rollback().await.unwrap();
     json_ok(send().await.unwrap(), StatusCode::CREATED).await;
+}
+
+/// The key and its answer are written once, when the work is done. A row written
+/// around the key's lock (not by a gateway request) still holds the key: a request that
+/// meets it uncommitted when storing its own answer waits, and once it commits, that
+/// answer stands and the request's own work is undone.
+#[tokio::test]
+async fn an_answer_stored_first_by_another_writer_stands_and_this_work_is_undone() {
+    let app = spawn_app_with(&[("QRGATE_LOCK_TIMEOUT_MS", "10000")]).await;
+    let merchant = app.create_merchant().await;
+    let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-W"});
+    let mut other = app.db().await;
+    let tx = other.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO merchant_idempotency
+             (merchant_id, endpoint, idempotency_key, request_sha256, http_status, response)
+         VALUES ($1, 'POST /v1/orders', 'around', '\\x00', 201, '{\"id\": \"ord_elsewhere\"}')",
+        &[&merchant.id],
+    )
+    .await
+    .unwrap();
+    let request = app
+        .http
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&merchant.cashier_key)
+        .header("Idempotency-Key", "around")
+        .json(&body)
+        .send();
+    let request = tokio::spawn(request);
+    // The request makes its order, then waits on the uncommitted key as it stores its answer.
+    while app
+        .count("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")
+        .await
+        == 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Written for another request: this one is told so, not given that answer.
+    tx.commit().await.unwrap();
+    assert_error(
+        request.await.unwrap().unwrap(),
+        StatusCode::CONFLICT,
+        "idempotency_conflict",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 0);
 }
