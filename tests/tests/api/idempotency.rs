@@ -120,6 +120,40 @@ async fn concurrent_duplicates_create_one_order_and_all_get_its_answer() {
     assert_eq!(app.count("SELECT count(*) FROM orders").await, 1);
 }
 
+/// The key's lock is the database's: duplicates sent at once to two replicas make one
+/// order, and every one of them is given its answer.
+#[tokio::test]
+async fn duplicates_across_two_replicas_create_one_order() {
+    let app = spawn_app().await;
+    let replica = app.spawn_replica(&[]).await;
+    let merchant = app.create_merchant().await;
+    let body = json!({"amount": "4.00", "currency": "CNY", "merchant_reference": "R-2"});
+    let requests = (0..12).map(|i| {
+        let base = if i % 2 == 0 {
+            app.url("")
+        } else {
+            replica.clone()
+        };
+        app.http
+            .post(format!("{}/v1/orders", base.trim_end_matches('/')))
+            .bearer_auth(&merchant.cashier_key)
+            .header("Idempotency-Key", "two-replicas")
+            .json(&body)
+            .send()
+    });
+    let mut ids = std::collections::HashSet::new();
+    for response in futures_util::future::join_all(requests).await {
+        let order = json_ok(response.unwrap(), StatusCode::CREATED).await;
+        ids.insert(order["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM merchant_idempotency").await,
+        1
+    );
+}
+
 /// Issue 11: lock_timeout was documented but never set, so a duplicate blocked behind a
 /// twin that did not finish waited the whole statement timeout and got 503.
 #[tokio::test]
