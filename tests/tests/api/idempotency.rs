@@ -1,8 +1,23 @@
 //! Merchant Idempotency-Key: stored first answers, conflicts, transient answers.
 
-use crate::helpers::{assert_error, json_ok, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, json_ok, spawn_app, spawn_app_with, TestApp};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// `POST {base}/v1/orders` with the cashier's key and an Idempotency-Key.
+fn keyed_order(
+    app: &TestApp,
+    base: &str,
+    cashier_key: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    app.http
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(cashier_key)
+        .header("Idempotency-Key", key)
+        .json(body)
+}
 
 #[tokio::test]
 async fn the_same_key_and_request_returns_the_first_answer() {
@@ -10,12 +25,7 @@ async fn the_same_key_and_request_returns_the_first_answer() {
     let merchant = app.create_merchant().await;
     let body = json!({"amount": "8.00", "currency": "CNY", "merchant_reference": "R-1"});
     let send = |body: serde_json::Value, key: &'static str| {
-        app.http
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
+        keyed_order(&app, &app.url(""), &merchant.cashier_key, key, &body).send()
     };
     let first = json_ok(
         send(body.clone(), "key-1").await.unwrap(),
@@ -47,12 +57,7 @@ async fn a_bad_request_is_not_stored_and_a_retry_runs_afresh() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let send = |body: serde_json::Value| {
-        app.http
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", "k")
-            .json(&body)
-            .send()
+        keyed_order(&app, &app.url(""), &merchant.cashier_key, "k", &body).send()
     };
     let bad = json!({"amount": "-1", "currency": "CNY", "merchant_reference": "R"});
     assert_error(
@@ -72,12 +77,7 @@ async fn keys_are_per_merchant_and_endpoint() {
     let b = app.create_merchant().await;
     let body = json!({"amount": "1.00", "currency": "CNY", "merchant_reference": "R"});
     for merchant in [&a, &b] {
-        let response = app
-            .http
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", "same")
-            .json(&body)
+        let response = keyed_order(&app, &app.url(""), &merchant.cashier_key, "same", &body)
             .send()
             .await
             .unwrap();
@@ -101,14 +101,8 @@ async fn concurrent_duplicates_create_one_order_and_all_get_its_answer() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let body = json!({"amount": "3.00", "currency": "CNY", "merchant_reference": "R-C"});
-    let requests = (0..10).map(|_| {
-        app.http
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", "burst")
-            .json(&body)
-            .send()
-    });
+    let requests = (0..10)
+        .map(|_| keyed_order(&app, &app.url(""), &merchant.cashier_key, "burst", &body).send());
     let responses = futures_util::future::join_all(requests).await;
     let mut ids = std::collections::HashSet::new();
     for response in responses {
@@ -134,12 +128,7 @@ async fn duplicates_across_two_replicas_create_one_order() {
         } else {
             replica.clone()
         };
-        app.http
-            .post(format!("{}/v1/orders", base.trim_end_matches('/')))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", "two-replicas")
-            .json(&body)
-            .send()
+        keyed_order(&app, &base, &merchant.cashier_key, "two-replicas", &body).send()
     });
     let mut ids = std::collections::HashSet::new();
     for response in futures_util::future::join_all(requests).await {
@@ -175,14 +164,7 @@ async fn a_duplicate_blocked_behind_its_twin_is_told_in_progress_after_the_lock_
     )
     .await
     .unwrap();
-    let send = || {
-        app.http
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&merchant.cashier_key)
-            .header("Idempotency-Key", "held")
-            .json(&body)
-            .send()
-    };
+    let send = || keyed_order(&app, &app.url(""), &merchant.cashier_key, "held", &body).send();
     assert_error(
         send().await.unwrap(),
         StatusCode::CONFLICT,
@@ -213,13 +195,7 @@ async fn an_answer_stored_first_by_another_writer_stands_and_this_work_is_undone
     )
     .await
     .unwrap();
-    let request = app
-        .http
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&merchant.cashier_key)
-        .header("Idempotency-Key", "around")
-        .json(&body)
-        .send();
+    let request = keyed_order(&app, &app.url(""), &merchant.cashier_key, "around", &body).send();
     let request = tokio::spawn(request);
     // The request makes its order, then waits on the uncommitted key as it stores its answer.
     while app
