@@ -14,6 +14,7 @@ use crate::{
     http::{
         empty_body, encode_cursor, id_filter, json_body, page_ask, page_json, parse_json, timestamp,
     },
+    idempotency::{self, Idempotency},
     state::AppState,
 };
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
@@ -57,7 +58,7 @@ const LIVE_PLATFORM_REWARDS_MAX: i64 = 1_000;
 
 pub type RewardName = PlainText<100>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct NewRewardRequest {
     kind: String,
@@ -281,19 +282,25 @@ async fn create_own(
     let voucher_merchant = reward
         .voucher
         .map(|_| (merchant.merchant_id.as_str(), currency));
+    // The SDK retries a POST under one Idempotency-Key: a retry must not list it twice.
+    let request = serde_json::to_value(&body).expect("a request serializes");
+    let idem =
+        Idempotency::from_request(&req, &merchant.merchant_id, "POST /v1/rewards", &request)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    within_live_cap(&tx, Some(&merchant.merchant_id)).await?;
-    let json = insert_reward(
-        &tx,
-        Some(&merchant.merchant_id),
-        voucher_merchant,
-        &reward,
-        &body.kind,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().json(json))
+    if let Some(idem) = &idem {
+        if let Some(stored) = idem.earlier_answer(&tx).await? {
+            return Ok(stored);
+        }
+    }
+    let outcome = async {
+        within_live_cap(&tx, Some(&merchant.merchant_id)).await?;
+        let shop = Some(merchant.merchant_id.as_str());
+        let json = insert_reward(&tx, shop, voucher_merchant, &reward, &body.kind).await?;
+        Ok((StatusCode::CREATED, json))
+    }
+    .await;
+    idempotency::finish(idem, tx, outcome).await
 }
 
 async fn create_platform(

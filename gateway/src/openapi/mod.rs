@@ -256,7 +256,7 @@ const OPERATIONS: &[Operation] = {
         ("get", "/v1/accounts/{id}", "An account's balance", Merchant("reports"), &[], None, Json(200, "Account"), &[404]),
         ("get", "/v1/accounts/{id}/statement", "An account's statement", Merchant("reports"), STATEMENT, None, JsonOrCsv(200, "Statement"), &[404]),
         ("get", "/v1/reports/settlement", "The daily settlement report", Merchant("reports"), &["date", "format"], None, JsonOrCsv(200, "SettlementReport"), &[]),
-        ("post", "/v1/rewards", "List a reward for points: a voucher worth an amount off at this shop, or a gift (a manager key)", Merchant("keys"), &[], Some("RewardCreate"), Json(201, "Reward"), &[422]),
+        ("post", "/v1/rewards", "List a reward for points: a voucher worth an amount off at this shop, or a gift (a manager key)", Merchant("keys"), &[], Some("RewardCreate"), Json(201, "Reward"), &[409, 422]),
         ("get", "/v1/rewards", "The shop's rewards, newest first", Merchant("orders"), PAGE, None, Json(200, "RewardPage"), &[]),
         ("get", "/v1/rewards/{id}", "A reward, with how many were redeemed, used and expired unused", Merchant("orders"), &[], None, Json(200, "Reward"), &[404]),
         ("post", "/v1/rewards/{id}/end", "End a reward: no more redemptions (issued vouchers stay good until they expire)", Merchant("keys"), &[], Some("Empty"), Json(200, "Reward"), &[404]),

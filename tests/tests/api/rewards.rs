@@ -740,3 +740,36 @@ async fn a_herd_listing_rewards_stops_at_the_shops_cap() {
     )
     .await;
 }
+
+/// The SDK sends every POST with one Idempotency-Key across its retries: a shop's reward
+/// sent again under the key (a retry after a lost answer) is listed once and answered
+/// alike; the key with another reward is a conflict, and nothing more is listed.
+#[tokio::test]
+async fn a_reward_sent_again_under_its_idempotency_key_is_listed_once() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let send = |body: Value| {
+        app.http
+            .post(app.url("/v1/rewards"))
+            .bearer_auth(&merchant.manager_key)
+            .header("Idempotency-Key", "reward-1")
+            .json(&body)
+            .send()
+    };
+    let body = json!({"kind": "gift", "name": "Tote bag", "points_cost": 300, "stock": 5});
+    let first = json_ok(send(body.clone()).await.unwrap(), StatusCode::CREATED).await;
+    let again = json_ok(send(body).await.unwrap(), StatusCode::CREATED).await;
+    assert_eq!(again, first);
+    let other = json!({"kind": "gift", "name": "Mug", "points_cost": 300});
+    assert_error(
+        send(other).await.unwrap(),
+        StatusCode::CONFLICT,
+        "idempotency_conflict",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM rewards").await,
+        1,
+        "one reward listed"
+    );
+}
