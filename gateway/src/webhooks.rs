@@ -209,6 +209,20 @@ async fn deliver(state: &AppState, http: &reqwest::Client, event: &Row) -> anyho
     record(state, event, attempt).await
 }
 
+/// A recipient's webhook URL, its secret and the previous secret while a rotation
+/// overlaps, from `$table` (merchants and wallets keep the same columns).
+macro_rules! destination_sql {
+    ($table:literal) => {
+        concat!(
+            "SELECT webhook_url, webhook_secret,
+                    CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
+             FROM ",
+            $table,
+            " WHERE id = $1"
+        )
+    };
+}
+
 /// Who an event is for: a merchant (its orders and refunds) or a wallet (its customers).
 #[derive(Clone, Copy)]
 enum Recipient<'a> {
@@ -238,32 +252,15 @@ impl<'a> Recipient<'a> {
         state: &AppState,
         client: &deadpool_postgres::Client,
     ) -> anyhow::Result<(Option<String>, Vec<SigningSecret>)> {
-        let (row, kind, owner) = match self {
+        let (sql, kind, owner) = match self {
             Recipient::Merchant(id) => (
-                client
-                    .query_one(
-                        "SELECT webhook_url, webhook_secret,
-                                CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
-                         FROM merchants WHERE id = $1",
-                        &[&id],
-                    )
-                    .await?,
+                destination_sql!("merchants"),
                 SecretKind::MerchantWebhook,
                 id,
             ),
-            Recipient::Wallet(id) => (
-                client
-                    .query_one(
-                        "SELECT webhook_url, webhook_secret,
-                                CASE WHEN webhook_secret_previous_until > now() THEN webhook_secret_previous END
-                         FROM wallets WHERE id = $1",
-                        &[&id],
-                    )
-                    .await?,
-                SecretKind::WalletWebhook,
-                id,
-            ),
+            Recipient::Wallet(id) => (destination_sql!("wallets"), SecretKind::WalletWebhook, id),
         };
+        let row = client.query_one(sql, &[&owner]).await?;
         let secrets = [row.get::<_, Option<String>>(1), row.get(2)]
             .into_iter()
             .flatten()
