@@ -370,15 +370,10 @@ async fn static_code_payment(ctx: &Ctx, a: &Arrival) -> Observed {
         "amount": amount.to_string(),
         "currency": code.currency,
     });
-    let started = Instant::now();
-    let (status, answer, _) = match send_payment(ctx, customer, &body, false).await {
+    let (status, answer, pay) = match timed_payment(ctx, customer, &body).await {
         Ok(sent) => sent,
-        Err(e) => return Observed::unexpected(e),
+        Err(observed) => return observed,
     };
-    let pay = started.elapsed();
-    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
-        return Observed::shed();
-    }
     if status != StatusCode::OK || answer["status"] != "succeeded" {
         return Observed::unexpected(format!(
             "static code: expected 200 succeeded, got {status}: {answer}"
@@ -425,15 +420,10 @@ async fn pay_with_tip(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Ob
     let tip = Decimal::new(a.amount_minor / 10, 2);
     let mut body = pay_body(order, customer);
     body["tip"] = json!(tip.to_string());
-    let started = Instant::now();
-    let (status, answer, _) = match send_payment(ctx, customer, &body, false).await {
+    let (status, answer, pay) = match timed_payment(ctx, customer, &body).await {
         Ok(sent) => sent,
-        Err(e) => return Observed::unexpected(e),
+        Err(observed) => return observed,
     };
-    let pay = started.elapsed();
-    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
-        return Observed::shed();
-    }
     let charged = (order.amount + tip).to_string();
     if status != StatusCode::OK || answer["tip"] != tip.to_string() || answer["charged"] != charged
     {
@@ -548,6 +538,23 @@ fn pay_body(order: &merchant_sdk::Order, customer: &Customer) -> Value {
         "amount": order.amount.to_string(),
         "currency": order.currency,
     })
+}
+
+/// One payment, timed. `Err` is what the scenario observes at once: the payment could
+/// not be sent, or (with `--overload`) the gateway shed it.
+async fn timed_payment(
+    ctx: &Ctx,
+    customer: &Customer,
+    body: &Value,
+) -> Result<(StatusCode, Value, Duration), Observed> {
+    let started = Instant::now();
+    let (status, answer, _) = send_payment(ctx, customer, body, false)
+        .await
+        .map_err(Observed::unexpected)?;
+    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
+        return Err(Observed::shed());
+    }
+    Ok((status, answer, started.elapsed()))
 }
 
 /// Sends a signed payment; `twice` sends the very same message again afterwards.
@@ -773,16 +780,11 @@ async fn double_pay(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Obse
 async fn pay_and_refund(ctx: &Ctx, a: &Arrival, order: &merchant_sdk::Order) -> Observed {
     let merchant = &ctx.world.merchants[a.merchant];
     let customer = &ctx.world.customers[a.customer];
-    let started = Instant::now();
-    let (status, answer, _) =
-        match send_payment(ctx, customer, &pay_body(order, customer), false).await {
-            Ok(sent) => sent,
-            Err(e) => return Observed::unexpected(e),
-        };
-    let pay = started.elapsed();
-    if ctx.overload && status == StatusCode::SERVICE_UNAVAILABLE {
-        return Observed::shed();
-    }
+    let (status, answer, pay) = match timed_payment(ctx, customer, &pay_body(order, customer)).await
+    {
+        Ok(sent) => sent,
+        Err(observed) => return observed,
+    };
     let Some(payment_id) = answer["payment_id"]
         .as_str()
         .filter(|_| status == StatusCode::OK)
