@@ -773,3 +773,87 @@ async fn a_reward_sent_again_under_its_idempotency_key_is_listed_once() {
         "one reward listed"
     );
 }
+
+/// Outsider checks of the key on `POST /v1/rewards`: eight retries racing under one key
+/// list one reward and all answer it; a herd under distinct keys still stops at the
+/// shop's cap (the key's lock and the cap's lock taken in one order: nothing deadlocks);
+/// a malformed key is refused before anything is listed.
+#[tokio::test]
+async fn reward_keys_under_herds_and_malformed_keys() {
+    let app = crate::helpers::spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let post = |key: String, body: Value| {
+        app.http
+            .post(app.url("/v1/rewards"))
+            .bearer_auth(&merchant.manager_key)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    for key in [" ", "k ey", "é", &"k".repeat(256)] {
+        let body = json!({"kind": "gift", "name": "Bad key", "points_cost": 1});
+        assert_error(
+            post(key.to_owned(), body).await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, 0);
+
+    let body = json!({"kind": "gift", "name": "Once", "points_cost": 5});
+    let racing = (0..8).map(|_| post("once".into(), body.clone()));
+    let mut ids = std::collections::HashSet::new();
+    for response in futures_util::future::join_all(racing).await {
+        let reward = json_ok(response.unwrap(), StatusCode::CREATED).await;
+        ids.insert(reward["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, 1);
+
+    let herd = (0..110).map(|i| {
+        post(
+            format!("herd-{i}"),
+            json!({"kind": "gift", "name": format!("Gift {i}"), "points_cost": 1}),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(herd)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        created, 99,
+        "the cap of 100 counts the first reward: {statuses:?}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, 100);
+    // A refused one was a definitive answer: stored, and given again even once there
+    // is room (its retry lists nothing).
+    let first = ids.iter().next().unwrap();
+    json_ok(
+        app.merchant_post(
+            &merchant.manager_key,
+            &format!("/v1/rewards/{first}/end"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let refused = statuses
+        .iter()
+        .position(|s| *s == StatusCode::UNPROCESSABLE_ENTITY)
+        .expect("some were refused");
+    let again = post(
+        format!("herd-{refused}"),
+        json!({"kind": "gift", "name": format!("Gift {refused}"), "points_cost": 1}),
+    )
+    .await
+    .unwrap();
+    assert_error(again, StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded").await;
+    assert_eq!(app.count("SELECT count(*) FROM rewards").await, 100);
+}
