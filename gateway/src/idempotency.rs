@@ -82,6 +82,17 @@ impl Idempotency {
     }
 }
 
+/// `Idempotency::earlier_answer` for a request that may carry no key (then `None`).
+pub async fn earlier_answer(
+    idem: &Option<Idempotency>,
+    tx: &Transaction<'_>,
+) -> ApiResult<Option<HttpResponse>> {
+    match idem {
+        Some(idem) => idem.earlier_answer(tx).await,
+        None => Ok(None),
+    }
+}
+
 /// A lock wait that ran out (`lock_timeout`) behind a request with the same key.
 fn in_progress_if_held(e: tokio_postgres::Error) -> ApiError {
     match e.code() {
@@ -186,10 +197,8 @@ pub async fn ledger_call(
     let mut attempt = 0;
     loop {
         let tx = client.transaction().await?;
-        if let Some(idem) = &idem {
-            if let Some(stored) = idem.earlier_answer(&tx).await? {
-                return Ok(stored);
-            }
+        if let Some(stored) = earlier_answer(&idem, &tx).await? {
+            return Ok(stored);
         }
         let stmt = tx.prepare_cached(sql).await?;
         match tx.query_one(&stmt, params).await {

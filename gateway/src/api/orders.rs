@@ -245,10 +245,8 @@ async fn create_order(
     let idem = Idempotency::from_request(&req, &merchant.merchant_id, "POST /v1/orders", &request)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(idem) = &idem {
-        if let Some(stored) = idem.earlier_answer(&tx).await? {
-            return Ok(stored);
-        }
+    if let Some(stored) = idempotency::earlier_answer(&idem, &tx).await? {
+        return Ok(stored);
     }
     let outcome = insert_order(&tx, &state, &merchant, &order)
         .await
@@ -644,10 +642,8 @@ async fn close_order(
     )?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(idem) = &idem {
-        if let Some(stored) = idem.earlier_answer(&tx).await? {
-            return Ok(stored);
-        }
+    if let Some(stored) = idempotency::earlier_answer(&idem, &tx).await? {
+        return Ok(stored);
     }
     let outcome = close(&tx, &merchant.merchant_id, &order_id).await;
     idempotency::finish(idem, tx, outcome).await

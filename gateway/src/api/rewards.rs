@@ -288,10 +288,8 @@ async fn create_own(
         Idempotency::from_request(&req, &merchant.merchant_id, "POST /v1/rewards", &request)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(idem) = &idem {
-        if let Some(stored) = idem.earlier_answer(&tx).await? {
-            return Ok(stored);
-        }
+    if let Some(stored) = idempotency::earlier_answer(&idem, &tx).await? {
+        return Ok(stored);
     }
     let outcome = async {
         within_live_cap(&tx, Some(&merchant.merchant_id)).await?;

@@ -93,10 +93,8 @@ async fn create_static_code(
     )?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(idem) = &idem {
-        if let Some(stored) = idem.earlier_answer(&tx).await? {
-            return Ok(stored);
-        }
+    if let Some(stored) = idempotency::earlier_answer(&idem, &tx).await? {
+        return Ok(stored);
     }
     let outcome = insert_static_code(&tx, &state, &merchant, name.as_str(), currency)
         .await
