@@ -741,6 +741,20 @@ async fn a_herd_listing_rewards_stops_at_the_shops_cap() {
     .await;
 }
 
+/// `POST /v1/rewards` with a manager key and an Idempotency-Key.
+fn keyed_reward(
+    app: &TestApp,
+    manager_key: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    app.http
+        .post(app.url("/v1/rewards"))
+        .bearer_auth(manager_key)
+        .header("Idempotency-Key", key)
+        .json(body)
+}
+
 /// The SDK sends every POST with one Idempotency-Key across its retries: a shop's reward
 /// sent again under the key (a retry after a lost answer) is listed once and answered
 /// alike; the key with another reward is a conflict, and nothing more is listed.
@@ -748,14 +762,7 @@ async fn a_herd_listing_rewards_stops_at_the_shops_cap() {
 async fn a_reward_sent_again_under_its_idempotency_key_is_listed_once() {
     let app = crate::helpers::spawn_app().await;
     let merchant = app.create_merchant().await;
-    let send = |body: Value| {
-        app.http
-            .post(app.url("/v1/rewards"))
-            .bearer_auth(&merchant.manager_key)
-            .header("Idempotency-Key", "reward-1")
-            .json(&body)
-            .send()
-    };
+    let send = |body: Value| keyed_reward(&app, &merchant.manager_key, "reward-1", &body).send();
     let body = json!({"kind": "gift", "name": "Tote bag", "points_cost": 300, "stock": 5});
     let first = json_ok(send(body.clone()).await.unwrap(), StatusCode::CREATED).await;
     let again = json_ok(send(body).await.unwrap(), StatusCode::CREATED).await;
@@ -782,14 +789,8 @@ async fn a_reward_sent_again_under_its_idempotency_key_is_listed_once() {
 async fn reward_keys_under_herds_and_malformed_keys() {
     let app = crate::helpers::spawn_app().await;
     let merchant = app.create_merchant().await;
-    let post = |key: String, body: Value| {
-        app.http
-            .post(app.url("/v1/rewards"))
-            .bearer_auth(&merchant.manager_key)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
-    };
+    let post =
+        |key: String, body: Value| keyed_reward(&app, &merchant.manager_key, &key, &body).send();
     for key in [" ", "k ey", "é", &"k".repeat(256)] {
         let body = json!({"kind": "gift", "name": "Bad key", "points_cost": 1});
         assert_error(
