@@ -286,6 +286,17 @@ pub fn require_json_content_type(req: &HttpRequest) -> ApiResult<()> {
 /// Parses a JSON body into `T`, naming the offending field on failure. A body is
 /// exactly one JSON value and optional whitespace (issue 11: `{…} xyz` was accepted),
 /// and no text in it may hold NUL, which PostgreSQL cannot store.
+/// For a field that must be sent but may be null, as `Option<Option<T>>` with
+/// `#[serde(default, deserialize_with = "crate::http::present")]`: left out is `None`,
+/// null is `Some(None)`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if contains_escaped_nul(body) {
         return Err(ApiError::invalid(

@@ -126,6 +126,14 @@ pub async fn enroll(
 /// Confirms an enrollment with a first code from the app: from now on the factor is
 /// asked for.
 pub async fn confirm(state: &AppState, holder: Holder<'_>, code: &str) -> ApiResult<()> {
+    // A body that is not a code at all is refused as such, before any factor is looked
+    // up (or counted as a failed try).
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "code",
+            "must be the six digits the app shows",
+        ));
+    }
     check(state, holder, Some(code), Stage::Enrolling).await
 }
 

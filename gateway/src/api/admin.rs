@@ -385,6 +385,9 @@ async fn allow_payout_account(
     let merchant_id = path.into_inner();
     let body: PayoutAccountRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
+    if !ids::is_gateway_id(&body.account_id) {
+        return Err(ApiError::invalid("account_id", "is not an account id"));
+    }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx

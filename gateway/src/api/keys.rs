@@ -93,9 +93,13 @@ impl NewKey {
                     format!("unknown scope `{s}`: use orders, refunds, reports, keys"),
                 )
             })?;
-            if !scopes.contains(&scope.as_str()) {
-                scopes.push(scope.as_str());
+            if scopes.contains(&scope.as_str()) {
+                return Err(ApiError::invalid(
+                    "scopes",
+                    format!("`{s}` is listed twice: name each scope once"),
+                ));
             }
+            scopes.push(scope.as_str());
         }
         if scopes.is_empty() {
             return Err(ApiError::invalid(

@@ -52,7 +52,7 @@ async fn payout(
         ));
     }
     if !ids::is_gateway_id(&body.to_account_id) {
-        return Err(ApiError::not_found("payout account"));
+        return Err(ApiError::invalid("to_account_id", "is not an account id"));
     }
     let request = json!({"to_account_id": body.to_account_id, "amount": amount.minor(), "currency": currency, "payout_reference": reference});
     let request_sha256 = sha256(&[serde_json::to_vec(&request)

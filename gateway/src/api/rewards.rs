@@ -81,8 +81,19 @@ struct NewReward {
     stock: Option<i32>,
 }
 
-impl NewReward {
-    fn parse(r: &NewRewardRequest, voucher_currency: Option<Currency>) -> ApiResult<Self> {
+/// A reward request with every field checked that needs no stored state: the voucher's
+/// value is a decimal whose scale its shop's currency decides. Parsed before any lookup,
+/// so a bad body is 400 whatever shop it names.
+struct RewardShape {
+    name: RewardName,
+    points_cost: i64,
+    /// A voucher's value and days; None: a gift.
+    voucher: Option<(String, i32)>,
+    stock: Option<i32>,
+}
+
+impl RewardShape {
+    fn parse(r: &NewRewardRequest) -> ApiResult<Self> {
         let name = RewardName::parse(&r.name).map_err(|e| ApiError::invalid("name", e))?;
         if !(1..=POINTS_COST_MAX).contains(&r.points_cost) {
             return Err(ApiError::invalid(
@@ -96,8 +107,8 @@ impl NewReward {
                 format!("must be from 1 to {STOCK_MAX}, or absent for no limit"),
             ));
         }
-        let voucher = match (r.kind.as_str(), voucher_currency) {
-            ("gift", _) => {
+        let voucher = match r.kind.as_str() {
+            "gift" => {
                 for (field, given) in [
                     ("value", r.value.is_some()),
                     ("valid_days", r.valid_days.is_some()),
@@ -108,13 +119,13 @@ impl NewReward {
                 }
                 None
             }
-            ("voucher", Some(currency)) => {
+            "voucher" => {
                 let value = r
                     .value
                     .as_deref()
                     .ok_or_else(|| ApiError::invalid("value", "a voucher needs its value"))?;
-                let value =
-                    Money::parse(value, currency).map_err(|e| ApiError::invalid("value", e))?;
+                qrgate_domain::money::parse_decimal(value)
+                    .map_err(|e| ApiError::invalid("value", e))?;
                 let days = r.valid_days.unwrap_or(VALID_DAYS_DEFAULT);
                 if !(1..=VALID_DAYS_MAX).contains(&days) {
                     return Err(ApiError::invalid(
@@ -122,21 +133,38 @@ impl NewReward {
                         format!("must be from 1 to {VALID_DAYS_MAX}"),
                     ));
                 }
-                Some((value, days))
+                Some((value.to_owned(), days))
             }
-            ("voucher", None) => {
+            _ => return Err(ApiError::invalid("kind", "must be voucher or gift")),
+        };
+        Ok(RewardShape {
+            name,
+            points_cost: r.points_cost,
+            voucher,
+            stock: r.stock,
+        })
+    }
+
+    /// The reward, its voucher's value in the currency of the shop that takes it.
+    fn priced(self, voucher_currency: Option<Currency>) -> ApiResult<NewReward> {
+        let voucher = match (self.voucher, voucher_currency) {
+            (None, _) => None,
+            (Some((value, days)), Some(currency)) => Some((
+                Money::parse(&value, currency).map_err(|e| ApiError::invalid("value", e))?,
+                days,
+            )),
+            (Some(_), None) => {
                 return Err(ApiError::invalid(
                     "merchant_id",
                     "a platform voucher names the shop that takes it",
                 ))
             }
-            _ => return Err(ApiError::invalid("kind", "must be voucher or gift")),
         };
         Ok(NewReward {
-            name,
-            points_cost: r.points_cost,
+            name: self.name,
+            points_cost: self.points_cost,
             voucher,
-            stock: r.stock,
+            stock: self.stock,
         })
     }
 }
@@ -278,7 +306,7 @@ async fn create_own(
         ));
     }
     let currency = Currency::parse(&merchant.profile.currency).map_err(ApiError::internal_from)?;
-    let reward = NewReward::parse(&body, Some(currency))?;
+    let reward = RewardShape::parse(&body)?.priced(Some(currency))?;
     let voucher_merchant = reward
         .voucher
         .map(|_| (merchant.merchant_id.as_str(), currency));
@@ -310,6 +338,7 @@ async fn create_platform(
     let body: NewRewardRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
     let merchant_id = id_filter("merchant_id", body.merchant_id.as_deref())?;
+    let shape = RewardShape::parse(&body)?;
     if body.kind == "gift" && merchant_id.is_some() {
         return Err(ApiError::invalid("merchant_id", "is only for a voucher"));
     }
@@ -326,7 +355,7 @@ async fn create_platform(
         ),
         None => None,
     };
-    let reward = NewReward::parse(&body, currency)?;
+    let reward = shape.priced(currency)?;
     let voucher_merchant = merchant_id.zip(currency);
     within_live_cap(&tx, None).await?;
     let json = insert_reward(&tx, None, voucher_merchant, &reward, &body.kind).await?;

@@ -45,7 +45,9 @@ struct Confirmation {
 #[serde(deny_unknown_fields)]
 struct RefundThreshold {
     /// A refund of more than this needs the refunding key's second factor; null: none does.
-    above: Option<String>,
+    /// Required (outer None: left out), so that a body that forgot it clears nothing.
+    #[serde(default, deserialize_with = "crate::http::present")]
+    above: Option<Option<String>>,
 }
 
 fn enrollment_json(enrollment: second_factor::Enrollment) -> HttpResponse {
@@ -200,6 +202,8 @@ async fn set_refund_threshold(
     let currency = Currency::parse(&merchant.profile.currency).map_err(ApiError::internal_from)?;
     let above = body
         .above
+        .ok_or_else(|| ApiError::invalid("above", "is required: an amount, or null for none"))?;
+    let above = above
         .as_deref()
         .map(|a| {
             qrgate_domain::money::parse_minor(a, currency)

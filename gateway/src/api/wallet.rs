@@ -163,6 +163,21 @@ pub(crate) fn wallet_txn_id(s: &str) -> ApiResult<ClientId> {
     ClientId::parse(s).map_err(|e| ApiError::invalid("wallet_txn_id", e))
 }
 
+/// A scanned QR's text as the wallet sent it: 1 to 512 characters (EMVCo's most). Whether
+/// this gateway issued it is the payment's or the quote's question.
+fn qr_payload_field(s: &str) -> ApiResult<String> {
+    if s.is_empty() || s.chars().count() > qrgate_domain::emv::PAYLOAD_CHARS_MAX {
+        return Err(ApiError::invalid(
+            "qr_payload",
+            format!(
+                "must be 1 to {} characters",
+                qrgate_domain::emv::PAYLOAD_CHARS_MAX
+            ),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn account_id(field: &str, s: &str) -> ApiResult<String> {
     if ids::is_gateway_id(s) {
         Ok(s.to_owned())
@@ -513,9 +528,7 @@ impl Payment {
                 "must be a whole number of points, zero or more",
             ));
         }
-        if r.qr_payload.is_empty() {
-            return Err(ApiError::invalid("qr_payload", "must not be empty"));
-        }
+        let qr_payload = qr_payload_field(&r.qr_payload)?;
         let tip_minor = r
             .tip
             .as_deref()
@@ -534,7 +547,7 @@ impl Payment {
         }
         Ok(Payment {
             txn,
-            qr_payload: r.qr_payload.clone(),
+            qr_payload,
             customer_account_id,
             amount,
             max_charged,
@@ -797,6 +810,7 @@ struct QuoteRequest {
 
 fn parse_quote(body: &[u8]) -> ApiResult<(String, String, Option<i64>)> {
     let r: QuoteRequest = parse_json(body)?;
+    let qr_payload = qr_payload_field(&r.qr_payload)?;
     let account = account_id("customer_account_id", &r.customer_account_id)?;
     if r.use_points.is_some_and(|p| p < 0) {
         return Err(ApiError::invalid(
@@ -804,7 +818,7 @@ fn parse_quote(body: &[u8]) -> ApiResult<(String, String, Option<i64>)> {
             "must be a whole number of points, zero or more",
         ));
     }
-    Ok((r.qr_payload, account, r.use_points))
+    Ok((qr_payload, account, r.use_points))
 }
 
 /// What the customer would be charged for a scanned QR, locked for a minute. Reserves

@@ -581,12 +581,14 @@ async fn one_code_sent_by_a_herd_at_once_is_accepted_once_and_bad_fields_change_
         )
         .await;
     }
-    // A NUL anywhere in a body is refused as such; other malformed codes find no
-    // enrollment waiting (this one is confirmed), and change nothing.
+    // A NUL anywhere in a body is refused as such, and so is any other code that is not
+    // six digits (the document's pattern), before an enrollment is looked up; a
+    // well-formed code finds none waiting (this one is confirmed). None changes anything.
     for (code, status, error) in [
         ("12345\u{0}", StatusCode::BAD_REQUEST, "invalid_request"),
-        ("1234567", StatusCode::NOT_FOUND, "not_found"),
-        (" 12345", StatusCode::NOT_FOUND, "not_found"),
+        ("1234567", StatusCode::BAD_REQUEST, "invalid_request"),
+        (" 12345", StatusCode::BAD_REQUEST, "invalid_request"),
+        ("123456", StatusCode::NOT_FOUND, "not_found"),
     ] {
         assert_error(
             call(
