@@ -628,3 +628,102 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
         failures.join("\n")
     );
 }
+
+#[tokio::test]
+async fn every_query_value_the_document_calls_invalid_is_refused() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&merchant.manager_key, "5.00").await;
+    let world = World {
+        merchant_id: merchant.id.clone(),
+        key: merchant.manager_key.clone(),
+        wallet,
+        customer,
+        order_id: order["id"].as_str().unwrap().to_owned(),
+        app,
+    };
+    let doc: Value = world
+        .app
+        .http
+        .get(world.app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let candidates = [
+        "not right!".to_owned(),
+        String::new(),
+        "-1".to_owned(),
+        "0".to_owned(),
+        "1.5".to_owned(),
+        "99999999999999999999".to_owned(),
+        "2026-13-45".to_owned(),
+        "7".repeat(300),
+    ];
+    let (mut failures, mut sent) = (Vec::new(), 0);
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let path = world.path(template);
+            let unknown_in_path = path.split('/').any(|segment| segment == "x");
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] != "query" {
+                    continue;
+                }
+                let name = parameter["name"].as_str().unwrap();
+                // The other required parameters, at a value the document allows.
+                let others: Vec<String> = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query" && p["required"] == true && p["name"] != name)
+                    .map(|p| {
+                        let value = match p["name"].as_str().unwrap() {
+                            "since" => {
+                                (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339()
+                            }
+                            _ => p["example"].as_str().unwrap_or("1").to_owned(),
+                        };
+                        format!("{}={}", p["name"].as_str().unwrap(), urlencode(&value))
+                    })
+                    .collect();
+                for value in &candidates {
+                    if query_value_is_valid(&doc, &parameter["schema"], value) {
+                        continue;
+                    }
+                    let query: Vec<String> = others
+                        .iter()
+                        .cloned()
+                        .chain([format!("{name}={}", urlencode(value))])
+                        .collect();
+                    let full = format!("{path}?{}", query.join("&"));
+                    let body = (method == Method::POST).then(|| json!({}));
+                    let response = world
+                        .send(method.clone(), &operation["security"], &full, body.as_ref())
+                        .await;
+                    let status = response.status();
+                    let refused_before_the_query = status == StatusCode::FORBIDDEN
+                        || (status == StatusCode::NOT_FOUND && unknown_in_path);
+                    if status != StatusCode::BAD_REQUEST && !refused_before_the_query {
+                        let answer = response.text().await.unwrap();
+                        failures.push(format!(
+                            "{method} {full} → {status} {}",
+                            &answer[..answer.len().min(200)]
+                        ));
+                    }
+                    sent += 1;
+                }
+            }
+        }
+    }
+    assert!(sent > 50, "{sent} sent");
+    assert!(
+        failures.is_empty(),
+        "{sent} sent; not refused as invalid:\n{}",
+        failures.join("\n")
+    );
+}
