@@ -420,7 +420,7 @@ BEGIN
         FROM static_codes c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = p.static_code_id;
     END IF;
     IF p.order_id IS NOT NULL THEN
-        SELECT * INTO v_order FROM orders WHERE id = p.order_id FOR UPDATE;
+        SELECT * INTO v_order FROM orders WHERE id = p.order_id FOR NO KEY UPDATE;
     END IF;
     IF v_order.qr_payload = p.qr_payload AND order_due(v_order.status, v_order.expires_at) THEN
         UPDATE orders SET status = 'expired', updated_at = now() WHERE id = v_order.id;

@@ -27,7 +27,7 @@ DECLARE
     v_status text;
     v_refused refusal;
 BEGIN
-    SELECT * INTO v_order FROM orders WHERE id = p_order_id AND merchant_id = p_merchant_id FOR UPDATE;
+    SELECT * INTO v_order FROM orders WHERE id = p_order_id AND merchant_id = p_merchant_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN ROW('not_found', 404, 'no such order', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::refund_outcome;
     END IF;

@@ -475,9 +475,11 @@ async fn add_wallet_secret(
     let wallet_id = path.into_inner();
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    // Lock the wallet so two concurrent additions cannot both pass the count.
+    // Lock the wallet so two concurrent additions cannot both pass the count. NO KEY
+    // UPDATE: payments in flight hold the row FOR KEY SHARE (their foreign keys) and
+    // neither wait for this nor stall it.
     tx.query_opt(
-        "SELECT 1 FROM wallets WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM wallets WHERE id = $1 FOR NO KEY UPDATE",
         &[&wallet_id],
     )
     .await?
@@ -526,7 +528,7 @@ async fn retire_wallet_secret(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     tx.query_opt(
-        "SELECT 1 FROM wallets WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM wallets WHERE id = $1 FOR NO KEY UPDATE",
         &[&wallet_id],
     )
     .await?

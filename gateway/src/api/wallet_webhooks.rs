@@ -71,7 +71,7 @@ async fn set_webhook(
     let row = tx
         .query_opt(
             "UPDATE wallets w SET webhook_url = $2, webhook_secret = coalesce(w.webhook_secret, $3)
-             FROM (SELECT id, webhook_secret IS NULL AS created FROM wallets WHERE id = $1 FOR UPDATE) before
+             FROM (SELECT id, webhook_secret IS NULL AS created FROM wallets WHERE id = $1 FOR NO KEY UPDATE) before
              WHERE w.id = before.id RETURNING before.created",
             &[&wallet_id, &body.url, &sealed],
         )

@@ -217,3 +217,52 @@ async fn referrals_campaigns_and_refunds_together_on_two_replicas_never_deadlock
     }
     assert_eq!(app.count("SELECT count(*) FROM referral_rewards").await, 12);
 }
+
+/// A payment in flight holds its wallet's row and its order's row FOR KEY SHARE (its
+/// foreign keys), and so do a quote and an order event being written. Locking a wallet
+/// to rotate its secrets or set its webhook, or an order to pay or refund it, takes FOR
+/// NO KEY UPDATE, which those share locks let through: neither waits for the other.
+#[tokio::test]
+async fn rotating_secrets_and_paying_do_not_wait_for_rows_that_reference_them() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let order = app.create_order(&merchant.cashier_key, "10.00").await;
+    let mut in_flight = app.db().await;
+    let tx = in_flight.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM wallets WHERE id = $1 FOR KEY SHARE",
+        &[&wallet.wallet_id],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "SELECT 1 FROM orders WHERE id = $1 FOR KEY SHARE",
+        &[&order["id"].as_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    // Blocked, these would wait until the transaction above ends: never, within the bound.
+    let unblocked = std::time::Duration::from_secs(20);
+    let secrets = format!("/v1/admin/wallets/{}/secrets", wallet.wallet_id);
+    let added = tokio::time::timeout(unblocked, app.admin_post(&secrets, &json!({})))
+        .await
+        .expect("adding a wallet secret waited for a share lock on the wallet");
+    let added = json_ok(added, StatusCode::CREATED).await;
+    let retired = tokio::time::timeout(
+        unblocked,
+        app.admin_delete(&format!(
+            "{secrets}/{}",
+            added["secret_id"].as_str().unwrap()
+        )),
+    )
+    .await
+    .expect("retiring a wallet secret waited for a share lock on the wallet");
+    json_ok(retired, StatusCode::OK).await;
+    let paid = tokio::time::timeout(unblocked, app.pay(&wallet, &order, &customer))
+        .await
+        .expect("paying waited for a share lock on the order");
+    json_ok(paid, StatusCode::OK).await;
+    tx.rollback().await.unwrap();
+}
