@@ -9,9 +9,10 @@
 -- credited accounts (in leg order) → wallet_txns (ARCHITECTURE.md lists the legs).
 -- No other order is used, so these functions do not deadlock each other (a
 -- concurrency test holds them to it; the gateway retries a deadlock regardless).
--- An order or a wallet is locked FOR NO KEY UPDATE, never FOR UPDATE: the rows that
--- reference it (a quote, an order event, a payment's foreign keys) take FOR KEY SHARE,
--- which NO KEY UPDATE lets through, so they neither wait for a payment nor stall one.
+-- A row others reference (an order, a wallet, a campaign) is locked FOR NO KEY UPDATE,
+-- never FOR UPDATE: the rows that reference it (a quote, an order event, a campaign's
+-- use, a payment's foreign keys) take FOR KEY SHARE, which NO KEY UPDATE lets through,
+-- so they neither wait for a payment nor stall one.
 --
 -- Only the first leg may carry a floor the caller expects to fail (its debit answers
 -- NULL: nothing moved). A later leg that would cross its floor is a bug: it raises

@@ -60,7 +60,7 @@ BEGIN
               AND (starts_at IS NULL OR starts_at <= now()) AND (ends_at IS NULL OR ends_at > now())
               AND paused_at IS NULL AND ended_at IS NULL
               AND spent_minor < budget_minor AND campaign_discount(campaigns, p_order.amount_minor) > 0
-            ORDER BY id FOR UPDATE) l;
+            ORDER BY id FOR NO KEY UPDATE) l;
     ELSE
         SELECT array_agg(l ORDER BY l.id) INTO v_candidates FROM (
             SELECT * FROM campaigns

@@ -334,7 +334,7 @@ async fn fetch(
     if !ids::is_gateway_id(id) {
         return Err(ApiError::not_found("campaign"));
     }
-    let lock = if lock { " FOR UPDATE" } else { "" };
+    let lock = if lock { " FOR NO KEY UPDATE" } else { "" };
     let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1{lock}");
     client
         .query_opt(&sql, &[&id])

@@ -334,7 +334,7 @@ pub(crate) async fn insert_order(
         let holder = tx
             .query_one(
                 "SELECT id, order_due(status, expires_at), status FROM orders
-                 WHERE merchant_id = $1 AND merchant_reference = $2 AND status NOT IN ('expired', 'closed') FOR UPDATE",
+                 WHERE merchant_id = $1 AND merchant_reference = $2 AND status NOT IN ('expired', 'closed') FOR NO KEY UPDATE",
                 &[&merchant_id, &order.merchant_reference.as_str()],
             )
             .await?;
