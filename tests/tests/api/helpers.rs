@@ -627,6 +627,17 @@ impl TestApp {
         assert_eq!(reconciled["checked"], acknowledged.len(), "{reconciled}");
     }
 
+    /// `/openapi.json` as the gateway serves it.
+    pub async fn openapi_document(&self) -> Value {
+        let response = self
+            .http
+            .get(self.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         self.db().await.query_one(sql, &[]).await.unwrap().get(0)
     }

@@ -257,7 +257,37 @@ struct World {
     order_id: String,
 }
 
+/// The same seed, the same requests; QRGATE_PROPERTY_SEED explores others.
+fn seed() -> u64 {
+    std::env::var("QRGATE_PROPERTY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11)
+}
+
 impl World {
+    /// A merchant's manager key (every scope), a wallet's funded customer who paid one
+    /// order, and the document the gateway serves.
+    async fn with_a_paid_order() -> (Self, Value) {
+        let app = spawn_app().await;
+        let merchant = app.create_merchant().await;
+        let key = merchant.manager_key.clone();
+        let wallet = app.create_wallet().await;
+        let customer = app.funded_customer(&wallet, "1000.00").await;
+        let order = app.create_order(&key, "500.00").await;
+        crate::helpers::json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+        let doc = app.openapi_document().await;
+        let world = World {
+            merchant_id: merchant.id.clone(),
+            key,
+            wallet,
+            customer,
+            order_id: order["id"].as_str().unwrap().to_owned(),
+            app,
+        };
+        (world, doc)
+    }
+
     fn path(&self, template: &str) -> String {
         let mut out = Vec::new();
         let segments: Vec<&str> = template.split('/').collect();
@@ -293,37 +323,8 @@ impl World {
 
 #[tokio::test]
 async fn every_request_the_document_calls_valid_is_not_refused_as_invalid() {
-    let app = spawn_app().await;
-    let merchant = app.create_merchant().await;
-    let key = merchant.manager_key.clone(); // every scope
-    let wallet = app.create_wallet().await;
-    let customer = app.funded_customer(&wallet, "1000.00").await;
-    let order = app.create_order(&key, "500.00").await;
-    crate::helpers::json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
-    let world = World {
-        merchant_id: merchant.id.clone(),
-        key,
-        wallet,
-        customer,
-        order_id: order["id"].as_str().unwrap().to_owned(),
-        app,
-    };
-    let doc: Value = world
-        .app
-        .http
-        .get(world.app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    // The same seed, the same requests; QRGATE_PROPERTY_SEED explores others.
-    let seed = std::env::var("QRGATE_PROPERTY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(11);
-    let mut rng = StdRng::seed_from_u64(seed);
+    let (world, doc) = World::with_a_paid_order().await;
+    let mut rng = StdRng::seed_from_u64(seed());
     let mut failures = Vec::new();
     let (mut operations, mut sent) = (0, 0);
     for (template, item) in doc["paths"].as_object().unwrap() {
@@ -524,36 +525,8 @@ async fn every_table_counted(app: &TestApp) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() {
-    let app = spawn_app().await;
-    let merchant = app.create_merchant().await;
-    let key = merchant.manager_key.clone();
-    let wallet = app.create_wallet().await;
-    let customer = app.funded_customer(&wallet, "1000.00").await;
-    let order = app.create_order(&key, "500.00").await;
-    crate::helpers::json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
-    let world = World {
-        merchant_id: merchant.id.clone(),
-        key,
-        wallet,
-        customer,
-        order_id: order["id"].as_str().unwrap().to_owned(),
-        app,
-    };
-    let doc: Value = world
-        .app
-        .http
-        .get(world.app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let seed = std::env::var("QRGATE_PROPERTY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(11);
-    let mut rng = StdRng::seed_from_u64(seed);
+    let (world, doc) = World::with_a_paid_order().await;
+    let mut rng = StdRng::seed_from_u64(seed());
     let before = every_table_counted(&world.app).await;
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::new();
@@ -631,29 +604,7 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
 
 #[tokio::test]
 async fn every_query_value_the_document_calls_invalid_is_refused() {
-    let app = spawn_app().await;
-    let merchant = app.create_merchant().await;
-    let wallet = app.create_wallet().await;
-    let customer = app.funded_customer(&wallet, "100.00").await;
-    let order = app.create_order(&merchant.manager_key, "5.00").await;
-    let world = World {
-        merchant_id: merchant.id.clone(),
-        key: merchant.manager_key.clone(),
-        wallet,
-        customer,
-        order_id: order["id"].as_str().unwrap().to_owned(),
-        app,
-    };
-    let doc: Value = world
-        .app
-        .http
-        .get(world.app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (world, doc) = World::with_a_paid_order().await;
     let candidates = [
         "not right!".to_owned(),
         String::new(),

@@ -97,15 +97,7 @@ async fn token(app: &TestApp, role: &str) -> String {
 #[tokio::test]
 async fn each_role_may_do_exactly_what_it_allows_on_every_admin_route() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = app.openapi_document().await;
     let mut operations = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         if !path.starts_with("/v1/admin/") {

@@ -584,15 +584,7 @@ async fn the_till_shows_the_tip_a_customer_added() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_interactive_api_page_renders_every_operation_without_a_schema_error() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = app.openapi_document().await;
     let operations: usize = doc["paths"]
         .as_object()
         .unwrap()

@@ -410,15 +410,7 @@ fn urlencode(s: &str) -> String {
 async fn names_must_be_text_people_can_see_in_the_server_and_the_document() {
     let app = spawn_app().await;
     let shop = app.create_merchant().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.openapi_document().await;
     let pattern = doc["components"]["schemas"]["ApiKeyCreate"]["properties"]["name"]["oneOf"][0]
         ["pattern"]
         .as_str()
