@@ -257,6 +257,37 @@ struct World {
     order_id: String,
 }
 
+/// Each operation that takes a JSON body: its path template, method, operation, body
+/// schema, and a validator of that schema with the document's components.
+fn operations_with_a_body(
+    doc: &Value,
+) -> Vec<(String, Method, Value, Value, jsonschema::Validator)> {
+    let mut out = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+            else {
+                continue;
+            };
+            let mut root = resolve(doc, schema).clone();
+            root["components"] = doc["components"].clone();
+            let validator = jsonschema::draft202012::options()
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap();
+            let method: Method = method.to_uppercase().parse().unwrap();
+            out.push((
+                template.clone(),
+                method,
+                operation.clone(),
+                schema.clone(),
+                validator,
+            ));
+        }
+    }
+    out
+}
+
 /// The same seed, the same requests; QRGATE_PROPERTY_SEED explores others.
 fn seed() -> u64 {
     std::env::var("QRGATE_PROPERTY_SEED")
@@ -327,47 +358,35 @@ async fn every_request_the_document_calls_valid_is_not_refused_as_invalid() {
     let mut rng = StdRng::seed_from_u64(seed());
     let mut failures = Vec::new();
     let (mut operations, mut sent) = (0, 0);
-    for (template, item) in doc["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
-            else {
+    for (template, method, operation, schema, validator) in operations_with_a_body(&doc) {
+        let (template, schema) = (template.as_str(), &schema);
+        let security = &operation["security"];
+        let path = world.path(template);
+        let mut sent_here = 0;
+        for _ in 0..CANDIDATES_PER_OPERATION {
+            let body = generate(&doc, schema, &mut rng);
+            if !validator.is_valid(&body) || !beyond_the_schema(template, &body) {
                 continue;
-            };
-            let mut root = resolve(&doc, schema).clone();
-            root["components"] = doc["components"].clone();
-            let validator = jsonschema::draft202012::options()
-                .should_validate_formats(true)
-                .build(&root)
-                .unwrap();
-            let method: Method = method.to_uppercase().parse().unwrap();
-            let security = &operation["security"];
-            let path = world.path(template);
-            let mut sent_here = 0;
-            for _ in 0..CANDIDATES_PER_OPERATION {
-                let body = generate(&doc, schema, &mut rng);
-                if !validator.is_valid(&body) || !beyond_the_schema(template, &body) {
-                    continue;
-                }
-                let response = world
-                    .send(method.clone(), security, &path, Some(&body))
-                    .await;
-                let status = response.status();
-                if status == StatusCode::BAD_REQUEST || status.is_server_error() {
-                    let answer = response.text().await.unwrap();
-                    failures.push(format!("{method} {template} {body} → {status} {answer}"));
-                }
-                sent_here += 1;
-                if sent_here == SENT_PER_OPERATION {
-                    break;
-                }
             }
-            assert!(
-                sent_here > 0,
-                "no valid body generated for {method} {template}"
-            );
-            operations += 1;
-            sent += sent_here;
+            let response = world
+                .send(method.clone(), security, &path, Some(&body))
+                .await;
+            let status = response.status();
+            if status == StatusCode::BAD_REQUEST || status.is_server_error() {
+                let answer = response.text().await.unwrap();
+                failures.push(format!("{method} {template} {body} → {status} {answer}"));
+            }
+            sent_here += 1;
+            if sent_here == SENT_PER_OPERATION {
+                break;
+            }
         }
+        assert!(
+            sent_here > 0,
+            "no valid body generated for {method} {template}"
+        );
+        operations += 1;
+        sent += sent_here;
     }
     assert!(operations > 25, "{operations} operations with a body");
     // Query parameters likewise, on every operation that takes them.
@@ -531,58 +550,46 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::new();
     let mut sent = 0;
-    for (template, item) in doc["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
-            else {
-                continue;
-            };
-            let mut root = resolve(&doc, schema).clone();
-            root["components"] = doc["components"].clone();
-            let validator = jsonschema::draft202012::options()
-                .should_validate_formats(true)
-                .build(&root)
-                .unwrap();
-            let Some(valid) = (0..CANDIDATES_PER_OPERATION)
-                .map(|_| generate(&doc, schema, &mut rng))
-                .find(|body| validator.is_valid(body) && beyond_the_schema(template, body))
-            else {
-                continue;
-            };
-            let method: Method = method.to_uppercase().parse().unwrap();
-            let unknown_in_path = world
-                .path(template)
-                .split('/')
-                .any(|segment| segment == "x");
-            let mut broken: Vec<(String, Value)> = violations(&doc, schema, &valid)
-                .into_iter()
-                .filter(|(_, body)| !validator.is_valid(body))
-                .collect();
-            broken.shuffle(&mut rng);
-            for (what, body) in broken.into_iter().take(SENT_PER_OPERATION * 2) {
-                let response = world
-                    .send(
-                        method.clone(),
-                        &operation["security"],
-                        &world.path(template),
-                        Some(&body),
-                    )
-                    .await;
-                let status = response.status();
-                *statuses.entry(status.as_u16()).or_insert(0) += 1;
-                // Who may call, whether the path names anything, and the body's size
-                // come before what the body says.
-                let refused_before_the_body = status == StatusCode::FORBIDDEN
-                    || status == StatusCode::PAYLOAD_TOO_LARGE
-                    || (status == StatusCode::NOT_FOUND && unknown_in_path);
-                if status != StatusCode::BAD_REQUEST && !refused_before_the_body {
-                    let answer = response.text().await.unwrap();
-                    failures.push(format!(
-                        "{method} {template} ({what}) {body} → {status} {answer}"
-                    ));
-                }
-                sent += 1;
+    for (template, method, operation, schema, validator) in operations_with_a_body(&doc) {
+        let (template, schema) = (template.as_str(), &schema);
+        let Some(valid) = (0..CANDIDATES_PER_OPERATION)
+            .map(|_| generate(&doc, schema, &mut rng))
+            .find(|body| validator.is_valid(body) && beyond_the_schema(template, body))
+        else {
+            continue;
+        };
+        let unknown_in_path = world
+            .path(template)
+            .split('/')
+            .any(|segment| segment == "x");
+        let mut broken: Vec<(String, Value)> = violations(&doc, schema, &valid)
+            .into_iter()
+            .filter(|(_, body)| !validator.is_valid(body))
+            .collect();
+        broken.shuffle(&mut rng);
+        for (what, body) in broken.into_iter().take(SENT_PER_OPERATION * 2) {
+            let response = world
+                .send(
+                    method.clone(),
+                    &operation["security"],
+                    &world.path(template),
+                    Some(&body),
+                )
+                .await;
+            let status = response.status();
+            *statuses.entry(status.as_u16()).or_insert(0) += 1;
+            // Who may call, whether the path names anything, and the body's size
+            // come before what the body says.
+            let refused_before_the_body = status == StatusCode::FORBIDDEN
+                || status == StatusCode::PAYLOAD_TOO_LARGE
+                || (status == StatusCode::NOT_FOUND && unknown_in_path);
+            if status != StatusCode::BAD_REQUEST && !refused_before_the_body {
+                let answer = response.text().await.unwrap();
+                failures.push(format!(
+                    "{method} {template} ({what}) {body} → {status} {answer}"
+                ));
             }
+            sent += 1;
         }
     }
     let after = every_table_counted(&world.app).await;
