@@ -84,6 +84,21 @@ impl Credentials {
         self.put(&self.wallets, wallet_id, secrets, generation);
     }
 
+    /// This replica's own change to a key (the other replicas hear of it by notification).
+    pub fn forget_key(&self, key_id: &str) {
+        self.forget(&format!("key:{key_id}"));
+    }
+
+    /// This replica's own change to a merchant's profile.
+    pub fn forget_merchant(&self, merchant_id: &str) {
+        self.forget(&format!("merchant:{merchant_id}"));
+    }
+
+    /// This replica's own change to a wallet's secrets.
+    pub fn forget_wallet(&self, wallet_id: &str) {
+        self.forget(&format!("wallet:{wallet_id}"));
+    }
+
     /// What a notification says changed: `key:<id>`, `merchant:<id>` or `wallet:<id>`.
     pub fn forget(&self, changed: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);

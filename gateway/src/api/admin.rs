@@ -514,7 +514,7 @@ async fn add_wallet_secret(
     )
     .await?;
     admin.commit(tx, StatusCode::CREATED).await?;
-    state.credentials.forget(&format!("wallet:{wallet_id}"));
+    state.credentials.forget_wallet(&wallet_id);
     tracing::info!(%wallet_id, %secret_id, "wallet secret added");
     Ok(HttpResponse::Created().json(json!({"secret_id": secret_id, "secret": secret.expose()})))
 }
@@ -562,7 +562,7 @@ async fn retire_wallet_secret(
         .await?;
     }
     admin.commit(tx, StatusCode::OK).await?;
-    state.credentials.forget(&format!("wallet:{wallet_id}"));
+    state.credentials.forget_wallet(&wallet_id);
     tracing::info!(%wallet_id, %secret_id, "wallet secret retired");
     Ok(HttpResponse::Ok().json(json!({"secret_id": secret_id, "retired": true})))
 }

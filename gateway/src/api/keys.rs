@@ -196,7 +196,7 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
     // At once on this replica; the others hear it from the trigger's notification.
-    state.credentials.forget(&format!("key:{key_id}"));
+    state.credentials.forget_key(key_id);
     tracing::info!(%merchant_id, %key_id, "API key revoked");
     Ok(json!({"id": key_id, "revoked_at": timestamp(row.get(0))}))
 }

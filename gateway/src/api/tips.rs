@@ -78,9 +78,7 @@ async fn set_tip_policy(
     let tip_max_percent: i32 = row.get(0);
     // This replica's cached profile goes at once (the shop's next order takes the new
     // policy); other replicas drop theirs when the change's notification reaches them.
-    state
-        .credentials
-        .forget(&format!("merchant:{}", merchant.merchant_id));
+    state.credentials.forget_merchant(&merchant.merchant_id);
     tracing::info!(merchant_id = %merchant.merchant_id, key_id = %merchant.key_id,
                    tip_policy = policy.name(), tip_max_percent, "shop tip policy set");
     Ok(HttpResponse::Ok().json(tip_settings_json(policy, tip_max_percent, currency)))

@@ -161,9 +161,7 @@ async fn rotate_own_secret(
     let tx = client.transaction().await?;
     let rotated = rotate(&state, &tx, &merchant.merchant_id).await?;
     tx.commit().await?;
-    state
-        .credentials
-        .forget(&format!("merchant:{}", merchant.merchant_id));
+    state.credentials.forget_merchant(&merchant.merchant_id);
     Ok(rotated)
 }
 
@@ -181,9 +179,7 @@ async fn rotate_secret_as_admin(
     admin
         .commit(tx, actix_web::http::StatusCode::CREATED)
         .await?;
-    state
-        .credentials
-        .forget(&format!("merchant:{}", path.as_str()));
+    state.credentials.forget_merchant(path.as_str());
     Ok(rotated)
 }
 
