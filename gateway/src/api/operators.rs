@@ -242,7 +242,7 @@ async fn set_blocked(
     let blocked_at: Option<chrono::DateTime<chrono::Utc>> = row.get(0);
     admin.commit(tx, StatusCode::OK).await?;
     if what == Blockable::Merchant {
-        state.credentials.forget_merchant(&id);
+        state.credentials.forget_merchant(id);
     }
     tracing::warn!(what = what.name(), %id, blocked, by = %admin.actor, "block changed");
     Ok(HttpResponse::Ok().json(json!({
