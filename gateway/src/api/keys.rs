@@ -5,7 +5,7 @@
 
 use crate::{
     auth::{sha256_32, Merchant, Scope},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, ErrorCode},
     http::{encode_cursor, json_body, page_ask, page_json, timestamp},
     state::AppState,
 };
@@ -111,16 +111,44 @@ impl NewKey {
     }
 }
 
+/// A shop holds at most this many live keys (one per till and person, with room): a
+/// leaked manager key cannot mint keys without end.
+pub const LIVE_KEYS_PER_MERCHANT_MAX: i64 = 200;
+
 /// Issues a key for a merchant; the secret is in the answer only. None: no such merchant.
 pub async fn issue(
-    client: &impl deadpool_postgres::GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     merchant_id: &str,
     key: &NewKey,
 ) -> ApiResult<Option<Value>> {
+    // Serializes a merchant's key issues, so the count below holds under a herd. NO KEY
+    // UPDATE: the shop's orders (FOR KEY SHARE on it) go on meanwhile.
+    let merchant = tx
+        .query_opt(
+            "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
+            &[&merchant_id],
+        )
+        .await?;
+    if merchant.is_none() {
+        return Ok(None);
+    }
+    let live: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL",
+            &[&merchant_id],
+        )
+        .await?
+        .get(0);
+    if live >= LIVE_KEYS_PER_MERCHANT_MAX {
+        return Err(ApiError::new(
+            ErrorCode::LimitExceeded,
+            format!("a shop has at most {LIVE_KEYS_PER_MERCHANT_MAX} live keys; revoke one first"),
+        ));
+    }
     let key_id = ids::mint("key");
     // 32 base32 characters: 160 bits from the CSPRNG. Only its hash is stored.
     let secret = ids::random_base32(32);
-    let inserted = client
+    let inserted = tx
         .query_opt(
             "INSERT INTO api_keys (id, merchant_id, secret_sha256, scopes, name)
              SELECT $1, id, $3, $4, $5 FROM merchants WHERE id = $2 RETURNING created_at",
@@ -221,10 +249,12 @@ async fn create_key(
             )
         })?;
     }
-    let client = state.pool.get().await?;
-    let issued = issue(&client, &merchant.merchant_id, &key)
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let issued = issue(&tx, &merchant.merchant_id, &key)
         .await?
         .ok_or_else(|| ApiError::not_found("merchant"))?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(issued))
 }
 

@@ -460,3 +460,75 @@ async fn names_must_be_text_people_can_see_in_the_server_and_the_document() {
         assert_eq!(session.status().is_success(), ok, "line item {name:?}");
     }
 }
+
+/// A shop holds at most 200 live keys (a leaked manager key cannot mint them without
+/// end): a herd past the cap gets exactly the room left, the rest `422 limit_exceeded`,
+/// and revoking one makes room again. The operator's issue counts against the same cap.
+#[tokio::test]
+async fn a_herd_of_key_issues_stops_at_the_shops_cap() {
+    let app = spawn_app().await;
+    let shop = app.create_merchant().await; // a manager and a cashier key: 2 live
+    let issue = |i: usize| {
+        let app = &app;
+        let key = shop.manager_key.clone();
+        async move {
+            app.http
+                .post(app.url("/v1/keys"))
+                .bearer_auth(&key)
+                .json(&json!({"name": format!("Till {i}"), "scopes": ["orders"]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answers = futures_util::future::join_all((0..210).map(issue)).await;
+    let (mut made, mut refused) = (0, 0);
+    for answer in answers {
+        match answer.status() {
+            StatusCode::CREATED => made += 1,
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "limit_exceeded", "{body}");
+                refused += 1;
+            }
+            other => panic!("{other}: {}", answer.text().await.unwrap()),
+        }
+    }
+    assert_eq!((made, refused), (198, 12));
+    let live = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL";
+    assert_eq!(app.count(live).await, 200);
+    let admin_issue = app
+        .admin_post(
+            &format!("/v1/admin/merchants/{}/api-keys", shop.id),
+            &json!({"scopes": ["reports"]}),
+        )
+        .await;
+    assert_eq!(admin_issue.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Revoking one (not the manager's own) makes room for one.
+    let revoked: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT id FROM api_keys WHERE name = 'Till 0' OR name = 'Till 1' ORDER BY name LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let revoke = app
+        .http
+        .delete(app.url(&format!("/v1/keys/{revoked}")))
+        .bearer_auth(&shop.manager_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        revoke.status(),
+        StatusCode::OK,
+        "{}",
+        revoke.text().await.unwrap()
+    );
+    json_ok(issue(999).await, StatusCode::CREATED).await;
+    assert_eq!(issue(1000).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count(live).await, 200);
+}
