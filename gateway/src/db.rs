@@ -49,6 +49,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0028_rewards",
     "0029_wallet_webhook_rotation",
     "0030_keys_by_merchant",
+    "0031_live_campaigns",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
