@@ -6,7 +6,7 @@
 //! path, or stored state, and the document says them in words) are listed in
 //! `beyond_the_schema`, and samples that break one are not sent.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app_with, TestApp};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -300,7 +300,13 @@ impl World {
     /// A merchant's manager key (every scope), a wallet's funded customer who paid one
     /// order, and the document the gateway serves.
     async fn with_a_paid_order() -> (Self, Value) {
-        let app = spawn_app().await;
+        // Hundreds of requests a second from one key and one wallet: a rate limit's 429
+        // would stand in for the answer under test.
+        let app = spawn_app_with(&[
+            ("QRGATE_API_KEY_REQUESTS_PER_SECOND_MAX", "1000000"),
+            ("QRGATE_WALLET_REQUESTS_PER_SECOND_MAX", "1000000"),
+        ])
+        .await;
         let merchant = app.create_merchant().await;
         let key = merchant.manager_key.clone();
         let wallet = app.create_wallet().await;
