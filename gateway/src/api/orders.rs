@@ -54,7 +54,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 const EXPIRES_IN_SECONDS_DEFAULT: i32 = 300;
 const EXPIRES_IN_SECONDS_MIN: i32 = 30;
-const EXPIRES_IN_SECONDS_MAX: i32 = 86_400;
+/// An order's longest life, so also the longest an order is made before its payment:
+/// the reports read only the orders that could have been paid in their window.
+pub const EXPIRES_IN_SECONDS_MAX: i32 = 86_400;
 const DESCRIPTION_CHARS_MAX: usize = 500;
 
 /// The columns `order_json` reads. `status` is the effective one: a pending order

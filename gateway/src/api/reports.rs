@@ -3,7 +3,7 @@
 //! zone, reconciled to the ledger (opening + net = closing).
 
 use crate::{
-    api::statements::csv_text,
+    api::{orders::EXPIRES_IN_SECONDS_MAX, statements::csv_text},
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult},
     http::{parse_date, parse_timestamp, timestamp},
@@ -59,7 +59,10 @@ const REPORT_SQL: &str = "
                     coalesce(sum(p.tip_minor), 0)::bigint AS tips,
                     coalesce(sum(p.convenience_fee_minor), 0)::bigint AS convenience_fees
              FROM payments p JOIN orders o ON o.id = p.order_id
-             WHERE o.merchant_id = $1 AND p.paid_at >= day.start_at AND p.paid_at < day.end_at) pay,
+             WHERE o.merchant_id = $1 AND p.paid_at >= day.start_at AND p.paid_at < day.end_at
+               -- (only orders that could have been paid that day: the shop's own, by its index)
+               AND o.created_at > day.start_at - make_interval(secs => $3::integer)
+               AND o.created_at < day.end_at) pay,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(r.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(r.fee_returned_minor), 0)::bigint AS fees_returned,
                     coalesce(sum(r.amount_minor - r.merchant_debited_minor - r.fee_returned_minor
@@ -89,7 +92,10 @@ async fn settlement(
     };
     let client = state.pool.get().await?;
     let row = client
-        .query_one(REPORT_SQL, &[&merchant.merchant_id, &date])
+        .query_one(
+            REPORT_SQL,
+            &[&merchant.merchant_id, &date, &EXPIRES_IN_SECONDS_MAX],
+        )
         .await?;
     let currency = Currency::parse(row.get(0)).map_err(ApiError::internal_from)?;
     let (opening, net): (i64, i64) = (row.get(1), row.get(2));
@@ -192,7 +198,8 @@ const SHIFT_SQL: &str = "
         SELECT coalesce(o.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(p.amount_minor)::bigint AS amount,
                sum(p.tip_minor)::bigint AS tips
         FROM payments p JOIN orders o ON o.id = p.order_id
-        WHERE o.merchant_id = $1 AND p.paid_at >= $2 AND p.paid_at < $3 GROUP BY 1
+        WHERE o.merchant_id = $1 AND p.paid_at >= $2 AND p.paid_at < $3
+          AND o.created_at > $2 - make_interval(secs => $4::integer) AND o.created_at < $3 GROUP BY 1
     ), refunded AS (
         SELECT coalesce(r.created_by_key_id, '') AS key_id, count(*)::bigint AS n, sum(r.amount_minor)::bigint AS amount
         FROM refunds r JOIN orders o ON o.id = r.order_id
@@ -228,7 +235,15 @@ async fn shift(
         .get(0);
     let currency = Currency::parse(&currency).map_err(ApiError::internal_from)?;
     let rows = client
-        .query(SHIFT_SQL, &[&merchant.merchant_id, &since, &until])
+        .query(
+            SHIFT_SQL,
+            &[
+                &merchant.merchant_id,
+                &since,
+                &until,
+                &EXPIRES_IN_SECONDS_MAX,
+            ],
+        )
         .await?;
     let money = |minor: i64| format_minor(minor, currency);
     let (mut paid_n, mut paid, mut refunds_n, mut refunded, mut tips) =

@@ -138,3 +138,48 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
         0
     );
 }
+
+/// The reports read only the orders that could have been paid in their window: those
+/// made at most an order's longest life (24 hours) before it. An order paid near the
+/// end of that life, made the day before, still counts in both — and nothing else does.
+#[tokio::test]
+async fn an_order_paid_at_the_end_of_its_longest_life_counts_in_both_reports() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let body = json!({"amount": "12.34", "currency": "CNY", "merchant_reference": "late",
+                      "expires_in_seconds": 86_400});
+    let order = json_ok(
+        app.create_order_raw(&merchant.cashier_key, &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    // As if it had been shown for almost its whole life before the customer paid.
+    app.db()
+        .await
+        .execute(
+            "UPDATE orders SET created_at = created_at - interval '86000 seconds' WHERE id = $1",
+            &[&order["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap();
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
+    assert_eq!(report["payments_count"], 1, "{report}");
+    assert_eq!(report["payments_amount"], "12.34", "{report}");
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let shift = json_ok(
+        app.merchant_get(
+            &merchant.manager_key,
+            &format!("/v1/reports/shift?since={}", since.replace('+', "%2B")),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shift["totals"]["orders_paid"], 1, "{shift}");
+    assert_eq!(shift["totals"]["paid_amount"], "12.34", "{shift}");
+}
