@@ -121,24 +121,15 @@ pub async fn issue(
     merchant_id: &str,
     key: &NewKey,
 ) -> ApiResult<Option<Value>> {
-    // Serializes a merchant's key issues, so the count below holds under a herd. NO KEY
-    // UPDATE: the shop's orders (FOR KEY SHARE on it) go on meanwhile.
-    let merchant = tx
-        .query_opt(
-            "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
-            &[&merchant_id],
-        )
-        .await?;
-    if merchant.is_none() {
+    let live = super::shop_live_count(
+        tx,
+        merchant_id,
+        "SELECT count(*) FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL",
+    )
+    .await?;
+    let Some(live) = live else {
         return Ok(None);
-    }
-    let live: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL",
-            &[&merchant_id],
-        )
-        .await?
-        .get(0);
+    };
     if live >= LIVE_KEYS_PER_MERCHANT_MAX {
         return Err(ApiError::new(
             ErrorCode::LimitExceeded,

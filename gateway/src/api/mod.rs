@@ -25,6 +25,27 @@ pub mod webhooks;
 
 use actix_web::web;
 
+/// A shop's live things of one kind (`count_sql`, its `$1` the merchant), counted under a
+/// lock on the shop's row that holds until `tx` ends: a herd of creations gets exactly
+/// the room left under a cap. NO KEY UPDATE: the shop's sales (their foreign keys hold
+/// the row FOR KEY SHARE) go on meanwhile. None: no such merchant.
+pub async fn shop_live_count(
+    tx: &deadpool_postgres::Transaction<'_>,
+    merchant_id: &str,
+    count_sql: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let shop = tx
+        .query_opt(
+            "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
+            &[&merchant_id],
+        )
+        .await?;
+    if shop.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(tx.query_one(count_sql, &[&merchant_id]).await?.get(0)))
+}
+
 /// Every route. actix tries them in this order, each dynamic path by a regular
 /// expression: the sale's own routes (orders, wallet) come first, so a sale's four
 /// requests are not matched against every admin route first (that was ~8% of the

@@ -256,14 +256,16 @@ async fn within_live_cap(
     tx: &deadpool_postgres::Transaction<'_>,
     lister: Option<&str>,
 ) -> ApiResult<()> {
-    let max = match lister {
+    let (live, max) = match lister {
         Some(merchant_id) => {
-            tx.execute(
-                "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
-                &[&merchant_id],
+            let live = super::shop_live_count(
+                tx,
+                merchant_id,
+                "SELECT count(*) FROM rewards WHERE merchant_id = $1 AND ended_at IS NULL",
             )
-            .await?;
-            LIVE_REWARDS_PER_MERCHANT_MAX
+            .await?
+            .unwrap_or_default();
+            (live, LIVE_REWARDS_PER_MERCHANT_MAX)
         }
         None => {
             tx.execute(
@@ -271,16 +273,16 @@ async fn within_live_cap(
                 &[],
             )
             .await?;
-            LIVE_PLATFORM_REWARDS_MAX
+            let live: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM rewards WHERE merchant_id IS NULL AND ended_at IS NULL",
+                    &[],
+                )
+                .await?
+                .get(0);
+            (live, LIVE_PLATFORM_REWARDS_MAX)
         }
     };
-    let live: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM rewards WHERE merchant_id IS NOT DISTINCT FROM $1 AND ended_at IS NULL",
-            &[&lister],
-        )
-        .await?
-        .get(0);
     if live >= max {
         return Err(ApiError::new(
             ErrorCode::LimitExceeded,

@@ -132,21 +132,14 @@ async fn insert_static_code(
         None => qrgate_domain::Currency::parse(&merchant.currency)
             .map_err(|e| ApiError::internal(anyhow::anyhow!("merchant currency: {e}")))?,
     };
-    // Serializes a merchant's code creations, so the count below holds under a herd.
-    // NO KEY UPDATE: it does not stop the foreign-key checks of the shop's new orders
-    // (FOR KEY SHARE), so sales go on while a code is issued.
-    tx.execute(
-        "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE",
-        &[&merchant_id],
+    // (The caller's own shop: it exists.)
+    let live = super::shop_live_count(
+        tx,
+        merchant_id,
+        "SELECT count(*) FROM static_codes WHERE merchant_id = $1 AND revoked_at IS NULL",
     )
-    .await?;
-    let live: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM static_codes WHERE merchant_id = $1 AND revoked_at IS NULL",
-            &[&merchant_id],
-        )
-        .await?
-        .get(0);
+    .await?
+    .unwrap_or_default();
     if live >= STATIC_CODES_PER_MERCHANT_MAX {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
