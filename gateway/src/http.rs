@@ -420,6 +420,16 @@ pub fn id_filter<'a>(field: &str, value: Option<&'a str>) -> ApiResult<Option<&'
     }
 }
 
+/// A field that names an account: an id in shape (whether it exists, and whose it is,
+/// is the caller's question).
+pub fn account_id_field(field: &str, value: &str) -> ApiResult<String> {
+    if qrgate_domain::ids::is_gateway_id(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(field, "is not an account id"))
+    }
+}
+
 /// RFC 3339 in UTC with microseconds, as every timestamp is written.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)

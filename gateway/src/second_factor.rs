@@ -128,7 +128,7 @@ pub async fn enroll(
 pub async fn confirm(state: &AppState, holder: Holder<'_>, code: &str) -> ApiResult<()> {
     // A body that is not a code at all is refused as such, before any factor is looked
     // up (or counted as a failed try).
-    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if !well_formed(code) {
         return Err(ApiError::invalid(
             "code",
             "must be the six digits the app shows",
@@ -267,9 +267,14 @@ async fn check(
     }
 }
 
+/// Six ASCII digits: what an authenticator app shows.
+fn well_formed(code: &str) -> bool {
+    code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The time step whose code `code` is, within the skew and after `last_used_step`.
 fn matching_step(secret: Vec<u8>, code: &str, last_used_step: i64) -> Option<i64> {
-    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if !well_formed(code) {
         return None;
     }
     let totp = totp(secret);

@@ -5,7 +5,7 @@ use crate::{
     api::keys,
     auth::Admin,
     error::{ApiError, ApiResult, ErrorCode},
-    http::{currency_field, empty_body, json_body, timestamp},
+    http::{account_id_field, currency_field, empty_body, json_body, timestamp},
     sealed::SecretKind,
     state::AppState,
 };
@@ -385,9 +385,7 @@ async fn allow_payout_account(
     let merchant_id = path.into_inner();
     let body: PayoutAccountRequest =
         json_body(payload, &req, state.settings.limits.body_bytes_max).await?;
-    if !ids::is_gateway_id(&body.account_id) {
-        return Err(ApiError::invalid("account_id", "is not an account id"));
-    }
+    account_id_field("account_id", &body.account_id)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx

@@ -4,7 +4,7 @@
 use crate::{
     auth::{Merchant, Scope},
     error::{ApiError, ApiResult},
-    http::{currency_field, json_body, money_field, sha256, timestamp},
+    http::{account_id_field, currency_field, json_body, money_field, sha256, timestamp},
     idempotency::{self, Idempotency},
     state::AppState,
 };
@@ -51,9 +51,7 @@ async fn payout(
             "must be 1 to 64 printable ASCII characters",
         ));
     }
-    if !ids::is_gateway_id(&body.to_account_id) {
-        return Err(ApiError::invalid("to_account_id", "is not an account id"));
-    }
+    account_id_field("to_account_id", &body.to_account_id)?;
     let request = json!({"to_account_id": body.to_account_id, "amount": amount.minor(), "currency": currency, "payout_reference": reference});
     let request_sha256 = sha256(&[serde_json::to_vec(&request)
         .expect("JSON serializes")

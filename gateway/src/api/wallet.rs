@@ -10,8 +10,8 @@ use crate::{
     db::is_retryable,
     error::{ApiError, ApiResult, ErrorCode},
     http::{
-        currency_field, money_field, parse_json, read_body, require_json_content_type, sha256,
-        timestamp,
+        account_id_field, currency_field, money_field, parse_json, read_body,
+        require_json_content_type, sha256, timestamp,
     },
     state::AppState,
 };
@@ -178,14 +178,6 @@ fn qr_payload_field(s: &str) -> ApiResult<String> {
     Ok(s.to_owned())
 }
 
-fn account_id(field: &str, s: &str) -> ApiResult<String> {
-    if ids::is_gateway_id(s) {
-        Ok(s.to_owned())
-    } else {
-        Err(ApiError::invalid(field, "is not an account id"))
-    }
-}
-
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct OpenCustomerRequest {
@@ -330,7 +322,7 @@ struct TopUpRequest {
 fn parse_top_up(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, Money)> {
     let r: TopUpRequest = parse_json(body)?;
     let txn = wallet_txn_id(&r.wallet_txn_id)?;
-    let account = account_id("account_id", &r.account_id)?;
+    let account = account_id_field("account_id", &r.account_id)?;
     let currency = currency_field("currency", &r.currency)?;
     let amount = money_field("amount", &r.amount, currency)?;
     Ok((request_sha256("top_up", &r), txn, account, amount))
@@ -388,8 +380,8 @@ struct TransferRequest {
 fn parse_transfer(body: &[u8]) -> ApiResult<(Vec<u8>, ClientId, String, String, Money, bool)> {
     let r: TransferRequest = parse_json(body)?;
     let txn = wallet_txn_id(&r.wallet_txn_id)?;
-    let from = account_id("from_account_id", &r.from_account_id)?;
-    let to = account_id("to_account_id", &r.to_account_id)?;
+    let from = account_id_field("from_account_id", &r.from_account_id)?;
+    let to = account_id_field("to_account_id", &r.to_account_id)?;
     if from == to {
         return Err(ApiError::invalid(
             "to_account_id",
@@ -502,7 +494,7 @@ struct Payment {
 impl Payment {
     fn parse(r: &PayRequest) -> ApiResult<Self> {
         let txn = wallet_txn_id(&r.wallet_txn_id)?;
-        let customer_account_id = account_id("customer_account_id", &r.customer_account_id)?;
+        let customer_account_id = account_id_field("customer_account_id", &r.customer_account_id)?;
         let currency = currency_field("currency", &r.currency)?;
         let amount = money_field("amount", &r.amount, currency)?;
         let max_charged = r
@@ -811,7 +803,7 @@ struct QuoteRequest {
 fn parse_quote(body: &[u8]) -> ApiResult<(String, String, Option<i64>)> {
     let r: QuoteRequest = parse_json(body)?;
     let qr_payload = qr_payload_field(&r.qr_payload)?;
-    let account = account_id("customer_account_id", &r.customer_account_id)?;
+    let account = account_id_field("customer_account_id", &r.customer_account_id)?;
     if r.use_points.is_some_and(|p| p < 0) {
         return Err(ApiError::invalid(
             "use_points",
