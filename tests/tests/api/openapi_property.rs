@@ -523,6 +523,16 @@ fn violations(doc: &Value, schema: &Value, body: &Value) -> Vec<(String, Value)>
     out
 }
 
+/// Whether a request the document calls invalid was refused as such: `400`, or refused
+/// for what comes before its content — who may call (`403`), or a path naming nothing
+/// (`404` where the path holds an unknown id, `x`).
+fn refused_as_invalid(status: StatusCode, path: &str) -> bool {
+    let unknown_in_path = path.split('/').any(|segment| segment == "x");
+    status == StatusCode::BAD_REQUEST
+        || status == StatusCode::FORBIDDEN
+        || (status == StatusCode::NOT_FOUND && unknown_in_path)
+}
+
 /// Every table's rows, counted: what a refused request must leave as it found it
 /// (bookkeeping of the request itself aside).
 async fn every_table_counted(app: &TestApp) -> Vec<(String, i64)> {
@@ -564,10 +574,6 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
         else {
             continue;
         };
-        let unknown_in_path = world
-            .path(template)
-            .split('/')
-            .any(|segment| segment == "x");
         let mut broken: Vec<(String, Value)> = violations(&doc, schema, &valid)
             .into_iter()
             .filter(|(_, body)| !validator.is_valid(body))
@@ -584,12 +590,10 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
                 .await;
             let status = response.status();
             *statuses.entry(status.as_u16()).or_insert(0) += 1;
-            // Who may call, whether the path names anything, and the body's size
-            // come before what the body says.
-            let refused_before_the_body = status == StatusCode::FORBIDDEN
-                || status == StatusCode::PAYLOAD_TOO_LARGE
-                || (status == StatusCode::NOT_FOUND && unknown_in_path);
-            if status != StatusCode::BAD_REQUEST && !refused_before_the_body {
+            // The body's size, too, comes before what it says.
+            let refused = refused_as_invalid(status, &world.path(template))
+                || status == StatusCode::PAYLOAD_TOO_LARGE;
+            if !refused {
                 let answer = response.text().await.unwrap();
                 failures.push(format!(
                     "{method} {template} ({what}) {body} → {status} {answer}"
@@ -633,7 +637,6 @@ async fn every_query_value_the_document_calls_invalid_is_refused() {
         for (method, operation) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let path = world.path(template);
-            let unknown_in_path = path.split('/').any(|segment| segment == "x");
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 if parameter["in"] != "query" {
                     continue;
@@ -670,9 +673,7 @@ async fn every_query_value_the_document_calls_invalid_is_refused() {
                         .send(method.clone(), &operation["security"], &full, body.as_ref())
                         .await;
                     let status = response.status();
-                    let refused_before_the_query = status == StatusCode::FORBIDDEN
-                        || (status == StatusCode::NOT_FOUND && unknown_in_path);
-                    if status != StatusCode::BAD_REQUEST && !refused_before_the_query {
+                    if !refused_as_invalid(status, &path) {
                         let answer = response.text().await.unwrap();
                         failures.push(format!(
                             "{method} {full} → {status} {}",
