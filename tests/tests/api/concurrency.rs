@@ -266,3 +266,23 @@ async fn rotating_secrets_and_paying_do_not_wait_for_rows_that_reference_them() 
     json_ok(paid, StatusCode::OK).await;
     tx.rollback().await.unwrap();
 }
+
+/// A wallet signs with at most two secrets at once. The lock that serializes additions
+/// lets payments through (NO KEY UPDATE) but not another addition: a herd of ten adds
+/// exactly one beside the first, and the rest are `422 limit_exceeded`.
+#[tokio::test]
+async fn a_herd_adding_wallet_secrets_stops_at_two() {
+    let app = spawn_app().await;
+    let wallet = app.create_wallet().await;
+    let secrets = format!("/v1/admin/wallets/{}/secrets", wallet.wallet_id);
+    let empty = json!({});
+    let answers = join_all((0..10).map(|_| app.admin_post(&secrets, &empty))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 422, 422, 422, 422, 422, 422, 422, 422, 422]);
+    let active = format!(
+        "SELECT count(*) FROM wallet_secrets WHERE wallet_id = '{}' AND retired_at IS NULL",
+        wallet.wallet_id
+    );
+    assert_eq!(app.count(&active).await, 2);
+}
