@@ -144,14 +144,12 @@ pub async fn finish(
             .await
             .map_err(in_progress_if_held)?;
         if written == 0 {
-            let row = tx
-                .query_one(
-                    "SELECT request_sha256, http_status, response FROM merchant_idempotency
-                     WHERE merchant_id = $1 AND endpoint = $2 AND idempotency_key = $3",
-                    &[&this.merchant_id, &this.endpoint, &this.key],
-                )
-                .await?;
-            return this.replay_if_same(&row); // dropping tx rolls this work back
+            // The row that is there answers (dropping tx rolls this work back).
+            return this.earlier_answer(&tx).await?.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!(
+                    "an Idempotency-Key row conflicted on insert and then was not there"
+                ))
+            });
         }
     }
     tx.commit().await?;
