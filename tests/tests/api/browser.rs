@@ -114,6 +114,13 @@ impl Browser {
 
     /// One protocol call; its `result`, or a panic with the browser's error.
     pub fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// One protocol call; its `result`, or the browser's error (a panic only if the
+    /// browser does not answer at all).
+    fn try_call(&self, session: Option<&str>, method: &str, params: Value) -> Result<Value, Value> {
         let id = {
             let mut next = self.next_id.lock().unwrap();
             *next += 1;
@@ -135,10 +142,10 @@ impl Browser {
         let answer = rx
             .recv_timeout(CALL_TIMEOUT)
             .unwrap_or_else(|_| panic!("chromium did not answer {method}"));
-        if let Some(error) = answer.get("error") {
-            panic!("{method}: {error}");
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
         }
-        answer["result"].clone()
     }
 
     /// A new tab of `width` × `height` CSS pixels (`mobile`: a phone's viewport).
@@ -222,12 +229,18 @@ impl Page<'_> {
     pub fn wait_for(&self, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let value = self.call(
+            let value = self.browser.try_call(
+                Some(&self.session),
                 "Runtime.evaluate",
                 json!({"expression": format!("Boolean({expression})"), "returnByValue": true}),
             );
-            if value["result"]["value"] == true {
-                return;
+            match value {
+                Ok(value) if value["result"]["value"] == true => return,
+                Ok(_) => {}
+                // The page is between documents (a click or a redirect navigated it while
+                // the expression was on its way): not yet, ask the next document.
+                Err(error) if navigating(&error) => {}
+                Err(error) => panic!("Runtime.evaluate: {error}"),
             }
             assert!(Instant::now() < deadline, "waited 15 s for {expression}");
             std::thread::sleep(Duration::from_millis(50));
@@ -322,4 +335,16 @@ pub fn qr_codes_in(png: &[u8]) -> Vec<String> {
         .into_iter()
         .filter_map(|grid| grid.decode().ok().map(|(_, text)| text))
         .collect()
+}
+
+/// Whether a protocol error only says the page navigated under the call.
+fn navigating(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or_default();
+    [
+        "Inspected target navigated or closed",
+        "Execution context was destroyed",
+        "Cannot find context with specified id",
+    ]
+    .iter()
+    .any(|known| message.contains(known))
 }

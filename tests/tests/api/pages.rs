@@ -618,3 +618,25 @@ async fn the_interactive_api_page_renders_every_operation_without_a_schema_error
         browser.page_errors()
     );
 }
+
+/// The browser harness itself: a page that navigates while a test waits on it is "not yet",
+/// never a failure (CI once failed when a click's redirect landed between two polls). The
+/// page hops between two sites, so each hop moves it to another renderer, while the test
+/// asks it questions back to back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiting_on_a_page_rides_through_its_navigations() {
+    let app = spawn_app().await;
+    let browser = Browser::launch();
+    let page = browser.page(390, 844, true);
+    page.call(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": "{ const n = Number(new URLSearchParams(location.search).get('n')); \
+            const other = location.hostname === 'localhost' ? '127.0.0.1' : 'localhost'; \
+            if (n < 1000) setTimeout(() => { location.href = `http://${other}:${location.port}/healthz?n=${n + 1}`; }, n % 3); }"}),
+    );
+    page.goto(&app.url("/healthz?n=0"));
+    for _ in 0..150 {
+        page.wait_for("true");
+    }
+    page.wait_for("Number(new URLSearchParams(location.search).get('n')) > 20");
+}
