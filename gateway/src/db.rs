@@ -50,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0029_wallet_webhook_rotation",
     "0030_keys_by_merchant",
     "0031_live_campaigns",
+    "0032_balances_at",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
@@ -59,6 +60,7 @@ const FUNCTIONS: &[(&str, &str)] = sql_files![
     "functions/":
     "orders",
     "ledger",
+    "balances_at",
     "wallet_calls",
     "merchant_calls",
     "risk",
@@ -440,11 +442,15 @@ mod tests {
     /// once per batch, per repeated request or per refusal.
     #[test]
     fn no_sql_language_function_on_a_hot_path_reads_a_table() {
-        const OFF_THE_HOT_PATH: [&str; 7] = [
+        const OFF_THE_HOT_PATH: [&str; 11] = [
             "expire_due_orders",           // a sweeper's batch
             "expire_due_vouchers",         // a sweeper's batch
             "webhook_lease",               // a delivery worker's batch
             "ledger_invariant_violations", // tests and the operator's check
+            "balances_at_violations",      // tests
+            "xid_clock_low",               // a report's balance
+            "xid_clock_high",              // a report's balance
+            "account_net_between",         // a report's balance
             "ledger_open_account",         // once per account
             "refund_fail",                 // a refused refund
             "wallet_txn_answer",           // a repeated wallet call

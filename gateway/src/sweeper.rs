@@ -1,13 +1,18 @@
 //! Background upkeep, safe to run on every replica at once: expires due orders (so
 //! nothing reads `pending` past `expires_at` for long) and unused vouchers past theirs
 //! (a payment judges a voucher's expiry itself), and prunes webhook-ids and
-//! Idempotency-Key answers past their retention.
+//! Idempotency-Key answers past their retention. It also ticks the xid clock that
+//! reports read balances at an instant through (migration 0032).
 
 use crate::state::AppState;
 use std::{sync::Arc, time::Duration};
 
 /// Rows pruned per table per round.
 const PRUNE_BATCH_MAX: i64 = 5_000;
+
+/// How often the xid clock ticks, whatever the number of replicas: a report reads
+/// about this much of an account's ledger beyond its day at each end.
+const XID_CLOCK_TICK_SECONDS: i32 = 60;
 
 pub async fn run(state: Arc<AppState>) {
     let limits = state.settings.limits.clone();
@@ -24,6 +29,9 @@ pub async fn run(state: Arc<AppState>) {
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     let limits = &state.settings.limits;
     let client = state.pool.get().await?;
+    client
+        .execute("SELECT xid_clock_tick($1)", &[&XID_CLOCK_TICK_SECONDS])
+        .await?;
     let expired: i32 = client
         .query_one("SELECT expire_due_orders($1)", &[&limits.sweeper_batch_max])
         .await?

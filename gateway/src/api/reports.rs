@@ -27,30 +27,30 @@ struct ReportQuery {
 }
 
 /// Every figure from the ledger and its records, over [start, end) of the merchant's
-/// day. `net` is the sum of the account's postings in the day; the itemised figures
-/// must explain it to the minor unit (checked here: a difference is a bug, logged
-/// loudly). A merchant-funded discount is its own line: the merchant is credited the
-/// amount less the discount, and a refund returns only its share of what was credited.
-/// Tips and convenience fees are the merchant's whole (no fee on them), lines of their
-/// own, and refunds give back their share of each.
+/// day. The opening and closing balances are the account's balances at the day's two
+/// instants (`account_balance_at`: a stored earlier balance plus what was posted since,
+/// so a report reads about a day of the ledger however old the shop); `net` is their
+/// difference, and the itemised figures must explain it to the minor unit (checked
+/// here: a difference is a bug, logged loudly). A merchant-funded discount is its own
+/// line: the merchant is credited the amount less the discount, and a refund returns
+/// only its share of what was credited. Tips and convenience fees are the merchant's
+/// whole (no fee on them), lines of their own, and refunds give back their share of
+/// each. Read in one repeatable-read snapshot, so the balances and the lines agree.
 const REPORT_SQL: &str = "
     WITH day AS (
         SELECT m.account_id, m.currency,
                ($2::date)::timestamp AT TIME ZONE m.time_zone AS start_at,
                ($2::date + 1)::timestamp AT TIME ZONE m.time_zone AS end_at
         FROM merchants m WHERE m.id = $1
-    ), lines AS (
-        SELECT p.amount_minor, t.created_at FROM day
-        JOIN postings p ON p.account_id = day.account_id
-        JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
-        WHERE t.created_at < day.end_at
+    ), balances AS (
+        SELECT account_balance_at(day.account_id, day.start_at) AS opening,
+               account_balance_at(day.account_id, day.end_at) AS closing
+        FROM day
     )
-    SELECT day.currency,
-        (SELECT coalesce(sum(amount_minor), 0) FROM lines WHERE created_at < day.start_at)::bigint,
-        (SELECT coalesce(sum(amount_minor), 0) FROM lines WHERE created_at >= day.start_at)::bigint,
+    SELECT day.currency, balances.opening, balances.closing - balances.opening,
         pay.n, pay.amount, pay.fees, rf.n, rf.amount, rf.fees_returned, po.amount,
         pay.discounts, rf.discounts, pay.tips, pay.convenience_fees, rf.tips, rf.convenience_fees
-    FROM day,
+    FROM day, balances,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(p.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(p.fee_minor), 0)::bigint AS fees,
                     (coalesce(sum(p.discount_minor) FILTER (WHERE p.discount_funded_by = 'merchant'), 0)
@@ -69,13 +69,13 @@ const REPORT_SQL: &str = "
                                  + r.tip_returned_minor + r.convenience_fee_returned_minor), 0)::bigint AS discounts,
                     coalesce(sum(r.tip_returned_minor), 0)::bigint AS tips,
                     coalesce(sum(r.convenience_fee_returned_minor), 0)::bigint AS convenience_fees
-             FROM refunds r JOIN orders o ON o.id = r.order_id JOIN ledger_transactions t ON t.id = r.ledger_transaction_id
+             FROM refunds r JOIN orders o ON o.id = r.order_id
              WHERE o.merchant_id = $1 AND r.outcome = 'succeeded'
-               AND t.created_at >= day.start_at AND t.created_at < day.end_at) rf,
+               AND r.created_at >= day.start_at AND r.created_at < day.end_at) rf,
     LATERAL (SELECT coalesce(sum(po.amount_minor), 0)::bigint AS amount
-             FROM payouts po JOIN ledger_transactions t ON t.id = po.ledger_transaction_id
+             FROM payouts po
              WHERE po.merchant_id = $1 AND po.outcome = 'succeeded'
-               AND t.created_at >= day.start_at AND t.created_at < day.end_at) po";
+               AND po.created_at >= day.start_at AND po.created_at < day.end_at) po";
 
 async fn settlement(
     merchant: Merchant,
@@ -90,13 +90,19 @@ async fn settlement(
         Some("csv") => true,
         Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
     };
-    let client = state.pool.get().await?;
-    let row = client
+    let mut client = state.pool.get().await?;
+    let snapshot = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    let row = snapshot
         .query_one(
             REPORT_SQL,
             &[&merchant.merchant_id, &date, &EXPIRES_IN_SECONDS_MAX],
         )
         .await?;
+    snapshot.commit().await?;
     let currency = Currency::parse(row.get(0)).map_err(ApiError::internal_from)?;
     let (opening, net): (i64, i64) = (row.get(1), row.get(2));
     let (payments_count, payments_amount, payment_fees): (i64, i64, i64) =

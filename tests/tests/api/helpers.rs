@@ -153,7 +153,8 @@ pub async fn ledger_violations(db_url: &str) -> Vec<String> {
     tokio::spawn(connection);
     client
         .query(
-            "SELECT invariant, detail FROM ledger_invariant_violations()",
+            "SELECT invariant, detail FROM ledger_invariant_violations()
+             UNION ALL SELECT invariant, detail FROM balances_at_violations()",
             &[],
         )
         .await

@@ -183,3 +183,223 @@ async fn an_order_paid_at_the_end_of_its_longest_life_counts_in_both_reports() {
     assert_eq!(shift["totals"]["orders_paid"], 1, "{shift}");
     assert_eq!(shift["totals"]["paid_amount"], "12.34", "{shift}");
 }
+
+/// The sum of `account`'s postings created before `at`, the slow and obvious way.
+async fn postings_before(
+    db: &tokio_postgres::Client,
+    account: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
+    db.query_one(
+        "SELECT coalesce(sum(p.amount_minor), 0)::bigint FROM postings p
+         JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+         WHERE p.account_id = $1 AND t.created_at < $2",
+        &[&account, &at],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn balance_at(
+    db: &tokio_postgres::Client,
+    account: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
+    db.query_one("SELECT account_balance_at($1, $2)", &[&account, &at])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn stored_at(
+    db: &tokio_postgres::Client,
+    account: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM account_balances_at WHERE account_id = $1 AND at = $2",
+        &[&account, &at],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn now(db: &tokio_postgres::Client) -> chrono::DateTime<chrono::Utc> {
+    db.query_one("SELECT clock_timestamp()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A balance at an instant reads only a few minutes of the account's ledger around it
+/// (the xid clock), yet must count a posting whose transaction started before the
+/// instant and took its xid, and committed, well after: it is not stored until no such
+/// posting can still come, and then it is counted.
+#[tokio::test]
+async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and_committed_after() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let db = app.db().await;
+    let funding: String = db
+        .query_one(
+            "SELECT id FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = 'CNY'",
+            &[&wallet.wallet_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let straggler = app.db().await;
+    straggler.batch_execute("BEGIN").await.unwrap();
+    let started: chrono::DateTime<chrono::Utc> = straggler
+        .query_one("SELECT now()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut instants = vec![now(&db).await];
+    for amount in ["1.01", "2.02", "3.03"] {
+        pay(&app, &merchant, &wallet, &customer, amount, json!({})).await;
+        db.execute("SELECT xid_clock_tick(0)", &[]).await.unwrap();
+        instants.push(now(&db).await);
+    }
+    // The straggler posts only now: its line is created at `started`, before every instant,
+    // with an xid above every tick so far.
+    straggler
+        .execute(
+            "SELECT ledger_post('top_up', 'straggler', ARRAY[$1, $2], ARRAY[-500, 500]::bigint[],
+                                ARRAY[-1000000, NULL]::bigint[], 0)",
+            &[&funding, &customer],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    db.execute("SELECT xid_clock_tick(0)", &[]).await.unwrap();
+    for &at in &instants {
+        assert_eq!(
+            balance_at(&db, &customer, at).await,
+            postings_before(&db, &customer, at).await
+        );
+        assert_eq!(
+            stored_at(&db, &customer, at).await,
+            0,
+            "stored while a writer from before it is open"
+        );
+    }
+
+    straggler.batch_execute("COMMIT").await.unwrap();
+    db.execute("SELECT xid_clock_tick(0)", &[]).await.unwrap();
+    for &at in &instants {
+        let expected = postings_before(&db, &customer, at).await;
+        assert_eq!(balance_at(&db, &customer, at).await, expected, "at {at}");
+        assert_eq!(stored_at(&db, &customer, at).await, 1, "settled at {at}");
+        // Read again from what was stored.
+        assert_eq!(
+            balance_at(&db, &customer, at).await,
+            expected,
+            "at {at}, stored"
+        );
+    }
+    assert_eq!(
+        balance_at(&db, &customer, instants[0]).await - balance_at(&db, &customer, started).await,
+        500,
+        "the straggler is the one line created between"
+    );
+}
+
+/// Reports asked at once while payments land: every one reconciles, each balance at an
+/// instant is stored at most once, and only for an instant that is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_asked_together_while_payments_land_all_reconcile() {
+    let app = spawn_app().await;
+    let merchant = app
+        .create_merchant_with(json!({"time_zone": "Asia/Shanghai"}))
+        .await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "1000.00").await;
+    let paid = pay(&app, &merchant, &wallet, &customer, "10.00", json!({})).await;
+    refund(&app, &merchant, &paid, "4.00", "r1").await;
+    let yesterday: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let paying = async {
+        for i in 0..10 {
+            pay(
+                &app,
+                &merchant,
+                &wallet,
+                &customer,
+                &format!("1.{i:02}"),
+                json!({}),
+            )
+            .await;
+        }
+    };
+    let reporting = futures_util::future::join_all((0..12).map(|i| {
+        let app = &app;
+        let merchant = &merchant;
+        let yesterday = &yesterday;
+        async move {
+            if i % 3 == 0 {
+                json_ok(
+                    app.merchant_get(
+                        &merchant.manager_key,
+                        &format!("/v1/reports/settlement?date={yesterday}"),
+                    )
+                    .await,
+                    StatusCode::OK,
+                )
+                .await
+            } else {
+                app.settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+                    .await
+            }
+        }
+    }));
+    let ((), reports) = tokio::join!(paying, reporting);
+    for report in &reports {
+        let explained =
+            dec(report, "payments_amount") - dec(report, "discounts_amount") - dec(report, "fees")
+                + dec(report, "tips_amount")
+                + dec(report, "convenience_fees_amount")
+                - dec(report, "refunds_amount")
+                + dec(report, "refunded_discounts_amount")
+                - dec(report, "refunded_tips_amount")
+                - dec(report, "refunded_convenience_fees_amount")
+                - dec(report, "payouts_amount");
+        assert_eq!(explained, dec(report, "net"), "{report}");
+        assert_eq!(
+            dec(report, "opening_balance") + dec(report, "net"),
+            dec(report, "closing_balance"),
+            "{report}"
+        );
+    }
+    let today = app
+        .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
+        .await;
+    assert_eq!(today["payments_count"], 11, "{today}");
+    assert_eq!(
+        today["closing_balance"],
+        app.merchant_balance(&merchant).await
+    );
+    // Yesterday's two instants and today's start are over; today's end is not.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM account_balances_at b JOIN merchants m ON m.account_id = b.account_id
+             WHERE m.id = '{}'",
+            merchant.id
+        ))
+        .await,
+        2
+    );
+}

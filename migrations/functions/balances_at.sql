@@ -1,0 +1,99 @@
+-- Balances at an instant, through the xid clock (migration 0032 explains the clock).
+--
+-- Assumes what the gateway guarantees: the database's clock does not step back, and
+-- every transaction that posts connects as the gateway's role (pg_stat_activity shows
+-- a role's own transactions, so the clock sees every writer).
+--
+-- Applied by db::migrate after the versioned migrations, whenever this folder changes.
+
+-- One tick, unless one was taken in the last p_every_seconds (every replica's sweeper
+-- calls this; a race makes two ticks, both true). The activity is read first and the
+-- next xid after, in a later statement with a later snapshot, so a transaction seen
+-- finished already had its xid below it. Client backends only: autovacuum and
+-- replication never post. A second's margin covers a transaction that has started but
+-- not yet published its start.
+CREATE OR REPLACE FUNCTION xid_clock_tick(p_every_seconds integer) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_settled_before timestamptz;
+    v_next_xid xid8;
+BEGIN
+    IF EXISTS (SELECT 1 FROM xid_clock WHERE at > clock_timestamp() - make_interval(secs => p_every_seconds)) THEN
+        RETURN false;
+    END IF;
+    SELECT least(min(xact_start), clock_timestamp() - interval '1 second') INTO v_settled_before
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid();
+    v_next_xid := pg_snapshot_xmax(pg_current_snapshot());
+    INSERT INTO xid_clock (at, next_xid, settled_before) VALUES (clock_timestamp(), v_next_xid, v_settled_before)
+    ON CONFLICT DO NOTHING;
+    RETURN true;
+END $$;
+
+-- Every transaction created at or after p_at has an xid at or above this.
+CREATE OR REPLACE FUNCTION xid_clock_low(p_at timestamptz) RETURNS xid8 LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT next_xid FROM xid_clock WHERE at <= p_at ORDER BY at DESC LIMIT 1), '0'::xid8);
+$$;
+
+-- Every transaction created before p_at has an xid below this and has finished; NULL
+-- while p_at is not settled (a transaction that started before it may still be open).
+CREATE OR REPLACE FUNCTION xid_clock_high(p_at timestamptz) RETURNS xid8 LANGUAGE sql STABLE AS $$
+    SELECT next_xid FROM xid_clock WHERE at >= p_at AND settled_before >= p_at ORDER BY at LIMIT 1;
+$$;
+
+-- The sum of an account's postings created in [p_from, p_to), as this snapshot sees
+-- them, reading only the part of the account's index the clock says may hold them.
+CREATE OR REPLACE FUNCTION account_net_between(p_account text, p_from timestamptz, p_to timestamptz)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(p.amount_minor), 0)::bigint
+    FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+    WHERE p.account_id = p_account
+      AND p.xid >= xid_clock_low(p_from)
+      AND p.xid < coalesce(xid_clock_high(p_to), pg_snapshot_xmax(pg_current_snapshot()))
+      AND t.created_at >= p_from AND t.created_at < p_to;
+$$;
+
+-- An account's balance at p_at (the sum of its postings created before it, as this
+-- snapshot sees them): the latest stored balance at or before p_at plus what was posted
+-- between. Stored once p_at is settled, when no posting can still land before it.
+CREATE OR REPLACE FUNCTION account_balance_at(p_account text, p_at timestamptz) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_known account_balances_at;
+    v_balance bigint;
+BEGIN
+    SELECT * INTO v_known FROM account_balances_at
+    WHERE account_id = p_account AND at <= p_at ORDER BY at DESC LIMIT 1;
+    IF v_known.at = p_at THEN
+        RETURN v_known.balance_minor;
+    END IF;
+    v_balance := coalesce(v_known.balance_minor, 0)
+                 + account_net_between(p_account, coalesce(v_known.at, '-infinity'), p_at);
+    IF xid_clock_high(p_at) IS NOT NULL THEN
+        BEGIN
+            INSERT INTO account_balances_at (account_id, at, balance_minor) VALUES (p_account, p_at, v_balance)
+            ON CONFLICT DO NOTHING;
+        EXCEPTION WHEN serialization_failure THEN
+            NULL;  -- a concurrent report stored the same balance after this snapshot began
+        END;
+    END IF;
+    RETURN v_balance;
+END $$;
+
+-- What reports read instead of the whole ledger, checked against it: every stored
+-- balance is the sum of the postings created before its instant, and every tick holds
+-- for every ledger transaction. Beside the ledger's invariants after every integration
+-- test; each row a violation (a whole-ledger scan per stored balance and per tick, so
+-- not part of the operator's check).
+CREATE OR REPLACE FUNCTION balances_at_violations() RETURNS TABLE (invariant integer, detail text)
+LANGUAGE sql STABLE AS $$
+    SELECT 7, 'account ' || b.account_id || ' stored ' || b.balance_minor || ' at ' || b.at || ' <> postings ' || s.total
+    FROM account_balances_at b,
+    LATERAL (SELECT coalesce(sum(p.amount_minor), 0) AS total
+             FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+             WHERE p.account_id = b.account_id AND t.created_at < b.at) s
+    WHERE b.balance_minor <> s.total
+    UNION ALL
+    SELECT 7, 'tick at ' || c.at || ' (next xid ' || c.next_xid || ', settled before ' || c.settled_before
+              || ') does not hold for transaction ' || t.id || ' (xid ' || t.xid || ', created ' || t.created_at || ')'
+    FROM xid_clock c JOIN ledger_transactions t
+      ON (t.created_at >= c.at AND t.xid < c.next_xid) OR (t.created_at < c.settled_before AND t.xid >= c.next_xid);
+$$;
