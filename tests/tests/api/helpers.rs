@@ -145,7 +145,8 @@ impl Drop for TestApp {
     }
 }
 
-/// Every violation of docs/contract.md §4 in the database, as text.
+/// Every violation of docs/contract.md §4 in the database, and of the balances that
+/// reports store (`balances_at_violations`, numbered 7), as text.
 pub async fn ledger_violations(db_url: &str) -> Vec<String> {
     let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
         .await
