@@ -495,14 +495,21 @@ impl TestApp {
     }
 
     /// Today's settlement report of a merchant whose time zone is `time_zone`.
-    pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
-        let today: String = self
-            .db()
+    /// The date `days_from_today` days from today in `time_zone`, as YYYY-MM-DD.
+    pub async fn date_in(&self, time_zone: &str, days_from_today: i32) -> String {
+        self.db()
             .await
-            .query_one("SELECT (now() AT TIME ZONE $1)::date::text", &[&time_zone])
+            .query_one(
+                "SELECT ((now() AT TIME ZONE $1)::date + $2::integer)::text",
+                &[&time_zone, &days_from_today],
+            )
             .await
             .unwrap()
-            .get(0);
+            .get(0)
+    }
+
+    pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
+        let today = self.date_in(time_zone, 0).await;
         json_ok(
             self.merchant_get(key, &format!("/v1/reports/settlement?date={today}"))
                 .await,

@@ -483,16 +483,7 @@ async fn the_daily_settlement_report_reconciles_to_the_ledger() {
     assert_eq!(report["closing_balance"], "99.51");
     assert_eq!(app.merchant_balance(&merchant).await, "99.51");
 
-    let yesterday: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let yesterday = app.date_in("Asia/Shanghai", -1).await;
     let before = json_ok(
         app.merchant_get(
             &merchant.manager_key,

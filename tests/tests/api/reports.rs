@@ -50,6 +50,25 @@ fn dec(report: &Value, field: &str) -> Decimal {
     report[field].as_str().unwrap().parse().unwrap()
 }
 
+/// The report's lines explain its net to the minor unit, and its balances follow.
+fn assert_reconciles(report: &Value) {
+    let explained =
+        dec(report, "payments_amount") - dec(report, "discounts_amount") - dec(report, "fees")
+            + dec(report, "tips_amount")
+            + dec(report, "convenience_fees_amount")
+            - dec(report, "refunds_amount")
+            + dec(report, "refunded_discounts_amount")
+            - dec(report, "refunded_tips_amount")
+            - dec(report, "refunded_convenience_fees_amount")
+            - dec(report, "payouts_amount");
+    assert_eq!(explained, dec(report, "net"), "{report}");
+    assert_eq!(
+        dec(report, "opening_balance") + dec(report, "net"),
+        dec(report, "closing_balance"),
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payouts() {
     let app = spawn_app().await;
@@ -112,17 +131,7 @@ async fn the_report_reconciles_with_discounts_points_fx_partial_refunds_and_payo
     // r5 60.07 × 33.33 / 70.07 = 28.57 (4.76).
     assert_eq!(report["refunded_discounts_amount"], "8.93", "{report}");
     assert_eq!(report["payouts_amount"], "12.34");
-    let explained = dec(&report, "payments_amount")
-        - dec(&report, "discounts_amount")
-        - dec(&report, "fees")
-        - dec(&report, "refunds_amount")
-        + dec(&report, "refunded_discounts_amount")
-        - dec(&report, "payouts_amount");
-    assert_eq!(explained, dec(&report, "net"), "{report}");
-    assert_eq!(
-        dec(&report, "opening_balance") + dec(&report, "net"),
-        dec(&report, "closing_balance")
-    );
+    assert_reconciles(&report);
     assert_eq!(
         report["closing_balance"],
         app.merchant_balance(&merchant).await
@@ -322,16 +331,7 @@ async fn reports_asked_together_while_payments_land_all_reconcile() {
     let customer = app.funded_customer(&wallet, "1000.00").await;
     let paid = pay(&app, &merchant, &wallet, &customer, "10.00", json!({})).await;
     refund(&app, &merchant, &paid, "4.00", "r1").await;
-    let yesterday: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 1)::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let yesterday = app.date_in("Asia/Shanghai", -1).await;
     let paying = async {
         for i in 0..10 {
             pay(
@@ -368,21 +368,7 @@ async fn reports_asked_together_while_payments_land_all_reconcile() {
     }));
     let ((), reports) = tokio::join!(paying, reporting);
     for report in &reports {
-        let explained =
-            dec(report, "payments_amount") - dec(report, "discounts_amount") - dec(report, "fees")
-                + dec(report, "tips_amount")
-                + dec(report, "convenience_fees_amount")
-                - dec(report, "refunds_amount")
-                + dec(report, "refunded_discounts_amount")
-                - dec(report, "refunded_tips_amount")
-                - dec(report, "refunded_convenience_fees_amount")
-                - dec(report, "payouts_amount");
-        assert_eq!(explained, dec(report, "net"), "{report}");
-        assert_eq!(
-            dec(report, "opening_balance") + dec(report, "net"),
-            dec(report, "closing_balance"),
-            "{report}"
-        );
+        assert_reconciles(report);
     }
     let today = app
         .settlement_report_today(&merchant.manager_key, "Asia/Shanghai")
