@@ -1,5 +1,5 @@
 -- An account's balance at an instant (the sum of its postings created before it), for
--- reports, without summing the account's whole history every time.
+-- reports and statements, without summing the account's whole history every time.
 --
 -- A posting's time is its transaction's start (ledger_transactions.created_at, now()),
 -- while its order is (xid, id): the xid is taken later, when the transaction first
@@ -18,6 +18,8 @@ CREATE TABLE xid_clock (
     next_xid        xid8 NOT NULL,
     settled_before  timestamptz NOT NULL CHECK (settled_before <= at)
 );
+-- A statement line's balance starts from the last tick below the line's xid.
+CREATE INDEX xid_clock_by_xid ON xid_clock (next_xid);
 
 -- A balance at an instant, stored once that instant is settled (no posting created
 -- before it can still commit): it never changes after, the ledger being append-only.

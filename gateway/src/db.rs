@@ -442,7 +442,7 @@ mod tests {
     /// once per batch, per repeated request or per refusal.
     #[test]
     fn no_sql_language_function_on_a_hot_path_reads_a_table() {
-        const OFF_THE_HOT_PATH: [&str; 11] = [
+        const OFF_THE_HOT_PATH: [&str; 10] = [
             "expire_due_orders",           // a sweeper's batch
             "expire_due_vouchers",         // a sweeper's batch
             "webhook_lease",               // a delivery worker's batch
@@ -450,7 +450,6 @@ mod tests {
             "balances_at_violations",      // tests
             "xid_clock_low",               // a report's balance
             "xid_clock_high",              // a report's balance
-            "account_net_between",         // a report's balance
             "ledger_open_account",         // once per account
             "refund_fail",                 // a refused refund
             "wallet_txn_answer",           // a repeated wallet call

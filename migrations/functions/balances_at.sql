@@ -42,15 +42,28 @@ $$;
 
 -- The sum of an account's postings created in [p_from, p_to), as this snapshot sees
 -- them, reading only the part of the account's index the clock says may hold them.
+-- Inside it, from the first xid certainly created at or after p_from to the first
+-- that may be created at or after p_to, no line's time need be read; only the two
+-- edges (about a tick and the longest open transaction each) are checked line by line.
 CREATE OR REPLACE FUNCTION account_net_between(p_account text, p_from timestamptz, p_to timestamptz)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(p.amount_minor), 0)::bigint
-    FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
-    WHERE p.account_id = p_account
-      AND p.xid >= xid_clock_low(p_from)
-      AND p.xid < coalesce(xid_clock_high(p_to), pg_snapshot_xmax(pg_current_snapshot()))
-      AND t.created_at >= p_from AND t.created_at < p_to;
-$$;
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_low xid8 := xid_clock_low(p_from);
+    v_high xid8 := coalesce(xid_clock_high(p_to), pg_snapshot_xmax(pg_current_snapshot()));
+    v_inner_low xid8 := CASE WHEN p_from = '-infinity' THEN v_low ELSE coalesce(xid_clock_high(p_from), v_high) END;
+    v_inner_high xid8 := greatest(xid_clock_low(p_to), v_inner_low);
+BEGIN
+    RETURN (SELECT coalesce(sum(p.amount_minor), 0)
+            FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+            WHERE p.account_id = p_account AND p.xid >= v_low AND p.xid < v_inner_low
+              AND t.created_at >= p_from AND t.created_at < p_to)
+         + (SELECT coalesce(sum(p.amount_minor), 0) FROM postings p
+            WHERE p.account_id = p_account AND p.xid >= v_inner_low AND p.xid < v_inner_high)
+         + (SELECT coalesce(sum(p.amount_minor), 0)
+            FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+            WHERE p.account_id = p_account AND p.xid >= v_inner_high AND p.xid < v_high
+              AND t.created_at >= p_from AND t.created_at < p_to);
+END $$;
 
 -- An account's balance at p_at (the sum of its postings created before it, as this
 -- snapshot sees them): the latest stored balance at or before p_at plus what was posted
@@ -76,6 +89,33 @@ BEGIN
         END;
     END IF;
     RETURN v_balance;
+END $$;
+
+-- The sum of an account's postings before (p_xid, p_id) in statement order, as this
+-- snapshot sees them: the balance at the last tick whose next xid is at or below p_xid
+-- (every line with a lower xid was created before that tick), less the lines created
+-- before the tick with an xid from its next on, plus the lines from that xid up to the
+-- posting: about a minute of the account's lines, once the balance at the tick is
+-- stored. Lines from before the clock's first tick are summed from the start. Call it
+-- in one snapshot (repeatable read): its parts must see the same lines.
+CREATE OR REPLACE FUNCTION account_balance_below(p_account text, p_xid xid8, p_id bigint)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_tick xid_clock;
+BEGIN
+    SELECT * INTO v_tick FROM xid_clock WHERE next_xid <= p_xid ORDER BY next_xid DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN (SELECT coalesce(sum(amount_minor), 0) FROM postings
+                WHERE account_id = p_account AND (xid, id) < (p_xid, p_id));
+    END IF;
+    RETURN account_balance_at(p_account, v_tick.at)
+        - (SELECT coalesce(sum(p.amount_minor), 0)
+           FROM postings p JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+           WHERE p.account_id = p_account AND p.xid >= v_tick.next_xid
+             AND p.xid < coalesce(xid_clock_high(v_tick.at), pg_snapshot_xmax(pg_current_snapshot()))
+             AND t.created_at < v_tick.at)
+        + (SELECT coalesce(sum(amount_minor), 0) FROM postings
+           WHERE account_id = p_account AND (xid, id) >= (v_tick.next_xid, 0) AND (xid, id) < (p_xid, p_id));
 END $$;
 
 -- What reports read instead of the whole ledger, checked against it: every stored

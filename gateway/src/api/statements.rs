@@ -122,6 +122,9 @@ const LINES_SQL: &str = "
                        WHERE q.ledger_transaction_id = p.ledger_transaction_id AND q.account_id = p.account_id
                          AND q.id < p.id) earlier ON a.kind = 'merchant' AND t.kind = 'payment'
     WHERE p.account_id = $1 AND p.xid < $2::text::xid8
+      -- (the part of the account's index the xid clock says may hold [from, to))
+      AND p.xid >= xid_clock_low(coalesce($5::timestamptz, '-infinity'))
+      AND p.xid < coalesce(xid_clock_high($6::timestamptz), $2::text::xid8)
       AND ($3::text IS NULL OR (p.xid, p.id) > ($3::text::xid8, $4::bigint))
       AND ($5::timestamptz IS NULL OR t.created_at >= $5)
       AND ($6::timestamptz IS NULL OR t.created_at < $6)
@@ -154,20 +157,29 @@ impl Statement {
             .await?)
     }
 
-    /// The account's balance just before `line` (the sum of every earlier line).
-    async fn balance_before(&self, client: &impl GenericClient, line: &Row) -> ApiResult<i64> {
-        let stmt = client
-            .prepare_cached(
-                "SELECT coalesce(sum(amount_minor), 0)::bigint FROM postings
-                 WHERE account_id = $1 AND (xid, id) < ($2::text::xid8, $3::bigint)",
-            )
+    /// The account's balance just before `line` (the sum of every earlier line), read
+    /// from the xid clock's stored balances in one repeatable-read snapshot.
+    async fn balance_before(
+        &self,
+        client: &mut deadpool_postgres::Client,
+        line: &Row,
+    ) -> ApiResult<i64> {
+        let snapshot = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let stmt = snapshot
+            .prepare_cached("SELECT account_balance_below($1, $2::text::xid8, $3::bigint)")
             .await?;
         let xid: &str = line.get(1);
         let id: i64 = line.get(0);
-        Ok(client
+        let balance = snapshot
             .query_one(&stmt, &[&self.account_id, &xid, &id])
             .await?
-            .get(0))
+            .get(0);
+        snapshot.commit().await?;
+        Ok(balance)
     }
 
     fn line_json(&self, line: &Row, balance_after: i64) -> serde_json::Value {
@@ -241,7 +253,7 @@ pub async fn respond(
     if !ids::is_gateway_id(account_id) {
         return Err(ApiError::not_found("account"));
     }
-    let client = state.pool.get().await?;
+    let mut client = state.pool.get().await?;
     let sql = format!("SELECT a.currency, ({HORIZON_SQL}) FROM accounts a WHERE a.id = $1 AND {owner_clause} = $2");
     let row = client
         .query_opt(&sql, &[&account_id, &owner])
@@ -260,7 +272,7 @@ pub async fn respond(
     }
     let lines = statement.lines(&client, after.as_ref(), limit).await?;
     let mut balance = match lines.first() {
-        Some(first) => statement.balance_before(&client, first).await?,
+        Some(first) => statement.balance_before(&mut client, first).await?,
         None => 0,
     };
     let items: Vec<_> = lines
@@ -316,14 +328,14 @@ fn stream_csv(state: &AppState, statement: Statement, after: Option<Position>) -
             return None;
         }
         let page = async {
-            let client = c.pool.get().await?;
+            let mut client = c.pool.get().await?;
             let lines = c
                 .statement
                 .lines(&client, c.after.as_ref(), CSV_PAGE_LINES)
                 .await?;
             let mut balance = match (c.balance, lines.first()) {
                 (Some(b), _) => b,
-                (None, Some(first)) => c.statement.balance_before(&client, first).await?,
+                (None, Some(first)) => c.statement.balance_before(&mut client, first).await?,
                 (None, None) => 0,
             };
             let mut text = String::new();

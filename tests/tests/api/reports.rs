@@ -242,6 +242,38 @@ async fn now(db: &tokio_postgres::Client) -> chrono::DateTime<chrono::Utc> {
         .get(0)
 }
 
+/// Every line of `account` as a statement shows it: the balance before it, read through
+/// the clock (`account_balance_below`, in one snapshot), is the sum of every line before
+/// it in statement order.
+async fn assert_every_line_balance(db: &tokio_postgres::Client, account: &str) -> usize {
+    let lines = db
+        .query(
+            "SELECT p.xid::text, p.id, (SELECT coalesce(sum(q.amount_minor), 0)::bigint FROM postings q
+                                        WHERE q.account_id = p.account_id AND (q.xid, q.id) < (p.xid, p.id))
+             FROM postings p WHERE p.account_id = $1 ORDER BY p.xid, p.id",
+            &[&account],
+        )
+        .await
+        .unwrap();
+    for line in &lines {
+        let (xid, id, expected): (&str, i64, i64) = (line.get(0), line.get(1), line.get(2));
+        db.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .unwrap();
+        let below: i64 = db
+            .query_one(
+                "SELECT account_balance_below($1, $2::text::xid8, $3)",
+                &[&account, &xid, &id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        db.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(below, expected, "before line {xid}/{id} of {account}");
+    }
+    lines.len()
+}
+
 /// A balance at an instant reads only a few minutes of the account's ledger around it
 /// (the xid clock), yet must count a posting whose transaction started before the
 /// instant and took its xid, and committed, well after: it is not stored until no such
@@ -287,6 +319,7 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     db.execute("SELECT xid_clock_tick(0)", &[]).await.unwrap();
+    assert_every_line_balance(&db, &customer).await;
     for &at in &instants {
         assert_eq!(
             balance_at(&db, &customer, at).await,
@@ -312,6 +345,10 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
             "at {at}, stored"
         );
     }
+    // A statement's running balance, through the same clock: the straggler's line sorts
+    // after the payments (its xid is later) though it was created before them.
+    assert_eq!(assert_every_line_balance(&db, &customer).await, 5);
+    assert_every_line_balance(&db, &merchant.account_id).await;
     assert_eq!(
         balance_at(&db, &customer, instants[0]).await - balance_at(&db, &customer, started).await,
         500,
