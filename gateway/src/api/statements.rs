@@ -7,6 +7,10 @@
 //! shown: pages never skip or repeat a line, however many payments land while someone
 //! pages through. A line shows once every older writer here has finished (milliseconds
 //! on the hot path; every statement is bounded by `statement_timeout`).
+//!
+//! Cost: a page reads its lines and the balance before the first of them through the
+//! xid clock (`functions/balances_at.sql`): about a page of the account's index, however
+//! old the account.
 
 use crate::{
     error::{ApiError, ApiResult},
