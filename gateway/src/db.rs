@@ -51,6 +51,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0030_keys_by_merchant",
     "0031_live_campaigns",
     "0032_balances_at",
+    "0033_campaign_pages",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.

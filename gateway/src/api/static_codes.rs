@@ -142,7 +142,7 @@ async fn insert_static_code(
     .unwrap_or_default();
     if live >= STATIC_CODES_PER_MERCHANT_MAX {
         return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
+            ErrorCode::LimitExceeded,
             format!(
                 "a shop has at most {STATIC_CODES_PER_MERCHANT_MAX} live static codes; revoke one first"
             ),

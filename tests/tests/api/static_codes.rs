@@ -310,9 +310,9 @@ async fn a_herd_of_issues_stops_at_the_shops_cap_and_sales_go_on_meanwhile() {
     for response in issued {
         match response.status() {
             StatusCode::CREATED => created += 1,
-            StatusCode::BAD_REQUEST => {
+            StatusCode::UNPROCESSABLE_ENTITY => {
                 let body: Value = response.json().await.unwrap();
-                assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+                assert_eq!(body["error"]["code"], "limit_exceeded", "{body}");
             }
             other => panic!("issuing a code answered {other}"),
         }
