@@ -426,3 +426,101 @@ async fn reports_asked_together_while_payments_land_all_reconcile() {
         2
     );
 }
+
+/// Two read paths over one day of one account, held to each other: the settlement
+/// report (by time, through stored balances) and the statement of that day paged three
+/// lines at a time (by transaction order, through the clock). The lines sum to the
+/// report's net, the first line starts from its opening balance and the last ends at
+/// its closing balance; the CSV says the same.
+#[tokio::test]
+async fn the_days_statement_paged_through_reconciles_with_its_settlement_report() {
+    let app = spawn_app().await;
+    let merchant = app
+        .create_merchant_with(json!({"time_zone": "America/New_York"}))
+        .await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "500.00").await;
+    let mut paid = Vec::new();
+    for amount in ["12.34", "0.99", "100.00", "7.77", "45.10"] {
+        paid.push(pay(&app, &merchant, &wallet, &customer, amount, json!({})).await);
+        // A tick between sales: pages then start from different ticks' balances.
+        app.db()
+            .await
+            .execute("SELECT xid_clock_tick(0)", &[])
+            .await
+            .unwrap();
+    }
+    refund(&app, &merchant, &paid[2], "40.00", "r1").await;
+    refund(&app, &merchant, &paid[0], "12.34", "r2").await;
+    let report = app
+        .settlement_report_today(&merchant.manager_key, "America/New_York")
+        .await;
+    assert_reconciles(&report);
+    let today = app.date_in("America/New_York", 0).await;
+    let (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = {
+        let row = app
+            .db()
+            .await
+            .query_one(
+                "SELECT $1::date::timestamp AT TIME ZONE 'America/New_York',
+                        ($1::date + 1)::timestamp AT TIME ZONE 'America/New_York'",
+                &[&today.parse::<chrono::NaiveDate>().unwrap()],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let range = format!(
+        "from={}&to={}",
+        from.to_rfc3339().replace('+', "%2B"),
+        to.to_rfc3339().replace('+', "%2B")
+    );
+    let path = format!("/v1/accounts/{}/statement", merchant.account_id);
+    let mut lines = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let query = match &cursor {
+            Some(c) => format!("?{range}&limit=3&cursor={c}"),
+            None => format!("?{range}&limit=3"),
+        };
+        let page = json_ok(
+            app.merchant_get(&merchant.manager_key, &format!("{path}{query}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        lines.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    // Five sales and two refunds (the fees are the fee account's lines, not these).
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    let net: Decimal = lines.iter().map(|l| dec(l, "amount")).sum();
+    assert_eq!(net, dec(&report, "net"), "{report}");
+    assert_eq!(
+        dec(&lines[0], "balance_after") - dec(&lines[0], "amount"),
+        dec(&report, "opening_balance")
+    );
+    assert_eq!(
+        dec(lines.last().unwrap(), "balance_after"),
+        dec(&report, "closing_balance")
+    );
+    for pair in lines.windows(2) {
+        assert_eq!(
+            dec(&pair[0], "balance_after") + dec(&pair[1], "amount"),
+            dec(&pair[1], "balance_after"),
+            "{pair:?}"
+        );
+    }
+    let csv = app
+        .merchant_get(&merchant.manager_key, &format!("{path}?{range}&format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let last_balance = csv.lines().last().unwrap().rsplit(',').next().unwrap();
+    assert_eq!(csv.lines().count(), 1 + lines.len(), "{csv}");
+    assert_eq!(last_balance, report["closing_balance"], "{csv}");
+}
