@@ -330,6 +330,18 @@ fn checksum(sql: &str) -> String {
 
 /// Whether a failed transaction may simply be run again: it lost a race (a
 /// serialization failure, a deadlock, or a concurrent insert of the same key).
+/// One snapshot for several reads (repeatable read): what reads the ledger through the
+/// xid clock sees the same lines in every part, while payments land.
+pub async fn one_snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+}
+
 pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         [

@@ -91,11 +91,7 @@ async fn settlement(
         Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
     };
     let mut client = state.pool.get().await?;
-    let snapshot = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await?;
+    let snapshot = crate::db::one_snapshot(&mut client).await?;
     let row = snapshot
         .query_one(
             REPORT_SQL,

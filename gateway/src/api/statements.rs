@@ -168,11 +168,7 @@ impl Statement {
         client: &mut deadpool_postgres::Client,
         line: &Row,
     ) -> ApiResult<i64> {
-        let snapshot = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await?;
+        let snapshot = crate::db::one_snapshot(client).await?;
         let stmt = snapshot
             .prepare_cached("SELECT account_balance_below($1, $2::text::xid8, $3::bigint)")
             .await?;
