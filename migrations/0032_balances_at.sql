@@ -34,3 +34,11 @@ CREATE TABLE account_balances_at (
 -- every order the shop ever made (a refund row is written in its ledger transaction:
 -- its created_at is that transaction's).
 CREATE INDEX refunds_succeeded_by_time ON refunds (created_at) WHERE outcome = 'succeeded';
+
+-- The sweeper's daily pass storing each merchant's balance at the start of the UTC day
+-- (store_daily_balances): how far it got, so a pass resumes and runs once a day.
+CREATE TABLE balance_days (
+    day                 timestamptz PRIMARY KEY,
+    after_merchant_id   text NOT NULL DEFAULT '',
+    done_at             timestamptz
+);

@@ -2,13 +2,17 @@
 //! nothing reads `pending` past `expires_at` for long) and unused vouchers past theirs
 //! (a payment judges a voucher's expiry itself), and prunes webhook-ids and
 //! Idempotency-Key answers past their retention. It also ticks the xid clock that
-//! reports read balances at an instant through (migration 0032).
+//! reports read balances at an instant through (migration 0032), and once a day stores
+//! each merchant's balance at the day's start.
 
 use crate::state::AppState;
 use std::{sync::Arc, time::Duration};
 
 /// Rows pruned per table per round.
 const PRUNE_BATCH_MAX: i64 = 5_000;
+
+/// Merchants whose balance at the UTC day's start one round stores at most.
+const DAILY_BALANCES_BATCH_MAX: i32 = 500;
 
 /// How often the xid clock ticks, whatever the number of replicas: a report reads
 /// about this much of an account's ledger beyond its day at each end.
@@ -32,6 +36,16 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     client
         .execute("SELECT xid_clock_tick($1)", &[&XID_CLOCK_TICK_SECONDS])
         .await?;
+    let balances: i32 = client
+        .query_one(
+            "SELECT store_daily_balances($1)",
+            &[&DAILY_BALANCES_BATCH_MAX],
+        )
+        .await?
+        .get(0);
+    if balances > 0 {
+        tracing::info!(balances, "merchants' balances at the day's start stored");
+    }
     let expired: i32 = client
         .query_one("SELECT expire_due_orders($1)", &[&limits.sweeper_batch_max])
         .await?

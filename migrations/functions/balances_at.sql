@@ -67,10 +67,14 @@ END $$;
 
 -- An account's balance at p_at (the sum of its postings created before it, as this
 -- snapshot sees them): the latest stored balance at or before p_at plus what was posted
--- between. Stored once p_at is settled, when no posting can still land before it.
+-- between. Stored once p_at is settled, when no posting can still land before it. The
+-- settlement is judged before the sum: a tick seen settled means every line created
+-- before p_at had committed when it was taken, so the sum, in this snapshot or a later
+-- one, has them all.
 CREATE OR REPLACE FUNCTION account_balance_at(p_account text, p_at timestamptz) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_known account_balances_at;
+    v_settled boolean := xid_clock_high(p_at) IS NOT NULL;
     v_balance bigint;
 BEGIN
     SELECT * INTO v_known FROM account_balances_at
@@ -80,7 +84,7 @@ BEGIN
     END IF;
     v_balance := coalesce(v_known.balance_minor, 0)
                  + account_net_between(p_account, coalesce(v_known.at, '-infinity'), p_at);
-    IF xid_clock_high(p_at) IS NOT NULL THEN
+    IF v_settled THEN
         BEGIN
             INSERT INTO account_balances_at (account_id, at, balance_minor) VALUES (p_account, p_at, v_balance)
             ON CONFLICT DO NOTHING;
@@ -116,6 +120,46 @@ BEGIN
              AND t.created_at < v_tick.at)
         + (SELECT coalesce(sum(amount_minor), 0) FROM postings
            WHERE account_id = p_account AND (xid, id) >= (v_tick.next_xid, 0) AND (xid, id) < (p_xid, p_id));
+END $$;
+
+-- Once a UTC day's start is settled, stores each merchant's balance at it (those with
+-- lines since their last stored balance), p_batch merchants a call, resuming where the
+-- last call stopped (balance_days); a replica already at it is skipped, not waited for.
+-- A report or a statement then reads at most about a day of a shop's lines, even the
+-- first time. Returns the balances stored.
+CREATE OR REPLACE FUNCTION store_daily_balances(p_batch integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_day timestamptz := date_trunc('day', clock_timestamp(), 'UTC');
+    v_pass balance_days;
+    v_merchant record;
+    v_seen integer := 0;
+    v_stored integer := 0;
+BEGIN
+    IF xid_clock_high(v_day) IS NULL THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO balance_days (day) VALUES (v_day) ON CONFLICT DO NOTHING;
+    SELECT * INTO v_pass FROM balance_days WHERE day = v_day AND done_at IS NULL FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    FOR v_merchant IN SELECT id, account_id FROM merchants WHERE id > v_pass.after_merchant_id ORDER BY id LIMIT p_batch
+    LOOP
+        v_seen := v_seen + 1;
+        v_pass.after_merchant_id := v_merchant.id;
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM postings p
+            WHERE p.account_id = v_merchant.account_id
+              AND p.xid >= xid_clock_low(coalesce((SELECT max(b.at) FROM account_balances_at b
+                                                   WHERE b.account_id = v_merchant.account_id AND b.at < v_day),
+                                                  '-infinity')));
+        PERFORM account_balance_at(v_merchant.account_id, v_day);
+        v_stored := v_stored + 1;
+    END LOOP;
+    UPDATE balance_days SET after_merchant_id = v_pass.after_merchant_id,
+                            done_at = CASE WHEN v_seen < p_batch THEN clock_timestamp() END
+    WHERE day = v_day;
+    RETURN v_stored;
 END $$;
 
 -- What reports read instead of the whole ledger, checked against it: every stored

@@ -494,7 +494,6 @@ impl TestApp {
         response.text().await.unwrap()
     }
 
-    /// Today's settlement report of a merchant whose time zone is `time_zone`.
     /// The date `days_from_today` days from today in `time_zone`, as YYYY-MM-DD.
     pub async fn date_in(&self, time_zone: &str, days_from_today: i32) -> String {
         self.db()
@@ -508,6 +507,7 @@ impl TestApp {
             .get(0)
     }
 
+    /// Today's settlement report of a merchant whose time zone is `time_zone`.
     pub async fn settlement_report_today(&self, key: &str, time_zone: &str) -> Value {
         let today = self.date_in(time_zone, 0).await;
         json_ok(

@@ -605,8 +605,14 @@ async fn every_body_the_document_calls_invalid_is_refused_and_changes_nothing() 
     let after = every_table_counted(&world.app).await;
     // A refused request leaves its own traces only: an operator's attempt in the audit
     // log, a wallet's webhook-id spent (a signed message is not accepted twice). The
-    // sweeper's xid clock ticks whatever is asked.
-    let bookkeeping = ["admin_audit", "wallet_messages", "xid_clock"];
+    // sweeper's xid clock ticks, and its daily pass stores balances, whatever is asked.
+    let bookkeeping = [
+        "admin_audit",
+        "wallet_messages",
+        "xid_clock",
+        "balance_days",
+        "account_balances_at",
+    ];
     let changed: Vec<String> = before
         .iter()
         .zip(&after)

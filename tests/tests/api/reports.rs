@@ -524,3 +524,81 @@ async fn the_days_statement_paged_through_reconciles_with_its_settlement_report(
     assert_eq!(csv.lines().count(), 1 + lines.len(), "{csv}");
     assert_eq!(last_balance, report["closing_balance"], "{csv}");
 }
+
+/// Once the UTC day's start is settled, the sweeper's daily pass stores each merchant's
+/// balance at it (a batch a call, resuming where it stopped; once a day), so even a
+/// shop's first report reads about a day of lines. A shop with no lines is passed over.
+#[tokio::test]
+async fn the_daily_pass_stores_each_active_shops_balance_at_the_days_start_once() {
+    let app = spawn_app().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    let (old, new, idle) = (
+        app.create_merchant_with(json!({"time_zone": "UTC"})).await,
+        app.create_merchant().await,
+        app.create_merchant().await,
+    );
+    let db = app.db().await;
+    // Yesterday's line of the old shop, as an earlier day's payment left it: created and
+    // given its xid before the clock's first tick (xid 3 is older than any here).
+    db.batch_execute(&format!(
+        "WITH t AS (INSERT INTO ledger_transactions (kind, reference, created_at, xid)
+                    VALUES ('top_up', 'yesterday', now() - interval '1 day', '3') RETURNING id)
+         INSERT INTO postings (ledger_transaction_id, account_id, amount_minor, xid)
+         SELECT t.id, a, m, '3' FROM t, (VALUES ('{old}', 500), ('{funding}', -500)) v(a, m);
+         UPDATE account_balances SET balance_minor = balance_minor + 500 WHERE account_id = '{old}' AND shard = 0;
+         UPDATE account_balances SET balance_minor = balance_minor - 500 WHERE account_id = '{funding}';",
+        old = old.account_id,
+        funding = db
+            .query_one(
+                "SELECT id FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = 'CNY'",
+                &[&wallet.wallet_id],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+    ))
+    .await
+    .unwrap();
+    pay(&app, &new, &wallet, &customer, "2.50", json!({})).await;
+    // The pass ran for today when the gateway started, before these shops: run it again.
+    db.batch_execute("DELETE FROM balance_days").await.unwrap();
+    let mut stored = 0;
+    for _ in 0..10 {
+        stored += db
+            .query_one("SELECT store_daily_balances(1)", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0);
+    }
+    assert_eq!(stored, 2, "the old shop and the new one");
+    let balances: Vec<(String, i64)> = db
+        .query(
+            "SELECT m.id, b.balance_minor FROM account_balances_at b JOIN merchants m ON m.account_id = b.account_id
+             WHERE b.at = date_trunc('day', now(), 'UTC') ORDER BY b.balance_minor DESC",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(balances, [(old.id.clone(), 500), (new.id.clone(), 0)]);
+    assert!(!balances.iter().any(|(id, _)| *id == idle.id));
+    assert_eq!(
+        app.count("SELECT count(*) FROM balance_days WHERE done_at IS NOT NULL")
+            .await,
+        1
+    );
+    // Once a day: another call stores nothing.
+    let again: i32 = db
+        .query_one("SELECT store_daily_balances(100)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(again, 0);
+    // The old shop's report of today opens at yesterday's line, in UTC.
+    let report = app.settlement_report_today(&old.manager_key, "UTC").await;
+    assert_eq!(report["opening_balance"], "5.00", "{report}");
+    assert_reconciles(&report);
+}
