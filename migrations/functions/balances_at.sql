@@ -135,8 +135,9 @@ DECLARE
     v_seen integer := 0;
     v_stored integer := 0;
 BEGIN
-    IF xid_clock_high(v_day) IS NULL THEN
-        RETURN 0;
+    IF xid_clock_high(v_day) IS NULL
+       OR EXISTS (SELECT 1 FROM balance_days WHERE day = v_day AND done_at IS NOT NULL) THEN
+        RETURN 0;  -- not yet, or done for today: every other round of the day reads only
     END IF;
     INSERT INTO balance_days (day) VALUES (v_day) ON CONFLICT DO NOTHING;
     SELECT * INTO v_pass FROM balance_days WHERE day = v_day AND done_at IS NULL FOR UPDATE SKIP LOCKED;
