@@ -67,33 +67,41 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     prune(
         &client,
         "wallet_messages",
+        "true",
         limits.wallet_message_retention_seconds,
     )
     .await?;
     prune(
         &client,
         "merchant_idempotency",
+        "true",
         limits.idempotency_retention_seconds,
     )
     .await?;
+    // Settled events only, by their own index (migration 0034).
     prune(
         &client,
         "webhook_events",
+        "status <> 'pending'",
         limits.webhook_event_retention_seconds,
     )
     .await?;
     Ok(())
 }
 
-/// Deletes at most `PRUNE_BATCH_MAX` rows of `table` older than `retention_seconds`.
+/// Deletes at most `PRUNE_BATCH_MAX` rows of `table` that satisfy `prunable` and are
+/// older than `retention_seconds`. Each table's rows are read by an index on their age
+/// whose predicate is `prunable`: this runs every second on every replica.
 async fn prune(
     client: &deadpool_postgres::Client,
     table: &str,
+    prunable: &str,
     retention_seconds: i64,
 ) -> anyhow::Result<()> {
     let sql = format!(
         "DELETE FROM {table} WHERE ctid = ANY (ARRAY(
-             SELECT ctid FROM {table} WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))"
+             SELECT ctid FROM {table}
+             WHERE {prunable} AND created_at < now() - make_interval(secs => $1) LIMIT $2))"
     );
     client
         .execute(&sql, &[&(retention_seconds as f64), &PRUNE_BATCH_MAX])

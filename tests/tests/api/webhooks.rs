@@ -834,3 +834,62 @@ async fn a_wallets_webhook_secret_rotates_with_a_days_overlap() {
     };
     assert!(stored.0.starts_with("sealed:v1:") && stored.1.starts_with("sealed:v1:"));
 }
+
+/// The sweeper bounds the outbox and the replay records: settled events past their
+/// retention (30 days) go, a pending one stays until its delivery settles it, recent
+/// ones stay; a wallet's webhook-ids past theirs (an hour) go.
+#[tokio::test]
+async fn the_sweeper_prunes_settled_events_and_spent_webhook_ids_past_their_retention() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    app.funded_customer(&wallet, "10.00").await;
+    let db = app.db().await;
+    db.batch_execute(&format!(
+        "INSERT INTO webhook_events (id, merchant_id, type, object_id, status, next_attempt_at, created_at) VALUES
+           ('evt_old_delivered', '{m}', 'order.paid', 'ord_1', 'delivered', now(), now() - interval '31 days'),
+           ('evt_old_failed', '{m}', 'order.paid', 'ord_2', 'failed', now(), now() - interval '31 days'),
+           ('evt_old_gone', '{m}', 'order.paid', 'ord_3', 'gone', now(), now() - interval '31 days'),
+           ('evt_old_pending', '{m}', 'order.paid', 'ord_4', 'pending', now() + interval '1 day', now() - interval '31 days'),
+           ('evt_recent_delivered', '{m}', 'order.paid', 'ord_5', 'delivered', now(), now() - interval '29 days');
+         UPDATE wallet_messages SET created_at = now() - interval '2 hours';",
+        m = merchant.id
+    ))
+    .await
+    .unwrap();
+    let left = || async {
+        let events: Vec<String> = app
+            .db()
+            .await
+            .query(
+                "SELECT id FROM webhook_events WHERE id LIKE 'evt_%' ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (
+            events,
+            app.count("SELECT count(*) FROM wallet_messages").await,
+        )
+    };
+    // The sweeper runs every second; give it ten.
+    for _ in 0..100 {
+        if left().await.0.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left().await,
+        (
+            vec![
+                "evt_old_pending".to_owned(),
+                "evt_recent_delivered".to_owned()
+            ],
+            0
+        )
+    );
+}
