@@ -1,7 +1,7 @@
 //! Background upkeep, safe to run on every replica at once: expires due orders (so
 //! nothing reads `pending` past `expires_at` for long) and unused vouchers past theirs
-//! (a payment judges a voucher's expiry itself), and prunes webhook-ids and
-//! Idempotency-Key answers past their retention. It also ticks the xid clock that
+//! (a payment judges a voucher's expiry itself), and prunes webhook-ids,
+//! Idempotency-Key answers, quotes and settled webhook events past their retention. It also ticks the xid clock that
 //! reports read balances at an instant through (migration 0032), and once a day stores
 //! each merchant's balance at the day's start.
 
@@ -10,6 +10,10 @@ use std::{sync::Arc, time::Duration};
 
 /// Rows pruned per table per round.
 const PRUNE_BATCH_MAX: i64 = 5_000;
+
+/// How long a quote is kept: a day past its 60-second life (a payment keeps its own copy
+/// of what it used).
+const QUOTE_RETENTION_SECONDS: i64 = 86_400;
 
 /// Merchants whose balance at the UTC day's start one round stores at most.
 const DAILY_BALANCES_BATCH_MAX: i32 = 500;
@@ -78,6 +82,7 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
         limits.idempotency_retention_seconds,
     )
     .await?;
+    prune(&client, "quotes", "true", QUOTE_RETENTION_SECONDS).await?;
     // Settled events only, by their own index (migration 0034).
     prune(
         &client,

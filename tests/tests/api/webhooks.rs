@@ -835,15 +835,23 @@ async fn a_wallets_webhook_secret_rotates_with_a_days_overlap() {
     assert!(stored.0.starts_with("sealed:v1:") && stored.1.starts_with("sealed:v1:"));
 }
 
-/// The sweeper bounds the outbox and the replay records: settled events past their
-/// retention (30 days) go, a pending one stays until its delivery settles it, recent
-/// ones stay; a wallet's webhook-ids past theirs (an hour) go.
+/// The sweeper bounds the outbox, the replay records and the quotes: settled events past
+/// their retention (30 days) go, a pending one stays until its delivery settles it,
+/// recent ones stay; a wallet's webhook-ids past theirs (an hour) go; quotes a day old
+/// go, a fresh one stays.
 #[tokio::test]
-async fn the_sweeper_prunes_settled_events_and_spent_webhook_ids_past_their_retention() {
+async fn the_sweeper_prunes_settled_events_spent_webhook_ids_and_old_quotes() {
     let app = spawn_app().await;
     let merchant = app.create_merchant().await;
     let wallet = app.create_wallet().await;
-    app.funded_customer(&wallet, "10.00").await;
+    let customer = app.funded_customer(&wallet, "10.00").await;
+    let mut quotes = Vec::new();
+    for _ in 0..2 {
+        let order = app.create_order(&merchant.cashier_key, "1.00").await;
+        let body = json!({"qr_payload": order["qr_payload"], "customer_account_id": customer});
+        let quote = json_ok(wallet.post("quotes", &body).await.unwrap(), StatusCode::OK).await;
+        quotes.push(quote["quote_id"].as_str().unwrap().to_owned());
+    }
     let db = app.db().await;
     db.batch_execute(&format!(
         "INSERT INTO webhook_events (id, merchant_id, type, object_id, status, next_attempt_at, created_at) VALUES
@@ -852,44 +860,42 @@ async fn the_sweeper_prunes_settled_events_and_spent_webhook_ids_past_their_rete
            ('evt_old_gone', '{m}', 'order.paid', 'ord_3', 'gone', now(), now() - interval '31 days'),
            ('evt_old_pending', '{m}', 'order.paid', 'ord_4', 'pending', now() + interval '1 day', now() - interval '31 days'),
            ('evt_recent_delivered', '{m}', 'order.paid', 'ord_5', 'delivered', now(), now() - interval '29 days');
-         UPDATE wallet_messages SET created_at = now() - interval '2 hours';",
-        m = merchant.id
+         UPDATE wallet_messages SET created_at = now() - interval '2 hours';
+         UPDATE quotes SET created_at = now() - interval '25 hours', expires_at = now() - interval '86340 seconds'
+         WHERE id = '{q}';",
+        m = merchant.id,
+        q = quotes[0],
     ))
     .await
     .unwrap();
+    let ids = |sql: &'static str| {
+        let app = &app;
+        async move {
+            let rows = app.db().await.query(sql, &[]).await.unwrap();
+            rows.iter().map(|r| r.get(0)).collect::<Vec<String>>()
+        }
+    };
     let left = || async {
-        let events: Vec<String> = app
-            .db()
-            .await
-            .query(
-                "SELECT id FROM webhook_events WHERE id LIKE 'evt_%' ORDER BY id",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
         (
-            events,
+            ids("SELECT id FROM webhook_events WHERE id LIKE 'evt_%' ORDER BY id").await,
             app.count("SELECT count(*) FROM wallet_messages").await,
+            ids("SELECT id FROM quotes").await,
         )
     };
+    let expected = (
+        vec![
+            "evt_old_pending".to_owned(),
+            "evt_recent_delivered".to_owned(),
+        ],
+        0,
+        vec![quotes[1].clone()],
+    );
     // The sweeper runs every second; give it ten.
     for _ in 0..100 {
-        if left().await.0.len() == 2 {
+        if left().await == expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        left().await,
-        (
-            vec![
-                "evt_old_pending".to_owned(),
-                "evt_recent_delivered".to_owned()
-            ],
-            0
-        )
-    );
+    assert_eq!(left().await, expected);
 }
