@@ -330,8 +330,6 @@ fn checksum(sql: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether a failed transaction may simply be run again: it lost a race (a
-/// serialization failure, a deadlock, or a concurrent insert of the same key).
 /// One snapshot for several reads (repeatable read): what reads the ledger through the
 /// xid clock sees the same lines in every part, while payments land.
 pub async fn one_snapshot(
@@ -344,6 +342,8 @@ pub async fn one_snapshot(
         .await
 }
 
+/// Whether a failed transaction may simply be run again: it lost a race (a
+/// serialization failure, a deadlock, or a concurrent insert of the same key).
 pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         [

@@ -1,9 +1,10 @@
 //! Background upkeep, safe to run on every replica at once: expires due orders (so
 //! nothing reads `pending` past `expires_at` for long) and unused vouchers past theirs
 //! (a payment judges a voucher's expiry itself), and prunes webhook-ids,
-//! Idempotency-Key answers, quotes and settled webhook events past their retention. It also ticks the xid clock that
-//! reports read balances at an instant through (migration 0032), and once a day stores
-//! each merchant's balance at the day's start.
+//! Idempotency-Key answers, quotes and settled webhook events past their retention.
+//! Last (so nothing of the above waits on it), it ticks the xid clock that reports read
+//! balances at an instant through (migration 0032), and once a day stores each
+//! merchant's balance at the day's start.
 
 use crate::state::AppState;
 use std::{sync::Arc, time::Duration};
@@ -37,19 +38,6 @@ pub async fn run(state: Arc<AppState>) {
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
     let limits = &state.settings.limits;
     let client = state.pool.get().await?;
-    client
-        .execute("SELECT xid_clock_tick($1)", &[&XID_CLOCK_TICK_SECONDS])
-        .await?;
-    let balances: i32 = client
-        .query_one(
-            "SELECT store_daily_balances($1)",
-            &[&DAILY_BALANCES_BATCH_MAX],
-        )
-        .await?
-        .get(0);
-    if balances > 0 {
-        tracing::info!(balances, "merchants' balances at the day's start stored");
-    }
     let expired: i32 = client
         .query_one("SELECT expire_due_orders($1)", &[&limits.sweeper_batch_max])
         .await?
@@ -91,6 +79,19 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<()> {
         limits.webhook_event_retention_seconds,
     )
     .await?;
+    client
+        .execute("SELECT xid_clock_tick($1)", &[&XID_CLOCK_TICK_SECONDS])
+        .await?;
+    let balances: i32 = client
+        .query_one(
+            "SELECT store_daily_balances($1)",
+            &[&DAILY_BALANCES_BATCH_MAX],
+        )
+        .await?
+        .get(0);
+    if balances > 0 {
+        tracing::info!(balances, "merchants' balances at the day's start stored");
+    }
     Ok(())
 }
 
