@@ -235,6 +235,17 @@ async fn stored_at(
     .get(0)
 }
 
+/// The wallet's funding account in CNY (where its customers' top-ups come from).
+async fn funding_account(db: &tokio_postgres::Client, wallet: &WalletClient) -> String {
+    db.query_one(
+        "SELECT id FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = 'CNY'",
+        &[&wallet.wallet_id],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 async fn now(db: &tokio_postgres::Client) -> chrono::DateTime<chrono::Utc> {
     db.query_one("SELECT clock_timestamp()", &[])
         .await
@@ -285,14 +296,7 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
     let wallet = app.create_wallet().await;
     let customer = app.funded_customer(&wallet, "100.00").await;
     let db = app.db().await;
-    let funding: String = db
-        .query_one(
-            "SELECT id FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = 'CNY'",
-            &[&wallet.wallet_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let funding = funding_account(&db, &wallet).await;
     let straggler = app.db().await;
     straggler.batch_execute("BEGIN").await.unwrap();
     let started: chrono::DateTime<chrono::Utc> = straggler
@@ -549,14 +553,7 @@ async fn the_daily_pass_stores_each_active_shops_balance_at_the_days_start_once(
          UPDATE account_balances SET balance_minor = balance_minor + 500 WHERE account_id = '{old}' AND shard = 0;
          UPDATE account_balances SET balance_minor = balance_minor - 500 WHERE account_id = '{funding}';",
         old = old.account_id,
-        funding = db
-            .query_one(
-                "SELECT id FROM accounts WHERE kind = 'funding' AND wallet_id = $1 AND currency = 'CNY'",
-                &[&wallet.wallet_id],
-            )
-            .await
-            .unwrap()
-            .get::<_, String>(0),
+        funding = funding_account(&db, &wallet).await,
     ))
     .await
     .unwrap();
