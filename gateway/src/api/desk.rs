@@ -161,10 +161,12 @@ async fn matching_orders(
         (Some("ord"), _, _) => ("SELECT id FROM orders WHERE id = $1", None),
         (Some("pay"), _, _) => ("SELECT order_id FROM payments WHERE id = $1", None),
         (Some("rfd"), _, _) => ("SELECT order_id FROM refunds WHERE id = $1", None),
-        // A customer account: the orders it paid, through its postings, newest first.
+        // A customer account: the orders it paid, through its postings, newest first (in
+        // the order of the account's index: any account id may be asked, the fee account's
+        // millions of lines too, and sorting them by id read every one).
         (Some("acc"), _, _) => (
             "SELECT p.order_id FROM postings s JOIN payments p ON p.ledger_transaction_id = s.ledger_transaction_id
-             WHERE s.account_id = $1 ORDER BY s.id DESC LIMIT 200",
+             WHERE s.account_id = $1 ORDER BY s.xid DESC, s.id DESC LIMIT 200",
             None,
         ),
         (_, _, Some(wallet)) => (
