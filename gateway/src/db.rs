@@ -54,6 +54,7 @@ const MIGRATIONS: &[(&str, &str)] = sql_files![
     "0033_campaign_pages",
     "0034_webhook_events_by_age",
     "0035_quotes_by_age",
+    "0036_accounts_by_merchant",
 ];
 
 /// Every function and trigger, as it is now: one definition of each, edited in place.
