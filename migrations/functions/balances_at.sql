@@ -71,14 +71,16 @@ END $$;
 
 -- An account's balance at p_at (the sum of its postings created before it, as this
 -- snapshot sees them): the latest stored balance at or before p_at plus what was posted
--- between. Stored once p_at is settled, when no posting can still land before it. The
--- settlement is judged before the sum: a tick seen settled means every line created
--- before p_at had committed when it was taken, so the sum, in this snapshot or a later
--- one, has them all.
+-- between. Stored once p_at is settled, when no posting can still land before it, and
+-- only while the account existed (a report of 1970 is zero; storing it, and every day
+-- since, would only grow the table). The settlement is judged before the sum: a tick
+-- seen settled means every line created before p_at had committed when it was taken,
+-- so the sum, in this snapshot or a later one, has them all.
 CREATE OR REPLACE FUNCTION account_balance_at(p_account text, p_at timestamptz) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_known account_balances_at;
-    v_settled boolean := xid_clock_high(p_at) IS NOT NULL;
+    v_settled boolean := xid_clock_high(p_at) IS NOT NULL
+                         AND p_at > (SELECT created_at FROM accounts WHERE id = p_account);
     v_balance bigint;
 BEGIN
     SELECT * INTO v_known FROM account_balances_at
@@ -126,8 +128,8 @@ BEGIN
            WHERE account_id = p_account AND (xid, id) >= (v_tick.next_xid, 0) AND (xid, id) < (p_xid, p_id));
 END $$;
 
--- Once a UTC day's start is settled, stores each merchant's balance at it (those with
--- lines since their last stored balance), p_batch merchants a call, resuming where the
+-- Once a UTC day's start is settled, stores each merchant's balance at it (those whose
+-- account existed then, with lines since their last stored balance), p_batch merchants a call, resuming where the
 -- last call stopped (balance_days); a replica already at it is skipped, not waited for.
 -- A report or a statement then reads at most about a day of a shop's lines, even the
 -- first time. Returns the balances stored.
@@ -148,11 +150,12 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    FOR v_merchant IN SELECT id, account_id FROM merchants WHERE id > v_pass.after_merchant_id ORDER BY id LIMIT p_batch
+    FOR v_merchant IN SELECT m.id, m.account_id, a.created_at FROM merchants m JOIN accounts a ON a.id = m.account_id
+                      WHERE m.id > v_pass.after_merchant_id ORDER BY m.id LIMIT p_batch
     LOOP
         v_seen := v_seen + 1;
         v_pass.after_merchant_id := v_merchant.id;
-        CONTINUE WHEN NOT EXISTS (
+        CONTINUE WHEN v_merchant.created_at >= v_day OR NOT EXISTS (
             SELECT 1 FROM postings p
             WHERE p.account_id = v_merchant.account_id
               AND p.xid >= xid_clock_low(coalesce((SELECT max(b.at) FROM account_balances_at b

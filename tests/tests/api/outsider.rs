@@ -427,3 +427,143 @@ async fn the_settlement_report_of_a_day_of_tips_fees_vouchers_and_refunds_reconc
         (411, 125)
     );
 }
+
+/// The report's and the statement's time inputs at their edges, from outside: NULs,
+/// trailing bytes and dates past the allowed years are 400 and store nothing; the first
+/// and last allowed days answer, reconcile, and store no balance from before the
+/// shop's account existed or after now; a statement over every allowed year sums to the
+/// shop's balance. Then replicas racing the daily pass store each balance once.
+#[tokio::test]
+async fn reports_and_statements_at_the_edges_of_time() {
+    let app = spawn_app().await;
+    let merchant = app.create_merchant().await;
+    let wallet = app.create_wallet().await;
+    let customer = app.funded_customer(&wallet, "100.00").await;
+    for amount in ["12.34", "0.01", "45.00"] {
+        let order = app.create_order(&merchant.cashier_key, amount).await;
+        json_ok(app.pay(&wallet, &order, &customer).await, StatusCode::OK).await;
+    }
+    let key = &merchant.manager_key;
+    let stored = || app.count("SELECT count(*) FROM account_balances_at");
+    let before = stored().await;
+    for bad in [
+        "2026-01-01%00",
+        "%002026-01-01",
+        "2026-01-01x",
+        "2026-1-1",
+        "1969-12-31",
+        "10000-01-01",
+        "2026-02-30",
+        "",
+        "2026-01-01T00:00:00Z",
+    ] {
+        let path = format!("/v1/reports/settlement?date={bad}");
+        assert_error(
+            app.merchant_get(key, &path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    let statement = format!("/v1/accounts/{}/statement", merchant.account_id);
+    for bad in [
+        "from=2026-01-01T00:00:00Z%00",
+        "from=1969-12-31T23:59:59Z",
+        "to=10000-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Zjunk",
+        "to=%00",
+    ] {
+        let path = format!("{statement}?{bad}");
+        assert_error(
+            app.merchant_get(key, &path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    assert_eq!(stored().await, before, "a refused request stores nothing");
+
+    let balance = app.merchant_balance(&merchant).await;
+    let first = json_ok(
+        app.merchant_get(key, "/v1/reports/settlement?date=1970-01-01")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (
+            first["opening_balance"].as_str(),
+            first["closing_balance"].as_str(),
+            first["payments_count"].as_i64()
+        ),
+        (Some("0.00"), Some("0.00"), Some(0))
+    );
+    let last = json_ok(
+        app.merchant_get(key, "/v1/reports/settlement?date=9999-12-31")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(last["opening_balance"], balance, "{last}");
+    assert_eq!(
+        (last["net"].as_str(), last["closing_balance"].as_str()),
+        (Some("0.00"), Some(balance.as_str()))
+    );
+    // Nothing stored from before the account was opened, nor for an instant still to come.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM account_balances_at b JOIN accounts a ON a.id = b.account_id
+             WHERE b.account_id = '{}' AND (b.at < a.created_at OR b.at > now())",
+            merchant.account_id
+        ))
+        .await,
+        0
+    );
+    let all = json_ok(
+        app.merchant_get(
+            key,
+            &format!("{statement}?from=1970-01-01T00:00:00Z&to=9999-12-31T23:59:59Z&limit=200"),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let lines = all["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{all}");
+    assert_eq!(lines.last().unwrap()["balance_after"], balance);
+
+    // Replicas racing the daily pass (one shop a call): each balance is stored once and
+    // counted once.
+    let db = app.db().await;
+    db.batch_execute(&format!(
+        "DELETE FROM balance_days; DELETE FROM account_balances_at;
+         UPDATE accounts SET created_at = now() - interval '2 days' WHERE id = '{}'",
+        merchant.account_id
+    ))
+    .await
+    .unwrap();
+    let racers = (0..8).map(|_| async {
+        let db = app.db().await;
+        let mut stored = 0;
+        for _ in 0..5 {
+            stored += db
+                .query_one("SELECT store_daily_balances(1)", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0);
+        }
+        stored
+    });
+    let stored_by_racers: i32 = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .sum();
+    let rows = stored().await;
+    assert_eq!(i64::from(stored_by_racers), rows);
+    assert_eq!(rows, 1, "the one shop with lines");
+    assert_eq!(
+        app.count("SELECT count(*) FROM balance_days WHERE done_at IS NOT NULL")
+            .await,
+        1
+    );
+}
