@@ -194,45 +194,23 @@ async fn an_order_paid_at_the_end_of_its_longest_life_counts_in_both_reports() {
 }
 
 /// The sum of `account`'s postings created before `at`, the slow and obvious way.
-async fn postings_before(
-    db: &tokio_postgres::Client,
-    account: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> i64 {
-    db.query_one(
-        "SELECT coalesce(sum(p.amount_minor), 0)::bigint FROM postings p
-         JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
-         WHERE p.account_id = $1 AND t.created_at < $2",
-        &[&account, &at],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
+const POSTINGS_BEFORE: &str = "SELECT coalesce(sum(p.amount_minor), 0)::bigint FROM postings p
+     JOIN ledger_transactions t ON t.id = p.ledger_transaction_id
+     WHERE p.account_id = $1 AND t.created_at < $2";
+/// The same through the xid clock and the stored balances.
+const BALANCE_AT: &str = "SELECT account_balance_at($1, $2)";
+/// Whether a balance of `account` at `at` is stored (0 or 1).
+const STORED_AT: &str =
+    "SELECT count(*) FROM account_balances_at WHERE account_id = $1 AND at = $2";
 
-async fn balance_at(
+/// One of the queries above for `account` at `at`.
+async fn at_instant(
     db: &tokio_postgres::Client,
+    sql: &str,
     account: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> i64 {
-    db.query_one("SELECT account_balance_at($1, $2)", &[&account, &at])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn stored_at(
-    db: &tokio_postgres::Client,
-    account: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> i64 {
-    db.query_one(
-        "SELECT count(*) FROM account_balances_at WHERE account_id = $1 AND at = $2",
-        &[&account, &at],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    db.query_one(sql, &[&account, &at]).await.unwrap().get(0)
 }
 
 /// The wallet's funding account in CNY (where its customers' top-ups come from).
@@ -326,11 +304,11 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
     assert_every_line_balance(&db, &customer).await;
     for &at in &instants {
         assert_eq!(
-            balance_at(&db, &customer, at).await,
-            postings_before(&db, &customer, at).await
+            at_instant(&db, BALANCE_AT, &customer, at).await,
+            at_instant(&db, POSTINGS_BEFORE, &customer, at).await
         );
         assert_eq!(
-            stored_at(&db, &customer, at).await,
+            at_instant(&db, STORED_AT, &customer, at).await,
             0,
             "stored while a writer from before it is open"
         );
@@ -339,12 +317,20 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
     straggler.batch_execute("COMMIT").await.unwrap();
     db.execute("SELECT xid_clock_tick(0)", &[]).await.unwrap();
     for &at in &instants {
-        let expected = postings_before(&db, &customer, at).await;
-        assert_eq!(balance_at(&db, &customer, at).await, expected, "at {at}");
-        assert_eq!(stored_at(&db, &customer, at).await, 1, "settled at {at}");
+        let expected = at_instant(&db, POSTINGS_BEFORE, &customer, at).await;
+        assert_eq!(
+            at_instant(&db, BALANCE_AT, &customer, at).await,
+            expected,
+            "at {at}"
+        );
+        assert_eq!(
+            at_instant(&db, STORED_AT, &customer, at).await,
+            1,
+            "settled at {at}"
+        );
         // Read again from what was stored.
         assert_eq!(
-            balance_at(&db, &customer, at).await,
+            at_instant(&db, BALANCE_AT, &customer, at).await,
             expected,
             "at {at}, stored"
         );
@@ -354,7 +340,8 @@ async fn a_balance_at_an_instant_counts_a_transaction_that_started_before_it_and
     assert_eq!(assert_every_line_balance(&db, &customer).await, 5);
     assert_every_line_balance(&db, &merchant.account_id).await;
     assert_eq!(
-        balance_at(&db, &customer, instants[0]).await - balance_at(&db, &customer, started).await,
+        at_instant(&db, BALANCE_AT, &customer, instants[0]).await
+            - at_instant(&db, BALANCE_AT, &customer, started).await,
         500,
         "the straggler is the one line created between"
     );
