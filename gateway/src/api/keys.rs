@@ -5,7 +5,7 @@
 
 use crate::{
     auth::{sha256_32, Merchant, Scope},
-    error::{ApiError, ApiResult, ErrorCode},
+    error::{ApiError, ApiResult},
     http::{encode_cursor, json_body, page_ask, page_json, timestamp},
     state::AppState,
 };
@@ -131,9 +131,11 @@ pub async fn issue(
         return Ok(None);
     };
     if live >= LIVE_KEYS_PER_MERCHANT_MAX {
-        return Err(ApiError::new(
-            ErrorCode::LimitExceeded,
-            format!("a shop has at most {LIVE_KEYS_PER_MERCHANT_MAX} live keys; revoke one first"),
+        return Err(super::live_cap_reached(
+            "a shop",
+            LIVE_KEYS_PER_MERCHANT_MAX,
+            "keys",
+            "revoke one first",
         ));
     }
     let key_id = ids::mint("key");

@@ -46,6 +46,20 @@ pub async fn shop_live_count(
     Ok(Some(tx.query_one(count_sql, &[&merchant_id]).await?.get(0)))
 }
 
+/// A cap on live things refused (`422 limit_exceeded`): who holds them, the cap, and how
+/// to make room. One wording for the shop's keys, static codes and rewards.
+pub fn live_cap_reached(
+    holder: &str,
+    max: i64,
+    things: &str,
+    remedy: &str,
+) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        crate::error::ErrorCode::LimitExceeded,
+        format!("{holder} has at most {max} live {things}; {remedy}"),
+    )
+}
+
 /// Every route. actix tries them in this order, each dynamic path by a regular
 /// expression: the sale's own routes (orders, wallet) come first, so a sale's four
 /// requests are not matched against every admin route first (that was ~8% of the

@@ -10,7 +10,7 @@
 use crate::{
     api::wallet::{claim_message, request_sha256, signed_get, signed_post, wallet_txn_id},
     auth::{Admin, Merchant, Scope},
-    error::{ApiError, ApiResult, ErrorCode},
+    error::{ApiError, ApiResult},
     http::{
         empty_body, encode_cursor, id_filter, json_body, page_ask, page_json, parse_json, timestamp,
     },
@@ -284,9 +284,16 @@ async fn within_live_cap(
         }
     };
     if live >= max {
-        return Err(ApiError::new(
-            ErrorCode::LimitExceeded,
-            format!("at most {max} live rewards; end one first"),
+        let holder = if lister.is_some() {
+            "a shop"
+        } else {
+            "the platform"
+        };
+        return Err(super::live_cap_reached(
+            holder,
+            max,
+            "rewards",
+            "end one first",
         ));
     }
     Ok(())

@@ -141,11 +141,11 @@ async fn insert_static_code(
     .await?
     .unwrap_or_default();
     if live >= STATIC_CODES_PER_MERCHANT_MAX {
-        return Err(ApiError::new(
-            ErrorCode::LimitExceeded,
-            format!(
-                "a shop has at most {STATIC_CODES_PER_MERCHANT_MAX} live static codes; revoke one first"
-            ),
+        return Err(super::live_cap_reached(
+            "a shop",
+            STATIC_CODES_PER_MERCHANT_MAX,
+            "static codes",
+            "revoke one first",
         ));
     }
     let code_id = ids::mint("sqr");
