@@ -38,7 +38,7 @@ struct ReportQuery {
 /// each. Read in one repeatable-read snapshot, so the balances and the lines agree.
 const REPORT_SQL: &str = "
     WITH day AS (
-        SELECT m.account_id, m.currency,
+        SELECT m.account_id, m.currency, m.time_zone,
                ($2::date)::timestamp AT TIME ZONE m.time_zone AS start_at,
                ($2::date + 1)::timestamp AT TIME ZONE m.time_zone AS end_at
         FROM merchants m WHERE m.id = $1
@@ -49,7 +49,8 @@ const REPORT_SQL: &str = "
     )
     SELECT day.currency, balances.opening, balances.closing - balances.opening,
         pay.n, pay.amount, pay.fees, rf.n, rf.amount, rf.fees_returned, po.amount,
-        pay.discounts, rf.discounts, pay.tips, pay.convenience_fees, rf.tips, rf.convenience_fees
+        pay.discounts, rf.discounts, pay.tips, pay.convenience_fees, rf.tips, rf.convenience_fees,
+        day.time_zone
     FROM day, balances,
     LATERAL (SELECT count(*)::bigint AS n, coalesce(sum(p.amount_minor), 0)::bigint AS amount,
                     coalesce(sum(p.fee_minor), 0)::bigint AS fees,
@@ -162,24 +163,8 @@ async fn settlement(
         };
         body.insert(k.to_owned(), value);
     }
-    body.insert(
-        "time_zone".into(),
-        json!(merchant_time_zone(&client, &merchant.merchant_id).await?),
-    );
+    body.insert("time_zone".into(), json!(row.get::<_, &str>(16)));
     Ok(HttpResponse::Ok().json(body))
-}
-
-async fn merchant_time_zone(
-    client: &deadpool_postgres::Client,
-    merchant_id: &str,
-) -> ApiResult<String> {
-    Ok(client
-        .query_one(
-            "SELECT time_zone FROM merchants WHERE id = $1",
-            &[&merchant_id],
-        )
-        .await?
-        .get(0))
 }
 
 #[derive(Deserialize)]
