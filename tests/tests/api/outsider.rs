@@ -446,7 +446,8 @@ async fn reports_and_statements_at_the_edges_of_time() {
     let key = &merchant.manager_key;
     let stored = || app.count("SELECT count(*) FROM account_balances_at");
     let before = stored().await;
-    for bad in [
+    let statement = format!("/v1/accounts/{}/statement", merchant.account_id);
+    let report_dates = [
         "2026-01-01%00",
         "%002026-01-01",
         "2026-01-01x",
@@ -456,26 +457,19 @@ async fn reports_and_statements_at_the_edges_of_time() {
         "2026-02-30",
         "",
         "2026-01-01T00:00:00Z",
-    ] {
-        let path = format!("/v1/reports/settlement?date={bad}");
-        assert_error(
-            app.merchant_get(key, &path).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        )
-        .await;
-    }
-    let statement = format!("/v1/accounts/{}/statement", merchant.account_id);
-    for bad in [
+    ]
+    .map(|date| format!("/v1/reports/settlement?date={date}"));
+    let statement_ranges = [
         "from=2026-01-01T00:00:00Z%00",
         "from=1969-12-31T23:59:59Z",
         "to=10000-01-01T00:00:00Z",
         "from=2026-01-01T00:00:00Zjunk",
         "to=%00",
-    ] {
-        let path = format!("{statement}?{bad}");
+    ]
+    .map(|range| format!("{statement}?{range}"));
+    for path in report_dates.iter().chain(&statement_ranges) {
         assert_error(
-            app.merchant_get(key, &path).await,
+            app.merchant_get(key, path).await,
             StatusCode::BAD_REQUEST,
             "invalid_request",
         )
